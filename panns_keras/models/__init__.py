@@ -1,0 +1,1 @@
+"""PANNs model specs, registry, layers and the AudioTagger model."""

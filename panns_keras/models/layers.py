@@ -1,0 +1,170 @@
+"""Keras 3 layers of the PANNs front end and heads (``keras.ops`` only, no TensorFlow).
+
+Layouts are channels-last: log-mel ``(B, T, F)``, 2-D feature maps ``(B, T, F, C)``,
+1-D feature maps ``(B, T, C)``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+# ----------------------------------------------------------------------------- numpy helpers
+
+
+def hann_window(n: int) -> np.ndarray:
+    """Periodic Hann (``scipy.signal.get_window('hann', n, fftbins=True)``), float64."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+
+
+def dft_kernels(n_fft: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed DFT bases ``(n_fft, n_fft // 2 + 1)`` for the real and imaginary parts.
+
+    Built in float64 and rounded once to float32, as torchlibrosa's ``conv_real`` /
+    ``conv_imag`` weights (transposed to ``(n, k)``).
+    """
+    n = np.arange(n_fft)[:, None]
+    k = np.arange(n_fft // 2 + 1)[None, :]
+    phase = 2.0 * np.pi * ((n * k) % n_fft) / n_fft  # exact modulo keeps the phase small
+    w = hann_window(n_fft)[:, None]
+    return (np.cos(phase) * w).astype(np.float32), (-np.sin(phase) * w).astype(np.float32)
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    safe = np.maximum(f, min_log_hz)
+    return np.where(f >= min_log_hz, min_log_mel + np.log(safe / min_log_hz) / logstep, f / f_sp)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Slaney-scale, Slaney-normalised mel matrix ``(n_fft // 2 + 1, n_mels)`` float32.
+
+    Same definition as ``librosa.filters.mel(htk=False, norm='slaney')``, transposed.
+    """
+    fftfreqs = np.linspace(0.0, sr / 2.0, 1 + n_fft // 2)
+    hz = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(hz)
+    ramps = hz[:, None] - fftfreqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz[2 : n_mels + 2] - hz[:n_mels]))[:, None]
+    return weights.astype(np.float32).T
+
+
+# ----------------------------------------------------------------------------- front end
+
+
+@keras.saving.register_keras_serializable(package="panns_keras")
+class LogMelSpectrogram(keras.layers.Layer):
+    """Waveform ``(B, L)`` to dB log-mel ``(B, T, mel_bins)``, T = 1 + L // hop_size.
+
+    Periodic Hann, reflect-centred STFT as a strided convolution with fixed DFT kernels
+    (no FFT op, so TFLite needs only builtin ops), power 2, Slaney mel, and
+    ``10 * log10(max(mel, 1e-10))`` (ref 1, no top_db). Always computes in float32.
+
+    Example:
+        >>> layer = LogMelSpectrogram(32000, 1024, 320, 64, 50, 14000)
+        >>> layer(np.zeros((1, 32000), "float32")).shape
+        TensorShape([1, 101, 64])
+    """
+
+    def __init__(self, sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64,
+                 fmin=50.0, fmax=14000.0, amin=1e-10, **kwargs):  # fmt: skip
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.sample_rate, self.window_size, self.hop_size = sample_rate, window_size, hop_size
+        self.mel_bins, self.fmin, self.fmax, self.amin = mel_bins, fmin, fmax, amin
+        real, imag = dft_kernels(window_size)
+        self.stft_real, self.stft_imag = real, imag  # (n_fft, n_bins) numpy, torch-comparable
+        self.mel_matrix = mel_filterbank(sample_rate, window_size, mel_bins, fmin, fmax)
+        self._kernel = np.concatenate([real, imag], axis=1)[:, None, :]  # (n_fft, 1, 2 * bins)
+
+    def call(self, waveform):
+        x = ops.cast(waveform, "float32")
+        pad = self.window_size // 2
+        x = ops.pad(x, [[0, 0], [pad, pad]], mode="reflect")
+        x = ops.expand_dims(x, -1)  # (B, L + n_fft, 1)
+        spec = ops.conv(x, ops.convert_to_tensor(self._kernel), strides=self.hop_size)
+        bins = self.window_size // 2 + 1
+        power = ops.square(spec[..., :bins]) + ops.square(spec[..., bins:])  # (B, T, bins)
+        mel = ops.matmul(power, ops.convert_to_tensor(self.mel_matrix))
+        return 10.0 * ops.log(ops.maximum(mel, self.amin)) / np.log(10.0)
+
+    def compute_output_shape(self, input_shape):
+        length = input_shape[1]
+        frames = None if length is None else 1 + length // self.hop_size
+        return (input_shape[0], frames, self.mel_bins)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(sample_rate=self.sample_rate, window_size=self.window_size,
+                      hop_size=self.hop_size, mel_bins=self.mel_bins, fmin=self.fmin,
+                      fmax=self.fmax, amin=self.amin)  # fmt: skip
+        return config
+
+
+@keras.saving.register_keras_serializable(package="panns_keras")
+class SpecAugment(keras.layers.Layer):
+    """torchlibrosa ``SpecAugmentation`` on ``(B, T, F)``: time stripes, then freq stripes.
+
+    Per example and stripe: width ~ U{0, drop_width - 1}, start ~ U{0, size - width - 1}
+    (torch ``randint`` bounds), band set to 0. Identity unless ``training``. Seeded.
+    """
+
+    def __init__(self, time_drop_width=64, time_stripes_num=2, freq_drop_width=8,
+                 freq_stripes_num=2, seed=None, **kwargs):  # fmt: skip
+        super().__init__(**kwargs)
+        self.time_drop_width, self.time_stripes_num = time_drop_width, time_stripes_num
+        self.freq_drop_width, self.freq_stripes_num = freq_drop_width, freq_stripes_num
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _stripe_mask(self, batch, size, width, stripes):
+        # (B, stripes) widths in [0, width) and starts in [0, size - w): torch.randint bounds.
+        w = keras.random.randint((batch, stripes), 0, width, seed=self.seed_generator)
+        u = keras.random.uniform((batch, stripes), seed=self.seed_generator)
+        start = ops.cast(ops.floor(u * ops.cast(size - w, "float32")), "int32")
+        start = ops.minimum(start, ops.maximum(size - w - 1, 0))
+        idx = ops.arange(size)[None, None, :]
+        inside = (idx >= start[..., None]) & (idx < (start + w)[..., None])  # (B, S, size)
+        return ops.any(inside, axis=1)  # (B, size)
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        shape = ops.shape(x)
+        batch, frames, bins = shape[0], shape[1], shape[2]
+        drop_t = self._stripe_mask(batch, frames, self.time_drop_width, self.time_stripes_num)
+        drop_f = self._stripe_mask(batch, bins, self.freq_drop_width, self.freq_stripes_num)
+        keep = ops.logical_not(drop_t[:, :, None] | drop_f[:, None, :])
+        return ops.where(keep, x, ops.zeros_like(x))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(time_drop_width=self.time_drop_width,
+                      time_stripes_num=self.time_stripes_num,
+                      freq_drop_width=self.freq_drop_width,
+                      freq_stripes_num=self.freq_stripes_num, seed=self.seed)  # fmt: skip
+        return config
+
+
+def do_mixup(x, mixup_lambda):
+    """Reference mixup of pairs: ``out[i] = lam[2i] * x[2i] + lam[2i+1] * x[2i+1]``.
+
+    ``x`` has an even batch ``2B``; ``mixup_lambda`` is ``(2B,)``; the result has batch B.
+    """
+    lam = ops.cast(mixup_lambda, x.dtype)
+    lam = ops.reshape(lam, (-1,) + (1,) * (len(x.shape) - 1))
+    mixed = x * lam
+    return mixed[0::2] + mixed[1::2]

@@ -1,0 +1,163 @@
+"""One table from model name to :class:`ModelSpec`; variants via ``dataclasses.replace``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from panns_keras.models.spec import (
+    ConvNetSpec,
+    DaiNetSpec,
+    HeadSpec,
+    LeeNetSpec,
+    LogMelSpec,
+    MobileNetV1Spec,
+    MobileNetV2Spec,
+    ModelSpec,
+    Res1dNetSpec,
+    ResNetSpec,
+    SpecAugmentSpec,
+    WavegramSpec,
+)
+
+_CNN14 = ModelSpec(name="cnn14", reference_name="Cnn14", family="convnet", backbone=ConvNetSpec())
+_RESNET = ModelSpec(name="resnet22", reference_name="ResNet22", family="resnet",
+                    backbone=ResNetSpec())  # fmt: skip
+_WAVE = dict(frontend=None, spec_augment=None, mixup_domain="waveform")
+_WAVEGRAM_TRUNK = ConvNetSpec(first_block=2)
+
+
+def _specs() -> dict[str, ModelSpec]:
+    s: list[ModelSpec] = [
+        _CNN14,
+        replace(_CNN14, name="cnn14_no_specaug", reference_name="Cnn14_no_specaug",
+                spec_augment=None),
+        replace(_CNN14, name="cnn14_no_dropout", reference_name="Cnn14_no_dropout",
+                conv_dropout=0.0),
+        replace(_CNN14, name="cnn14_mixup_time_domain",
+                reference_name="Cnn14_mixup_time_domain", mixup_domain="waveform"),
+        replace(_CNN14, name="cnn14_16k", reference_name="Cnn14_16k", sample_rate=16000,
+                frontend=LogMelSpec(16000, 512, 160, 64, 50, 8000)),
+        replace(_CNN14, name="cnn14_8k", reference_name="Cnn14_8k", sample_rate=8000,
+                frontend=LogMelSpec(8000, 256, 80, 64, 50, 4000)),
+        replace(_CNN14, name="cnn14_mel32", reference_name="Cnn14_mel32",
+                frontend=LogMelSpec(mel_bins=32), spec_augment=SpecAugmentSpec(freq_drop_width=4)),
+        replace(_CNN14, name="cnn14_mel128", reference_name="Cnn14_mel128",
+                frontend=LogMelSpec(mel_bins=128),
+                spec_augment=SpecAugmentSpec(freq_drop_width=16)),
+        *(replace(_CNN14, name=f"cnn14_emb{e}", reference_name=f"Cnn14_emb{e}",
+                  head=HeadSpec(embedding_size=e)) for e in (512, 128, 32)),
+        *(replace(_CNN14, name=f"cnn14_decision_level_{k}",
+                  reference_name=f"Cnn14_DecisionLevel{k.capitalize()}",
+                  head=HeadSpec(kind=f"decision_{k}"),
+                  unused=("att_block.bn_att",) if k == "att" else ())
+          for k in ("max", "avg", "att")),
+        ModelSpec(name="cnn6", reference_name="Cnn6", family="convnet",
+                  backbone=ConvNetSpec(widths=(64, 128, 256, 512), pools=((2, 2),) * 4, kernel=5),
+                  head=HeadSpec(embedding_size=512)),
+        ModelSpec(name="cnn10", reference_name="Cnn10", family="convnet",
+                  backbone=ConvNetSpec(widths=(64, 128, 256, 512), pools=((2, 2),) * 4),
+                  head=HeadSpec(embedding_size=512)),
+        _RESNET,
+        replace(_RESNET, name="resnet38", reference_name="ResNet38",
+                backbone=ResNetSpec(layers=(3, 4, 6, 3))),
+        replace(_RESNET, name="resnet54", reference_name="ResNet54",
+                backbone=ResNetSpec(block="bottleneck", layers=(3, 4, 6, 3))),
+        ModelSpec(name="mobilenet_v1", reference_name="MobileNetV1", family="mobilenet_v1",
+                  backbone=MobileNetV1Spec(), head=HeadSpec(embedding_size=1024),
+                  conv_dropout=0.0),
+        ModelSpec(name="mobilenet_v2", reference_name="MobileNetV2", family="mobilenet_v2",
+                  backbone=MobileNetV2Spec(),
+                  head=HeadSpec(embedding_size=1024, pre_dropout=False), conv_dropout=0.0),
+        ModelSpec(name="leenet11", reference_name="LeeNet11", family="leenet",
+                  backbone=LeeNetSpec(1, ((64, 3, 1), (64, 1, 3), (64, 1, 3), (128, 1, 3),
+                                          (128, 1, 3), (128, 1, 3), (128, 1, 3), (128, 1, 3),
+                                          (256, 1, 3))),
+                  head=HeadSpec(embedding_size=512), conv_dropout=0.0, **_WAVE),
+        ModelSpec(name="leenet24", reference_name="LeeNet24", family="leenet",
+                  backbone=LeeNetSpec(2, ((64, 3, 1), (96, 1, 3), (128, 1, 3), (128, 1, 3),
+                                          (256, 1, 3), (256, 1, 3), (512, 1, 3), (512, 1, 3),
+                                          (1024, 1, 1)), dropout=0.1, dropout_blocks=8),
+                  head=HeadSpec(embedding_size=1024), conv_dropout=0.0, **_WAVE),
+        ModelSpec(name="dainet19", reference_name="DaiNet19", family="dainet",
+                  backbone=DaiNetSpec(), head=HeadSpec(embedding_size=512), conv_dropout=0.0,
+                  unused=("conv_block1.downsample", "conv_block1.bn_downsample"), **_WAVE),
+        ModelSpec(name="res1dnet31", reference_name="Res1dNet31", family="res1dnet",
+                  backbone=Res1dNetSpec(), conv_dropout=0.0, **_WAVE),
+        ModelSpec(name="res1dnet51", reference_name="Res1dNet51", family="res1dnet",
+                  backbone=Res1dNetSpec(layers=(2, 3, 4, 6, 4, 3, 2)), conv_dropout=0.0,
+                  **_WAVE),
+        ModelSpec(name="wavegram_cnn14", reference_name="Wavegram_Cnn14", family="convnet",
+                  backbone=_WAVEGRAM_TRUNK, frontend=None, wavegram=WavegramSpec(),
+                  spec_augment=None, mixup_domain="wavegram",
+                  unused=("bn0", "conv_block1", "spec_augmenter")),
+        ModelSpec(name="wavegram_logmel_cnn14", reference_name="Wavegram_Logmel_Cnn14",
+                  family="convnet", backbone=_WAVEGRAM_TRUNK, wavegram=WavegramSpec(),
+                  mixup_domain="wavegram_logmel"),
+        ModelSpec(name="wavegram_logmel128_cnn14", reference_name="Wavegram_Logmel128_Cnn14",
+                  family="convnet", backbone=_WAVEGRAM_TRUNK,
+                  wavegram=WavegramSpec(widths=(64, 64, 128, 256)),
+                  frontend=LogMelSpec(mel_bins=128),
+                  spec_augment=SpecAugmentSpec(freq_drop_width=16),
+                  mixup_domain="wavegram_logmel"),
+    ]  # fmt: skip
+    return {spec.name: spec for spec in s}
+
+
+MODEL_SPECS: dict[str, ModelSpec] = _specs()
+
+# The 15 systems of the paper's Table XII (parameter counts there).
+PAPER_SYSTEMS = (
+    "cnn6", "cnn10", "cnn14", "resnet22", "resnet38", "resnet54", "mobilenet_v1",
+    "mobilenet_v2", "dainet19", "leenet11", "leenet24", "res1dnet31", "res1dnet51",
+    "wavegram_cnn14", "wavegram_logmel_cnn14",
+)  # fmt: skip
+
+
+def canonical_name(name: str) -> str:
+    """Map ``Cnn14_DecisionLevelAtt``, ``cnn14-16k`` or ``cnn14`` to the registry name.
+
+    Raises:
+        KeyError: with the list of valid names.
+    """
+    if name in MODEL_SPECS:
+        return name
+    by_ref = {s.reference_name.lower(): s.name for s in MODEL_SPECS.values()}
+    key = name.strip().lower().replace("-", "_")
+    if key in MODEL_SPECS:
+        return key
+    if key in by_ref:
+        return by_ref[key]
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip()).lower().replace("-", "_")
+    if snake in MODEL_SPECS:
+        return snake
+    raise KeyError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODEL_SPECS))}")
+
+
+def get_spec(name: str) -> ModelSpec:
+    return MODEL_SPECS[canonical_name(name)]
+
+
+def list_models() -> list[str]:
+    return sorted(MODEL_SPECS)
+
+
+def infer_model_name(filename: str) -> str:
+    """Model name from a released checkpoint name such as ``Cnn14_16k_mAP=0.438.pth``.
+
+    Raises:
+        KeyError: when no registered reference name matches.
+    """
+    stem = re.sub(r"\.(pth|pt|ckpt|tar)$", "", filename.rsplit("/", 1)[-1], flags=re.I)
+    stem = re.split(r"_mAP=", stem, flags=re.I)[0]
+    refs = sorted(MODEL_SPECS.values(), key=lambda s: -len(s.reference_name))
+    for spec in refs:  # the longest reference name that prefixes the stem
+        if stem.lower() == spec.reference_name.lower():
+            return spec.name
+    for spec in refs:
+        if stem.lower().startswith(spec.reference_name.lower() + "_"):
+            return spec.name
+    raise KeyError(
+        f"cannot infer the model from file name {filename!r}; pass --model "
+        f"(one of: {', '.join(sorted(MODEL_SPECS))})"
+    )

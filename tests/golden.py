@@ -1,0 +1,33 @@
+"""Golden reference data (tests/assets/golden, copied from the project's shared goldens)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+GOLDEN_DIR = Path(__file__).parent / "assets" / "golden"
+
+
+def load_golden(reference_name: str):
+    """(meta, state_dict, outputs, tolerances, input waveform) of one reference class."""
+    z = np.load(GOLDEN_DIR / f"{reference_name}.npz")
+    meta = json.loads(str(z["meta"]))
+    state = {}
+    for key in meta["state_dict_keys"]:
+        if f"w/{key}" in z:
+            state[key] = z[f"w/{key}"]
+        elif f"seed/{key}" in z:
+            rng = np.random.default_rng(int(z[f"seed/{key}"]))
+            w = rng.standard_normal(tuple(z[f"shape/{key}"]), dtype=np.float32)
+            w = w * np.float32(z[f"scale/{key}"])
+            digest = hashlib.sha256(np.ascontiguousarray(w, dtype="<f4").tobytes()).hexdigest()
+            assert digest == meta["seeded_sha256"][key], f"regenerated {key} differs"
+            state[key] = w
+    outputs = {k[4:]: z[k] for k in z.files if k.startswith("out/")}
+    tols = {k[4:]: float(z[k]) for k in z.files if k.startswith("tol/")}
+    inp = np.load(GOLDEN_DIR / meta["input_file"])
+    waveform = inp["waveform"].astype(np.float32) / 32768
+    return meta, state, outputs, tols, waveform
