@@ -31,3 +31,15 @@ def load_golden(reference_name: str):
     inp = np.load(GOLDEN_DIR / meta["input_file"])
     waveform = inp["waveform"].astype(np.float32) / 32768
     return meta, state, outputs, tols, waveform
+
+
+def check_outputs(model, outputs, tols, waveform, head_kind):
+    y = model(waveform, return_intermediates=True)
+    assert set(outputs) <= set(y), f"missing outputs {set(outputs) - set(y)}"
+    for key, ref in outputs.items():
+        got = np.asarray(y[key])
+        if key == "logits" and head_kind == "decision_att":
+            got = got.transpose(0, 2, 1)  # golden stores att_block.cla output as (B, K, T')
+        assert got.shape == ref.shape, key
+        err = float(np.max(np.abs(got - ref)))
+        assert err <= tols[key], f"{key}: max |diff| {err:.3g} > tol {tols[key]:.3g}"

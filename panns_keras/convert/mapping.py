@@ -73,7 +73,8 @@ def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
         if key in FRONTEND_TOLERANCE:
             if getattr(model, "logmel_extractor", None) is None:
                 raise ConversionError(
-                    f"unexpected tensor {key}: model {model.spec.name} has no log-mel front end"
+                    f"unexpected tensor {key}: model {model.spec.name} has no log-mel front end "
+                    "(a checkpoint of another architecture?)"
                 )
             expected = _frontend_expected(model, key)
             value = np.asarray(value)

@@ -525,8 +525,9 @@ class AudioTagger(keras.Model):
                 x = self.head_dropout(x, training=training)
             x = ops.relu(self.fc1(x))
             embedding = self.head_dropout(x, training=training)
-            logits = self.fc_audioset(x)  # reads fc1's output before the embedding dropout
-            out = {"clipwise_output": ops.sigmoid(ops.cast(logits, "float32")),
+            # The classifier reads fc1's output before the embedding dropout (reference quirk).
+            logits = ops.cast(self.fc_audioset(x), "float32")
+            out = {"clipwise_output": ops.sigmoid(logits),
                    "embedding": ops.cast(embedding, "float32")}  # fmt: skip
         else:
             # max_pool1d(3, 1, 1) + avg_pool1d(3, 1, 1, count_include_pad=True) over time.

@@ -1,0 +1,42 @@
+# `make demo`: set up and run the main job on the bundled real recordings.
+# `make test`: set up and run the test suite (what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+DEMO_OUT ?= demo_out
+
+.PHONY: setup setup-test test test-fast lint demo bench clean
+
+$(VENV)/.runtime: requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime requirements-test.txt
+	$(PIP) -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.runtime
+setup-test: $(VENV)/.test
+
+lint: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup-test
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: setup-test
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+demo: setup
+	$(PY) -m panns_keras.demo --out=$(DEMO_OUT)
+
+bench: setup
+	$(PY) benchmarks/model_speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

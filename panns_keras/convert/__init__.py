@@ -1,0 +1,1 @@
+"""Checkpoint conversion: official PANNs ``.pth`` files to panns-keras model directories."""

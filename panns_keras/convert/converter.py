@@ -1,0 +1,76 @@
+"""Convert an official PANNs PyTorch checkpoint into a panns-keras model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from absl import logging
+
+from panns_keras.convert.mapping import ConversionError, assign_state_dict
+from panns_keras.convert.model_dir import save_model_dir
+from panns_keras.convert.torch_format import CheckpointError, load_state_dict_from_checkpoint
+from panns_keras.errors import UserError
+from panns_keras.labels import audioset_labels, read_label_file
+from panns_keras.models.registry import canonical_name, infer_model_name
+
+
+def _num_classes(state_dict) -> int | None:
+    for key in ("fc_audioset.weight", "att_block.cla.weight"):
+        if key in state_dict:
+            return int(state_dict[key].shape[0])
+    return None
+
+
+def load_checkpoint_into_model(path: str | Path, model_name: str | None = None):
+    """Read ``path`` and return an AudioTagger holding its weights (strict, exact).
+
+    Raises:
+        UserError: unreadable checkpoint, unknown model, or weights that do not fit.
+    """
+    import panns_keras
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a checkpoint file")
+    try:
+        name = canonical_name(model_name) if model_name else infer_model_name(path.name)
+    except KeyError as e:
+        raise UserError(str(e.args[0])) from None
+    try:
+        state_dict, extra = load_state_dict_from_checkpoint(path)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    num_classes = _num_classes(state_dict) or 527
+    model = panns_keras.build_model(name, num_classes=num_classes)
+    try:
+        assign_state_dict(model, state_dict)
+    except ConversionError as e:
+        raise UserError(f"{path}: {e}") from None
+    logging.info("loaded %d tensors from %s into %s (%s)", len(state_dict), path, name,
+                 {k: v for k, v in extra.items() if np.isscalar(v)})  # fmt: skip
+    return model
+
+
+def convert_checkpoint(path: str | Path, out_dir: str | Path, model_name: str | None = None,
+                       labels_csv: str | Path | None = None) -> Path:  # fmt: skip
+    """Convert ``path`` (zip or legacy torch format) into ``out_dir``.
+
+    The output directory holds ``model.weights.h5``, ``config.json`` and ``labels.csv``
+    and loads with :func:`panns_keras.load_model`. Labels default to AudioSet's 527.
+    """
+    model = load_checkpoint_into_model(path, model_name)
+    labels = read_label_file(labels_csv) if labels_csv else audioset_labels()
+    if len(labels) != model.spec.num_classes:
+        raise UserError(
+            f"the checkpoint has {model.spec.num_classes} classes but the label list has "
+            f"{len(labels)}; pass --labels with a matching index,mid,display_name CSV"
+        )
+    # A smoke run: a converted model must give finite scores.
+    x = np.random.default_rng(0).uniform(-0.1, 0.1, (1, model.spec.sample_rate)).astype("f4")
+    scores = np.asarray(model(x)["clipwise_output"])
+    if not np.all(np.isfinite(scores)):
+        raise UserError(f"{path}: converted model gives non-finite scores")
+    return save_model_dir(model, out_dir, labels, extra={"source": str(Path(path).name)})

@@ -1,0 +1,97 @@
+"""The model directory: ``model.weights.h5`` + ``config.json`` + ``labels.csv``.
+
+Written by the converter, the trainer and fine-tuning; read by :func:`load_model_dir`.
+Writes are atomic: everything goes to a temporary sibling directory that is renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from panns_keras.errors import UserError
+from panns_keras.labels import LABELS_FILENAME, read_label_file, write_label_file
+
+FORMAT = "panns_keras.model_dir/1"
+WEIGHTS = "model.weights.h5"
+CONFIG = "config.json"
+
+
+def save_model_dir(model, out_dir: str | Path, labels: list[tuple[str, str]],
+                   extra: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Save ``model`` (an AudioTagger) with its labels; replaces ``out_dir`` atomically."""
+    out_dir = Path(out_dir)
+    if len(labels) != model.spec.num_classes:
+        raise UserError(
+            f"{len(labels)} labels for a model with {model.spec.num_classes} classes"
+        )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_weights(str(tmp / WEIGHTS))
+        config = {"format": FORMAT, "model": model.spec.name, "spec": model.spec.to_dict(),
+                  "labels": LABELS_FILENAME, **(extra or {})}  # fmt: skip
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        write_label_file(tmp / LABELS_FILENAME, labels)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def read_model_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    cfg_path = path / CONFIG
+    if not path.exists():
+        raise UserError(f"{path}: model not found")
+    if not cfg_path.is_file():
+        raise UserError(f"{path}: not a panns-keras model directory (no {CONFIG})")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{cfg_path}: not valid JSON ({e})") from None
+    if config.get("format") != FORMAT:
+        raise UserError(f"{cfg_path}: unknown format {config.get('format')!r}")
+    return config
+
+
+def load_model_dir(path: str | Path):
+    """Load a model directory (or a ``.keras`` file) as a built Keras model.
+
+    The model gets a ``labels`` attribute: display names in output order.
+    """
+    import keras
+
+    from panns_keras.models.tagger import AudioTagger
+
+    path = Path(path)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise UserError(f"{path}: model file not found")
+        return keras.saving.load_model(str(path))
+    config = read_model_config(path)
+    model = AudioTagger(config["spec"])
+    model.build((None, None))
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise UserError(f"{path}: missing {WEIGHTS}")
+    try:
+        model.load_weights(str(weights))
+    except Exception as e:  # h5py / Keras errors on a damaged or mismatched file
+        raise UserError(f"{weights}: cannot load weights ({type(e).__name__}: {e})") from None
+    labels = read_label_file(path / config.get("labels", LABELS_FILENAME))
+    model.labels = tuple(name for _, name in labels)
+    model.label_ids = tuple(mid for mid, _ in labels)
+    return model

@@ -1,0 +1,33 @@
+"""Every reference model reproduces its golden outputs (weights by the golden rule)."""
+
+import pytest
+from golden import check_outputs, load_golden
+
+import panns_keras
+from panns_keras.convert.mapping import assign_state_dict
+from panns_keras.models.registry import MODEL_SPECS
+
+SMALL = {"cnn6", "cnn10", "mobilenet_v1", "mobilenet_v2", "leenet11", "leenet24", "dainet19"}
+
+
+def _params(spec):
+    marks = () if spec.name in SMALL else (pytest.mark.slow,)
+    return pytest.param(spec.name, id=spec.reference_name, marks=marks)
+
+
+@pytest.mark.parametrize("name", [_params(s) for s in MODEL_SPECS.values()])
+def test_golden_outputs(name):
+    spec = MODEL_SPECS[name]
+    meta, state, outputs, tols, waveform = load_golden(spec.reference_name)
+    assert meta["config"]["sample_rate"] == spec.sample_rate
+    if spec.frontend is not None:
+        fe = spec.frontend
+        cfg = meta["config"]
+        assert (fe.window_size, fe.hop_size, fe.mel_bins) == (
+            cfg["window_size"], cfg["hop_size"], cfg["mel_bins"])  # fmt: skip
+    model = panns_keras.build_model(name)
+    assign_state_dict(model, state)
+    # Output keys of the reference's own dict.
+    expected_keys = set(meta["output_dict_keys"])
+    assert set(model(waveform[:, :32000]).keys()) == expected_keys
+    check_outputs(model, outputs, tols, waveform, spec.head.kind)

@@ -1,0 +1,46 @@
+import pytest
+
+import panns_keras
+from panns_keras.models.registry import canonical_name, infer_model_name
+
+
+def test_list_models_has_all_29_reference_classes():
+    assert len(panns_keras.list_models()) == 29
+
+
+@pytest.mark.parametrize(("given", "name"), [
+    ("cnn14", "cnn14"), ("Cnn14", "cnn14"), ("Cnn14_DecisionLevelAtt", "cnn14_decision_level_att"),
+    ("Wavegram_Logmel_Cnn14", "wavegram_logmel_cnn14"), ("MobileNetV1", "mobilenet_v1"),
+    ("cnn14-16k", "cnn14_16k"), ("ResNet38", "resnet38"),
+])  # fmt: skip
+def test_canonical_name(given, name):
+    assert canonical_name(given) == name
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(KeyError, match="valid names: .*cnn14"):
+        panns_keras.build_model("cnn15")
+
+
+@pytest.mark.parametrize(("filename", "name"), [
+    ("Cnn14_mAP=0.431.pth", "cnn14"), ("Cnn14_16k_mAP=0.438.pth", "cnn14_16k"),
+    ("/x/Cnn14_DecisionLevelMax_mAP=0.385.pth", "cnn14_decision_level_max"),
+    ("Wavegram_Logmel_Cnn14_mAP=0.439.pth", "wavegram_logmel_cnn14"),
+    ("Cnn6_golden_zip.pth", "cnn6"), ("ResNet22_mAP=0.430.pth", "resnet22"),
+])  # fmt: skip
+def test_infer_model_name(filename, name):
+    assert infer_model_name(filename) == name
+
+
+def test_infer_model_name_fails_clearly():
+    with pytest.raises(KeyError, match="pass --model"):
+        infer_model_name("my_model.pth")
+
+
+def test_overrides():
+    model = panns_keras.build_model("cnn6", num_classes=10, sample_rate=16000, window_size=512,
+                                    hop_size=160, fmax=8000, embedding_size=128, build=False)
+    assert model.spec.sample_rate == 16000 and model.spec.frontend.window_size == 512
+    assert model.spec.head.embedding_size == 128 and model.spec.num_classes == 10
+    with pytest.raises(ValueError, match="unknown model override"):
+        panns_keras.build_model("cnn6", windowsize=1, build=False)
