@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[2:]):
         doc = (module.__doc__ or "").strip()
-        print(f"{doc}\n\nflags:\n{flags.FLAGS.module_help(module)}")
+        helps = [flags.FLAGS.module_help(m) for m in (module, *getattr(module, "HELP_MODULES", ()))]
+        print(f"{doc}\n\nflags:\n" + "\n".join(h for h in helps if h.strip()))
         return 0
 
     from panns_keras.errors import UserError

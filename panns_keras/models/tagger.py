@@ -222,7 +222,7 @@ class AudioTagger(keras.Model):
             for k in range(n):
                 stride = s if k == 0 else 1
                 p = f"features.{idx}.conv"
-                hidden = int(round(inp * t))
+                hidden = round(inp * t)
                 stage = {"stride": stride, "residual": stride == 1 and inp == c, "expand": None}
                 if t == 1:
                     stage["dw"] = [self._conv2d(f"{p}.0", None, 3, depthwise=True),

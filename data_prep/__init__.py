@@ -1,0 +1,1 @@
+"""Data preparation: audio files -> class-grouped, sharded TFRecords (`python -m data_prep`)."""

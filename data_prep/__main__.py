@@ -1,0 +1,6 @@
+"""`python -m data_prep --prepare_output_dir=... (--audioset_csv|--generic_csv|--class_dir)=..."""
+
+from data_prep import cli
+
+if __name__ == "__main__":
+    cli.entry()

@@ -1,0 +1,56 @@
+"""absl flags of `python -m data_prep` / `panns-keras prepare`.
+
+`define_flags()` is idempotent, so a CLI can call it (and `run(FLAGS)`) without
+clashing with an earlier definition.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+_DEFINED_MARKER = "prepare_output_dir"
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    if _DEFINED_MARKER in flag_values:
+        return
+    fv = flag_values
+    flags.DEFINE_string(
+        _DEFINED_MARKER, None, "Output folder for shards and manifest.", flag_values=fv
+    )
+    flags.DEFINE_string("prepare_name", "train", "Shard name prefix.", flag_values=fv)
+    flags.DEFINE_string("audioset_csv", "", "AudioSet segments CSV (layout a).", flag_values=fv)
+    flags.DEFINE_string("audio_dir", "", "Audio folder for --audioset_csv.", flag_values=fv)
+    flags.DEFINE_string(
+        "labels_csv",
+        "",
+        "index,mid,display_name CSV (class_labels_indices.csv).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "filename_pattern",
+        "",
+        "AudioSet file name pattern, e.g. '{ytid}_{start}.wav' (default: Y<ytid>.*, "
+        "<ytid>_<start>.* with any audio extension).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("generic_csv", "", "CSV path,labels[,fold] (layout b).", flag_values=fv)
+    flags.DEFINE_string(
+        "folds", "", "Comma list of folds to keep from --generic_csv.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "class_dir",
+        "",
+        "Folder with one sub-folder per class (layout c).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer("prepare_sample_rate", 32000, "Target sample rate (Hz).", flag_values=fv)
+    flags.DEFINE_float("clip_seconds", 10.0, "Clip length; pad with zeros or trim.", flag_values=fv)
+    flags.DEFINE_integer("clips_per_shard", 256, "Maximum clips per shard.", flag_values=fv)
+    flags.DEFINE_integer("num_workers", 0, "Decoding processes (0 = all cores).", flag_values=fv)
+    flags.DEFINE_float(
+        "max_fail_fraction",
+        0.1,
+        "Exit non-zero when skipped inputs / all inputs exceeds this.",
+        flag_values=fv,
+    )

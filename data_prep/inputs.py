@@ -1,0 +1,235 @@
+"""Input listings -> (labels, clips, skipped). No audio is decoded here.
+
+Three layouts:
+  (a) AudioSet segment CSV + audio folder + class_labels_indices.csv
+  (b) generic CSV `path,labels[,fold]` (labels `;`/`|`-separated names, MIDs or indices)
+  (c) a folder with one sub-folder per class
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import re
+
+import soundfile as sf
+
+AUDIO_EXTENSIONS = frozenset(
+    {"." + f.lower() for f in sf.available_formats()}
+    | {
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aif",
+        ".aiff",
+        ".au",
+        ".caf",
+        ".w64",
+    }
+)
+
+REASON_UNKNOWN_LABEL = "unknown label"
+REASON_DUPLICATE = "duplicate"
+
+
+@dataclasses.dataclass(frozen=True)
+class Label:
+    index: int
+    mid: str
+    display_name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    clip_id: str
+    source: str
+    labels: tuple[int, ...]
+
+
+@dataclasses.dataclass
+class Listing:
+    labels: list[Label]
+    clips: list[Clip]
+    skipped: list[dict]  # {'clip_id', 'source', 'reason', 'detail'}
+
+
+def skip(clip_id: str, source: str, reason: str, detail: str = "") -> dict:
+    return {"clip_id": clip_id, "source": source, "reason": reason, "detail": detail}
+
+
+def read_labels_csv(path: str) -> list[Label]:
+    """Reads AudioSet's class_labels_indices.csv layout: index,mid,display_name."""
+    labels = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            if not row or not row[0].strip() or row[0].strip().lower() == "index":
+                continue
+            labels.append(Label(int(row[0]), row[1].strip(), row[2].strip()))
+    labels.sort(key=lambda label: label.index)
+    if [label.index for label in labels] != list(range(len(labels))):
+        raise ValueError(f"{path}: label indices must be 0..N-1")
+    return labels
+
+
+def write_labels_csv(path: str, labels: list[Label]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "mid", "display_name"])
+        for label in labels:
+            w.writerow([label.index, label.mid, label.display_name])
+
+
+class LabelResolver:
+    """Maps an index, MID or display name (case-insensitive) to a class index."""
+
+    def __init__(self, labels: list[Label]):
+        self.num = len(labels)
+        self.by_key = {}
+        for label in labels:
+            self.by_key.setdefault(label.display_name.lower(), label.index)
+        for label in labels:
+            self.by_key[label.mid.lower()] = label.index  # MIDs win over names
+
+    def __call__(self, token: str) -> int | None:
+        token = token.strip()
+        if re.fullmatch(r"\d+", token):
+            i = int(token)
+            return i if i < self.num else None
+        return self.by_key.get(token.lower())
+
+
+def _index_audio_dir(audio_dir: str) -> dict[str, str]:
+    """Maps file name (and stem) -> path for audio files under audio_dir (recursive)."""
+    index: dict[str, str] = {}
+    for root, dirs, files in os.walk(audio_dir):
+        dirs.sort()
+        for name in sorted(files):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in AUDIO_EXTENSIONS:
+                continue
+            path = os.path.join(root, name)
+            index.setdefault(name, path)
+            index.setdefault(stem, path)
+    return index
+
+
+def _start_variants(start: str) -> list[str]:
+    out = [start.strip()]
+    try:
+        v = float(start)
+    except ValueError:
+        return out
+    for s in (
+        f"{v:.3f}",
+        f"{v:.1f}",
+        f"{v:.6f}",
+        f"{v:g}",
+        str(int(v)) if v == int(v) else "",
+    ):
+        if s and s not in out:
+            out.append(s)
+    return out
+
+
+def list_audioset(
+    segments_csv: str, audio_dir: str, labels_csv: str, filename_pattern: str = ""
+) -> Listing:
+    labels = read_labels_csv(labels_csv)
+    resolve = LabelResolver(labels)
+    index = _index_audio_dir(audio_dir)
+    clips, skipped, seen = [], [], set()
+    with open(segments_csv, newline="", encoding="utf-8") as f:
+        lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+    for row in csv.reader(lines, skipinitialspace=True):
+        if len(row) < 4:
+            continue
+        ytid, start, end, mids = row[0].strip(), row[1].strip(), row[2].strip(), row[3]
+        try:
+            clip_id = f"{ytid}_{float(start):.3f}"
+        except ValueError:
+            continue  # a header line without '#'
+        candidates = []
+        for s in _start_variants(start):
+            if filename_pattern:
+                candidates.append(filename_pattern.format(ytid=ytid, start=s, end=end))
+            else:
+                candidates += [f"Y{ytid}", ytid, f"{ytid}_{s}", f"Y{ytid}_{s}"]
+        path = next((index[c] for c in candidates if c in index), None)
+        if path is None:
+            skipped.append(skip(clip_id, candidates[0], "missing", "no matching file"))
+            continue
+        idx, unknown = [], []
+        for mid in mids.split(","):
+            if not mid.strip():
+                continue
+            i = resolve(mid)
+            (unknown if i is None else idx).append(mid.strip() if i is None else i)
+        if unknown or not idx:
+            skipped.append(skip(clip_id, path, REASON_UNKNOWN_LABEL, ",".join(unknown)))
+            continue
+        if clip_id in seen:
+            skipped.append(skip(clip_id, path, REASON_DUPLICATE))
+            continue
+        seen.add(clip_id)
+        clips.append(Clip(clip_id, path, tuple(sorted(set(idx)))))
+    return Listing(labels, clips, skipped)
+
+
+def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Listing:
+    """`path,labels[,fold]` rows; optional header row starting with 'path'."""
+    base = os.path.dirname(os.path.abspath(csv_path))
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
+    if rows and rows[0][0].strip().lower() == "path":
+        rows = rows[1:]
+    want = {s.strip() for s in folds.split(",") if s.strip()} if folds else set()
+    if want:
+        rows = [r for r in rows if len(r) > 2 and r[2].strip() in want]
+    split = [[t.strip() for t in re.split(r"[;|]", r[1] if len(r) > 1 else "") if t.strip()]
+             for r in rows]  # fmt: skip
+    if labels_csv:
+        labels = read_labels_csv(labels_csv)
+    else:
+        tokens = sorted({t for ts in split for t in ts})
+        if tokens and all(re.fullmatch(r"\d+", t) for t in tokens):
+            n = max(int(t) for t in tokens) + 1
+            labels = [Label(i, str(i), str(i)) for i in range(n)]
+        else:
+            labels = [Label(i, t, t) for i, t in enumerate(tokens)]
+    resolve = LabelResolver(labels)
+    clips, skipped, seen = [], [], set()
+    for r, tokens in zip(rows, split):
+        rel = r[0].strip()
+        path = rel if os.path.isabs(rel) else os.path.join(base, rel)
+        clip_id = os.path.splitext(rel)[0]
+        idx = [resolve(t) for t in tokens]
+        unknown = [t for t, i in zip(tokens, idx) if i is None]
+        if unknown:
+            skipped.append(skip(clip_id, path, REASON_UNKNOWN_LABEL, ",".join(unknown)))
+            continue
+        if clip_id in seen:
+            skipped.append(skip(clip_id, path, REASON_DUPLICATE))
+            continue
+        seen.add(clip_id)
+        clips.append(Clip(clip_id, path, tuple(sorted(set(idx)))))
+    return Listing(labels, clips, skipped)
+
+
+def list_class_folders(root: str) -> Listing:
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    labels = [Label(i, c, c) for i, c in enumerate(classes)]
+    clips = []
+    for i, c in enumerate(classes):
+        for dirpath, dirs, files in os.walk(os.path.join(root, c)):
+            dirs.sort()
+            for name in sorted(files):
+                if os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS:
+                    continue
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, root)
+                clips.append(Clip(os.path.splitext(rel)[0], path, (i,)))
+    return Listing(labels, clips, [])

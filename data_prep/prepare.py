@@ -1,0 +1,376 @@
+"""Audio files -> class-grouped, sharded TFRecords + manifest.json + labels.csv.
+
+Importing this module does not import TensorFlow: worker processes only decode,
+resample and encode (numpy / soundfile / soxr); the parent writes the shards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+
+from absl import logging
+
+from data_prep import inputs as inputs_lib
+from panns_keras import audio as audio_lib
+from panns_keras.data import example_codec
+
+MANIFEST_NAME = "manifest.json"
+LABELS_NAME = "labels.csv"
+STATE_DIR = ".prepare_state"
+MANIFEST_VERSION = 1
+# Test hook: os._exit(3) after this many shards were written in this run.
+EXIT_AFTER_ENV = "PANNS_PREPARE_EXIT_AFTER_SHARDS"
+UNLABELLED_GROUP = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardPlan:
+    index: int
+    group: int
+    clips: tuple  # tuple[inputs.Clip, ...]
+    filename: str
+
+
+def shard_filename(name: str, index: int, total: int) -> str:
+    return f"{name}-{index:05d}-of-{total:05d}.tfrecord"
+
+
+def rarest_label_groups(clips) -> dict[str, int]:
+    """clip_id -> its rarest label (fewest clips overall; ties -> lower index)."""
+    counts: dict[int, int] = {}
+    for c in clips:
+        for i in c.labels:
+            counts[i] = counts.get(i, 0) + 1
+    return {
+        c.clip_id: (min(c.labels, key=lambda i: (counts[i], i)) if c.labels else UNLABELLED_GROUP)
+        for c in clips
+    }
+
+
+def plan_shards(clips, name: str, clips_per_shard: int) -> list[ShardPlan]:
+    """Deterministic assignment: groups in index order, clips sorted by id, split evenly."""
+    groups = rarest_label_groups(clips)
+    by_group: dict[int, list] = {}
+    for c in clips:
+        by_group.setdefault(groups[c.clip_id], []).append(c)
+    chunks = []
+    for g in sorted(by_group):
+        members = sorted(by_group[g], key=lambda c: (c.clip_id, c.source))
+        k = max(1, math.ceil(len(members) / clips_per_shard))
+        bounds = [round(j * len(members) / k) for j in range(k + 1)]
+        for j in range(k):
+            chunks.append((g, tuple(members[bounds[j] : bounds[j + 1]])))
+    total = len(chunks)
+    return [
+        ShardPlan(i, g, members, shard_filename(name, i, total))
+        for i, (g, members) in enumerate(chunks)
+    ]
+
+
+def encode_clip(clip, sample_rate: int, clip_samples: int):
+    """The per-clip transform: returns (serialized Example, None) or (None, skip dict)."""
+    try:
+        wav = audio_lib.load_audio(clip.source, sample_rate)
+    except audio_lib.AudioError as e:
+        return None, inputs_lib.skip(clip.clip_id, clip.source, e.reason, e.detail)
+    data = example_codec.serialize_clip(
+        wav, clip.labels, clip.clip_id, clip.source, sample_rate, clip_samples
+    )
+    return data, None
+
+
+def _encode_job(job):
+    clip, sample_rate, clip_samples = job
+    return encode_clip(clip, sample_rate, clip_samples)
+
+
+def _fingerprint(shard: ShardPlan, sample_rate: int, clip_samples: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([shard.filename, shard.group, sample_rate, clip_samples]).encode())
+    for c in shard.clips:
+        h.update(json.dumps([c.clip_id, c.source, list(c.labels)]).encode())
+    return h.hexdigest()
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _load_state(out_dir: str, shard: ShardPlan, fingerprint: str) -> dict | None:
+    """The saved result of a completed shard, or None when it must be (re)written."""
+    state_path = os.path.join(out_dir, STATE_DIR, shard.filename + ".json")
+    shard_path = os.path.join(out_dir, shard.filename)
+    if not (os.path.exists(state_path) and os.path.exists(shard_path)):
+        return None
+    try:
+        with open(state_path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if state.get("fingerprint") != fingerprint:
+        return None
+    if os.path.getsize(shard_path) != state.get("bytes"):
+        return None
+    return state
+
+
+class _Progress:
+    """One-line progress on stderr (at most every `interval` s) plus absl log lines."""
+
+    def __init__(self, total: int, interval: float = 1.0):
+        self.total, self.done, self.failed = total, 0, 0
+        self.start = self.last = time.monotonic()
+        self.interval = interval
+        self.tty = sys.stderr.isatty()
+
+    def update(self, n: int = 1, failed: int = 0, force: bool = False) -> None:
+        self.done += n
+        self.failed += failed
+        now = time.monotonic()
+        if not force and now - self.last < self.interval and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        pct = 100.0 * self.done / max(self.total, 1)
+        line = (
+            f"prepare: {self.done}/{self.total} clips ({pct:.1f}%), "
+            f"{rate:.1f} clips/s, {self.failed} failed"
+        )
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if self.done >= self.total else ""))
+            sys.stderr.flush()
+        else:
+            logging.info(line)
+
+
+def _write_shard(out_dir, shard, results, fingerprint, num_classes_hint) -> dict:
+    """Writes one shard atomically from an iterator of encode results; returns its state."""
+    import tensorflow as tf  # parent process only
+
+    del num_classes_hint
+    path = os.path.join(out_dir, shard.filename)
+    tmp = path + ".tmp"
+    skipped, class_counts, n = [], {}, 0
+    with tf.io.TFRecordWriter(tmp) as w:
+        for clip, (data, err) in zip(shard.clips, results):
+            if err is not None:
+                skipped.append(err)
+                continue
+            w.write(data)
+            n += 1
+            for i in clip.labels:
+                class_counts[str(i)] = class_counts.get(str(i), 0) + 1
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    state = {
+        "file": shard.filename,
+        "group": shard.group,
+        "num_clips": n,
+        "sha256": _sha256(tmp),
+        "bytes": os.path.getsize(tmp),
+        "class_counts": class_counts,
+        "skipped": skipped,
+        "fingerprint": fingerprint,
+    }
+    state_dir = os.path.join(out_dir, STATE_DIR)
+    os.makedirs(state_dir, exist_ok=True)
+    _write_atomic(os.path.join(state_dir, shard.filename + ".json"), json.dumps(state).encode())
+    os.replace(tmp, path)
+    _fsync_dir(out_dir)
+    return state
+
+
+def list_inputs(
+    audioset_csv: str = "",
+    audio_dir: str = "",
+    labels_csv: str = "",
+    filename_pattern: str = "",
+    generic_csv: str = "",
+    folds: str = "",
+    class_dir: str = "",
+) -> inputs_lib.Listing:
+    chosen = [bool(audioset_csv), bool(generic_csv), bool(class_dir)]
+    if sum(chosen) != 1:
+        raise ValueError("give exactly one of audioset_csv, generic_csv, class_dir")
+    if audioset_csv:
+        if not (audio_dir and labels_csv):
+            raise ValueError("audioset_csv needs audio_dir and labels_csv")
+        return inputs_lib.list_audioset(audioset_csv, audio_dir, labels_csv, filename_pattern)
+    if generic_csv:
+        return inputs_lib.list_generic_csv(generic_csv, labels_csv, folds)
+    return inputs_lib.list_class_folders(class_dir)
+
+
+def precheck(listing: inputs_lib.Listing) -> tuple[list, list]:
+    """Moves clips whose source is missing or a directory to the skipped list."""
+    clips, skipped = [], list(listing.skipped)
+    for c in listing.clips:
+        if os.path.isdir(c.source):
+            skipped.append(inputs_lib.skip(c.clip_id, c.source, audio_lib.REASON_DIRECTORY))
+        elif not os.path.exists(c.source):
+            skipped.append(inputs_lib.skip(c.clip_id, c.source, audio_lib.REASON_MISSING))
+        else:
+            clips.append(c)
+    return clips, skipped
+
+
+def prepare(
+    output_dir: str,
+    *,
+    audioset_csv: str = "",
+    audio_dir: str = "",
+    labels_csv: str = "",
+    filename_pattern: str = "",
+    generic_csv: str = "",
+    folds: str = "",
+    class_dir: str = "",
+    name: str = "train",
+    sample_rate: int = 32000,
+    clip_seconds: float = 10.0,
+    clips_per_shard: int = 256,
+    num_workers: int = 0,
+) -> dict:
+    """Writes shards, labels.csv and manifest.json into output_dir; returns the manifest.
+
+    Complete shards from an earlier run with the same inputs and settings are kept
+    (checked by a fingerprint of their planned contents and their size), so an
+    interrupted run resumes and ends with byte-identical shards.
+    """
+    listing = list_inputs(
+        audioset_csv,
+        audio_dir,
+        labels_csv,
+        filename_pattern,
+        generic_csv,
+        folds,
+        class_dir,
+    )
+    clips, pre_skipped = precheck(listing)
+    clip_samples = round(clip_seconds * sample_rate)
+    shards = plan_shards(clips, name, int(clips_per_shard))
+    os.makedirs(output_dir, exist_ok=True)
+    inputs_lib.write_labels_csv(os.path.join(output_dir, LABELS_NAME), listing.labels)
+
+    states: dict[int, dict] = {}
+    todo = []
+    for s in shards:
+        fp = _fingerprint(s, sample_rate, clip_samples)
+        st = _load_state(output_dir, s, fp)
+        if st is None:
+            todo.append((s, fp))
+        else:
+            states[s.index] = st
+    total_todo = sum(len(s.clips) for s, _ in todo)
+    logging.info(
+        "prepare: %d clips (%d skipped before decoding) -> %d shards, %d to write, %d kept",
+        len(clips), len(pre_skipped), len(shards), len(todo), len(states),
+    )  # fmt: skip
+    exit_after = int(os.environ.get(EXIT_AFTER_ENV, "0") or 0)
+    progress = _Progress(total_todo)
+    if todo:
+        workers = int(num_workers) or (os.cpu_count() or 1)
+        jobs = ((c, sample_rate, clip_samples) for s, _ in todo for c in s.clips)
+        ctx = multiprocessing.get_context("spawn")
+        pool = ctx.Pool(workers) if workers > 1 else None
+        try:
+            results = pool.imap(_encode_job, jobs, chunksize=4) if pool else map(_encode_job, jobs)
+            results = iter(results)
+            for written, (s, fp) in enumerate(todo, start=1):
+
+                def shard_results(s=s):
+                    for _ in s.clips:
+                        r = next(results)
+                        progress.update(1, failed=int(r[1] is not None))
+                        yield r
+
+                states[s.index] = _write_shard(output_dir, s, shard_results(), fp, None)
+                if exit_after and written >= exit_after:
+                    logging.warning("prepare: %s=%d reached, exiting", EXIT_AFTER_ENV, exit_after)
+                    sys.stderr.flush()
+                    os._exit(3)
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        progress.update(0, force=True)
+    manifest = build_manifest(
+        name, listing.labels, shards, states, pre_skipped, sample_rate, clip_samples,
+        len(listing.clips) + len(listing.skipped),
+    )  # fmt: skip
+    _write_atomic(
+        os.path.join(output_dir, MANIFEST_NAME),
+        (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"),
+    )
+    return manifest
+
+
+def build_manifest(
+    name, labels, shards, states, pre_skipped, sample_rate, clip_samples, num_inputs
+) -> dict:
+    class_counts: dict[str, int] = {}
+    shard_entries, skipped = [], list(pre_skipped)
+    for s in shards:
+        st = states[s.index]
+        entry = {k: st[k] for k in ("file", "group", "num_clips", "sha256", "bytes")}
+        entry["class_counts"] = st["class_counts"]
+        group_label = labels[s.group].display_name if 0 <= s.group < len(labels) else None
+        entry["group_name"] = group_label
+        shard_entries.append(entry)
+        skipped.extend(st["skipped"])
+        for k, v in st["class_counts"].items():
+            class_counts[k] = class_counts.get(k, 0) + v
+    skipped.sort(key=lambda d: (d["clip_id"], d["source"], d["reason"]))
+    reasons: dict[str, int] = {}
+    for d in skipped:
+        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+    num_clips = sum(e["num_clips"] for e in shard_entries)
+    return {
+        "version": MANIFEST_VERSION,
+        "name": name,
+        "sample_rate": sample_rate,
+        "clip_samples": clip_samples,
+        "num_classes": len(labels),
+        "labels": [dataclasses.asdict(label) for label in labels],
+        "num_inputs": num_inputs,
+        "num_clips": num_clips,
+        "num_skipped": len(skipped),
+        "fail_fraction": len(skipped) / num_inputs if num_inputs else 0.0,
+        "skipped_by_reason": reasons,
+        "class_counts": dict(sorted(class_counts.items(), key=lambda kv: int(kv[0]))),
+        "grouping": "rarest_label",
+        "shards": shard_entries,
+        "skipped": skipped,
+    }

@@ -1,0 +1,1 @@
+"""TFRecord schema, tf.data input pipelines and mixup for panns-keras."""

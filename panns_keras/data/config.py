@@ -1,0 +1,55 @@
+"""Default data configuration (embedded by the training config as `config.data`)."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+    """Returns the `config.data` block with defaults.
+
+    Fields:
+      train_files: glob pattern (str) or list of patterns/paths of training shards.
+      eval_files: same, for evaluation shards.
+      manifest_dir: folder with manifest.json ('' = the folder of the first train shard).
+      sample_rate: sample rate of the stored audio (Hz).
+      clip_samples: samples per example (crop or pad to this).
+      num_classes: width of the multi-hot target.
+      balanced: class-balanced sampling (reference-style) vs. raw frequencies.
+      shuffle_buffer: examples in the shuffle buffer.
+      skip_corrupt: skip corrupted records/shards (counted) instead of raising.
+      mixup: 'logmel' (pipeline yields 2x batch, model mixes), 'waveform' (pipeline
+        mixes pairs) or 'none'.
+      mixup_alpha: Beta(alpha, alpha) parameter.
+      deterministic: deterministic element order given `config.seed`.
+      random_crop: crop longer clips at a random offset (else from the start).
+      num_parallel_reads: files read in parallel (-1 = AUTOTUNE).
+      cycle_length: interleave cycle length per class group.
+    """
+    c = ml_collections.ConfigDict()
+    c.train_files = ""
+    c.eval_files = ""
+    c.manifest_dir = ""
+    c.sample_rate = 32000
+    c.clip_samples = 320000
+    c.num_classes = 527
+    c.balanced = True
+    c.shuffle_buffer = 1000
+    c.skip_corrupt = False
+    c.mixup = "logmel"
+    c.mixup_alpha = 1.0
+    c.deterministic = True
+    c.random_crop = True
+    c.num_parallel_reads = -1
+    c.cycle_length = 4
+    return c
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """A minimal full config (`data`, `train.batch_size`, `seed`) for tests and tools."""
+    c = ml_collections.ConfigDict()
+    c.data = default_data_config()
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 32
+    c.seed = 0
+    return c

@@ -1,0 +1,366 @@
+"""tf.data input pipelines over the shards written by `data_prep`.
+
+Train: shards -> (per class group: shuffled shard list -> interleave -> repeat)
+  -> uniform choice of class group (balanced) or one interleaved stream (raw
+  frequencies) -> shuffle -> parse -> crop/pad -> multi-hot -> batch -> optional
+  waveform mixup -> prefetch. Infinite and seeded.
+Eval: every clip exactly once in file order; the last batch is padded and a
+  `mask` marks real rows.
+
+Corrupted shards (bad CRC, truncation) are detected per file by comparing the bytes
+consumed by the reader with the file size: by default an InvalidArgumentError
+naming the shard is raised; with `skip_corrupt` the rest of that shard is skipped,
+a warning naming it goes to stderr and `corrupt_shard_count()` is incremented.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import tensorflow as tf
+from absl import logging
+
+from panns_keras.data import mixup as mixup_lib
+from panns_keras.data import schema
+
+MANIFEST_NAME = "manifest.json"
+_RECORD_OVERHEAD = 16  # 8-byte length + 4-byte length CRC + 4-byte data CRC
+
+_CORRUPT_COUNTER = None
+
+
+def corrupt_shard_count() -> int:
+    """Number of corrupted shards skipped so far (skip_corrupt=True) in this process."""
+    return 0 if _CORRUPT_COUNTER is None else int(_CORRUPT_COUNTER.numpy())
+
+
+def _corrupt_counter() -> tf.Variable:
+    global _CORRUPT_COUNTER
+    if _CORRUPT_COUNTER is None:
+        with tf.init_scope():
+            _CORRUPT_COUNTER = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt")
+    return _CORRUPT_COUNTER
+
+
+def read_manifest(directory: str) -> dict:
+    """Loads `<directory>/manifest.json` (or the path itself if it is a file)."""
+    path = directory
+    if tf.io.gfile.isdir(directory):
+        path = os.path.join(directory, MANIFEST_NAME)
+    with tf.io.gfile.GFile(path, "r") as f:
+        return json.load(f)
+
+
+def list_files(patterns) -> list[str]:
+    """Expands a glob string (comma-separated allowed) or a list of globs; sorted, unique."""
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    files = set()
+    for p in patterns:
+        p = os.fspath(p).strip()
+        matched = tf.io.gfile.glob(p)
+        files.update(matched)
+    files = sorted(f for f in files if not f.endswith(".tmp"))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {patterns!r}")
+    return files
+
+
+def _shard_groups(files: list[str], manifest_dir: str = "") -> dict[str, int]:
+    """Maps each file to its class group from the manifest(s) beside the shards."""
+    dirs = {manifest_dir} if manifest_dir else {os.path.dirname(f) for f in files}
+    groups = {}
+    for d in sorted(dirs):
+        try:
+            m = read_manifest(d)
+        except (tf.errors.NotFoundError, FileNotFoundError):
+            continue
+        for s in m.get("shards", []):
+            groups[os.path.join(d, s["file"])] = int(s["group"])
+            groups[s["file"]] = int(s["group"])  # basename fallback
+    out = {}
+    missing = []
+    for f in files:
+        g = groups.get(f, groups.get(os.path.basename(f)))
+        if g is None:
+            missing.append(f)
+        else:
+            out[f] = g
+    if missing:
+        raise ValueError(
+            f"balanced sampling needs the shard -> class group map from {MANIFEST_NAME}; "
+            f"no entry for {len(missing)} file(s), e.g. {missing[0]} "
+            "(set config.data.manifest_dir or config.data.balanced=False)"
+        )
+    return out
+
+
+def _read_checked(filename, filesize, skip_corrupt: bool) -> tf.data.Dataset:
+    """Records of one file; detects corruption/truncation and names the file."""
+    filesize = tf.cast(filesize, tf.int64)
+    records = tf.data.TFRecordDataset(filename).ignore_errors()
+    tagged = records.map(lambda r: (r, tf.constant(False)))
+    tagged = tagged.concatenate(tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(True))))
+
+    def step(consumed, item):
+        r, is_end = item
+        size = tf.cast(tf.strings.length(r), tf.int64) + _RECORD_OVERHEAD
+        consumed = tf.where(is_end, consumed, consumed + size)
+        return consumed, (r, is_end, consumed)
+
+    scanned = tagged.scan(tf.constant(0, tf.int64), step)
+
+    def check(r, is_end, consumed):
+        bad = tf.logical_and(is_end, tf.not_equal(consumed, filesize))
+        if skip_corrupt:
+
+            def report():
+                counter = _corrupt_counter()
+                op = tf.print(
+                    "WARNING: skip_corrupt: corrupted TFRecord shard",
+                    filename,
+                    ": read",
+                    consumed,
+                    "of",
+                    filesize,
+                    "bytes; rest of the shard skipped",
+                    output_stream=sys.stderr,
+                )
+                with tf.control_dependencies([op]):
+                    return counter.assign_add(1)
+
+            done = tf.cond(bad, report, lambda: tf.constant(0, tf.int64))
+            with tf.control_dependencies([done]):
+                return tf.identity(r), tf.identity(is_end)
+        assert_op = tf.debugging.Assert(
+            tf.logical_not(bad),
+            [
+                "corrupted or truncated TFRecord shard:",
+                filename,
+                "read bytes:",
+                consumed,
+                "file size:",
+                filesize,
+            ],
+            summarize=3,
+        )
+        with tf.control_dependencies([assert_op]):
+            return tf.identity(r), tf.identity(is_end)
+
+    checked = scanned.map(check)
+    return checked.filter(lambda r, is_end: tf.logical_not(is_end)).map(lambda r, is_end: r)
+
+
+def _file_dataset(files: list[str]) -> tf.data.Dataset:
+    sizes = [tf.io.gfile.stat(f).length for f in files]
+    return tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files, tf.string), tf.constant(sizes, tf.int64))
+    )
+
+
+def _pipeline_info(input_context, global_batch: int):
+    if input_context is None:
+        return global_batch, 0, 1
+    per = input_context.get_per_replica_batch_size(global_batch)
+    return per, input_context.input_pipeline_id, input_context.num_input_pipelines
+
+
+def _shard_files_or_records(files, pid, n):
+    """Shards by file when every pipeline gets at least one file, else by record."""
+    if n <= 1:
+        return files, None
+    if len(files) >= n:
+        return files[pid::n], None
+    return files, (n, pid)
+
+
+def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_shard=None):
+    ds = _file_dataset(files)
+    kwargs = (
+        {} if parallel is None else {"num_parallel_calls": parallel, "deterministic": deterministic}
+    )
+    ds = ds.interleave(
+        lambda f, s: _read_checked(f, s, skip_corrupt),
+        cycle_length=max(1, min(cycle_length, len(files))),
+        block_length=1,
+        **kwargs,
+    )
+    if record_shard is not None:
+        ds = ds.shard(*record_shard)
+    return ds
+
+
+def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int):
+    """serialized -> {'waveform': int16 [clip_samples], 'target', 'clip_id'}.
+
+    The waveform stays int16 until after batching (half the bytes to copy); `_to_float`
+    then divides by 32767.
+    """
+
+    def crop_or_pad(pcm, valid, index):
+        excess = tf.maximum(valid - clip_samples, 0)
+        if random_crop:
+            offset = tf.random.stateless_uniform(
+                [],
+                seed=tf.stack([tf.cast(seed, tf.int64), index]),
+                maxval=excess + 1,
+                dtype=tf.int64,
+            )
+        else:
+            offset = tf.constant(0, tf.int64)
+        pcm = pcm[offset : offset + clip_samples]
+        return tf.pad(pcm, [[0, clip_samples - tf.shape(pcm, out_type=tf.int64)[0]]])
+
+    def decode(index, serialized):
+        parsed = schema.parse_example(serialized)
+        pcm = tf.io.decode_raw(parsed[schema.AUDIO], tf.int16, little_endian=True)
+        n = tf.shape(pcm, out_type=tf.int64)[0]
+        valid = tf.minimum(tf.maximum(parsed[schema.NUM_SAMPLES], 1), n)
+        if random_crop:
+            fits = tf.logical_and(tf.equal(n, clip_samples), valid >= clip_samples)
+        else:
+            fits = tf.equal(n, clip_samples)
+        pcm = tf.cond(fits, lambda: pcm, lambda: crop_or_pad(pcm, valid, index))
+        pcm = tf.ensure_shape(pcm, [clip_samples])
+        return {
+            "waveform": pcm,
+            "target": schema.multi_hot(parsed[schema.LABELS], num_classes),
+            "clip_id": parsed[schema.CLIP_ID],
+        }
+
+    return decode
+
+
+def _to_float(batch: dict) -> dict:
+    out = dict(batch)
+    out["waveform"] = tf.cast(batch["waveform"], tf.float32) / schema.INT16_SCALE
+    return out
+
+
+def _mix_int16(batch: dict, alpha: float, seed) -> dict:
+    """Waveform mixup of an int16 batch; the 1/32767 scale is folded into lambda."""
+    n = tf.shape(batch["waveform"])[0]
+    lam = mixup_lib.sample_mixup_lambda(n // 2, alpha, seed)
+    wav = tf.cast(batch["waveform"], tf.float32)
+    return {
+        "waveform": mixup_lib.do_mixup(wav, lam / schema.INT16_SCALE),
+        "target": mixup_lib.do_mixup(batch["target"], lam),
+    }
+
+
+def _options(deterministic: bool) -> tf.data.Options:
+    opts = tf.data.Options()
+    opts.deterministic = bool(deterministic)
+    opts.experimental_optimization.map_parallelization = True
+    return opts
+
+
+def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
+    """Infinite training dataset of {'waveform', 'target'} batches (see module doc)."""
+    d = config.data
+    per_replica, pid, npipes = _pipeline_info(input_context, int(config.train.batch_size))
+    seed = int(config.get("seed", 0)) * 1000003 + pid
+    deterministic = bool(d.get("deterministic", True))
+    skip = bool(d.skip_corrupt)
+    clip_samples = int(d.clip_samples)
+    cycle = int(d.get("cycle_length", 4))
+    parallel = d.get("num_parallel_reads", -1)
+    parallel = tf.data.AUTOTUNE if parallel in (None, -1) else int(parallel)
+    files = list_files(d.train_files)
+
+    if d.balanced:
+        groups = _shard_groups(files, d.get("manifest_dir", ""))
+        by_group: dict[int, list[str]] = {}
+        for f in files:
+            by_group.setdefault(groups[f], []).append(f)
+        streams = []
+        for i, g in enumerate(sorted(by_group)):
+            gfiles, rshard = _shard_files_or_records(by_group[g], pid, npipes)
+            fds = _file_dataset(gfiles).shuffle(len(gfiles), seed=seed + 7919 * i)
+            recs = fds.interleave(
+                lambda f, s: _read_checked(f, s, skip),
+                cycle_length=max(1, min(cycle, len(gfiles))),
+                block_length=1,
+            )
+            if rshard is not None:
+                recs = recs.shard(*rshard)
+            streams.append(recs.repeat())
+        logging.info("balanced train input: %d class groups, %d shards", len(streams), len(files))
+        ds = tf.data.Dataset.sample_from_datasets(
+            streams, weights=None, seed=seed, stop_on_empty_dataset=False
+        )
+    else:
+        pfiles, rshard = _shard_files_or_records(files, pid, npipes)
+        fds = _file_dataset(pfiles).shuffle(len(pfiles), seed=seed).repeat()
+        ds = fds.interleave(
+            lambda f, s: _read_checked(f, s, skip),
+            cycle_length=max(1, min(cycle, len(pfiles))),
+            block_length=1,
+            num_parallel_calls=parallel,
+            deterministic=deterministic,
+        )
+        if rshard is not None:
+            ds = ds.shard(*rshard)
+
+    if int(d.shuffle_buffer) > 1:
+        ds = ds.shuffle(int(d.shuffle_buffer), seed=seed + 1)
+    mode = str(d.mixup).lower()
+    if mode not in ("logmel", "waveform", "none"):
+        raise ValueError(f"config.data.mixup must be logmel|waveform|none, got {d.mixup!r}")
+    batch = per_replica * 2 if mode in ("logmel", "waveform") else per_replica
+    decode = _decode_fn(clip_samples, int(d.num_classes), bool(d.get("random_crop", True)), seed)
+    ds = ds.enumerate().map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
+    if skip:
+        ds = ds.ignore_errors()  # unparsable records
+    ds = ds.map(lambda e: {"waveform": e["waveform"], "target": e["target"]})
+    ds = ds.batch(batch, drop_remainder=True)
+    if mode == "waveform":
+        alpha = float(d.mixup_alpha)
+        ds = ds.enumerate().map(
+            lambda i, b: _mix_int16(b, alpha, tf.stack([tf.cast(seed + 2, tf.int64), i])),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+    else:
+        ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(_options(deterministic))
+
+
+def make_eval_dataset(config, input_context=None) -> tf.data.Dataset:
+    """Every clip once, in file order, padded last batch with 'mask' and 'clip_id'."""
+    d = config.data
+    per_replica, pid, npipes = _pipeline_info(input_context, int(config.train.batch_size))
+    eval_batch = int(config.get("eval", {}).get("batch_size", 0) or 0) or per_replica
+    if input_context is not None and eval_batch != per_replica:
+        eval_batch = input_context.get_per_replica_batch_size(eval_batch)
+    clip_samples = int(d.clip_samples)
+    files = list_files(d.eval_files)
+    pfiles, rshard = _shard_files_or_records(files, pid, npipes)
+    ds = _records(pfiles, bool(d.skip_corrupt), 1, None, True, rshard)
+    ds = ds.enumerate()
+    ds = ds.map(
+        _decode_fn(clip_samples, int(d.num_classes), False, 0),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if d.skip_corrupt:
+        ds = ds.ignore_errors()
+    ds = ds.map(lambda e: dict(e, mask=tf.constant(1.0, tf.float32)))
+    ds = ds.batch(eval_batch, drop_remainder=False)
+
+    def pad(b):
+        missing = eval_batch - tf.shape(b["mask"])[0]
+        out = {}
+        for k, v in b.items():
+            paddings = [[0, missing]] + [[0, 0]] * (len(v.shape) - 1)
+            out[k] = tf.pad(v, paddings)
+            out[k] = tf.ensure_shape(out[k], [eval_batch, *v.shape[1:]])
+        return out
+
+    ds = ds.map(lambda b: _to_float(pad(b))).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(_options(True))

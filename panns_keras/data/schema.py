@@ -1,0 +1,106 @@
+"""The one TFRecord schema for panns-keras clips.
+
+Each record is a `tf.train.Example` with:
+  audio        bytes   little-endian int16 PCM, mono, exactly `clip_samples` samples
+                       (zero-padded or trimmed)
+  num_samples  int64   true length before padding, capped at `clip_samples`
+  sample_rate  int64
+  labels       int64[] class indices (possibly empty)
+  clip_id      bytes   utf-8 id
+  source       bytes   utf-8 source path
+
+float -> int16: clip to [-1, 1], multiply by 32767, round half to even (numpy rint).
+int16 -> float: divide by 32767 (as the PANNs reference does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from panns_keras.data import example_codec
+
+AUDIO = "audio"
+NUM_SAMPLES = "num_samples"
+SAMPLE_RATE = "sample_rate"
+LABELS = "labels"
+CLIP_ID = "clip_id"
+SOURCE = "source"
+
+INT16_SCALE = example_codec.INT16_SCALE
+
+FEATURE_SPEC = {
+    AUDIO: tf.io.FixedLenFeature([], tf.string),
+    NUM_SAMPLES: tf.io.FixedLenFeature([], tf.int64),
+    SAMPLE_RATE: tf.io.FixedLenFeature([], tf.int64),
+    LABELS: tf.io.VarLenFeature(tf.int64),
+    CLIP_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    SOURCE: tf.io.FixedLenFeature([], tf.string, default_value=""),
+}
+
+
+float_to_int16 = example_codec.float_to_int16
+fit_length = example_codec.fit_length
+
+
+def int16_to_float(pcm: np.ndarray) -> np.ndarray:
+    return np.asarray(pcm, dtype=np.int16).astype(np.float32) / np.float32(INT16_SCALE)
+
+
+def serialize_example(
+    waveform: np.ndarray,
+    labels,
+    clip_id: str,
+    source: str = "",
+    sample_rate: int = 32000,
+    clip_samples: int | None = None,
+) -> bytes:
+    """Serializes one clip as a `tf.train.Example` (bytes).
+
+    Args:
+      waveform: 1-D float waveform in [-1, 1] (or int16 PCM, taken as is).
+      labels: iterable of int class indices.
+      clip_id: clip identifier.
+      source: source path (informational).
+      sample_rate: the waveform's sample rate.
+      clip_samples: fixed length; None keeps the waveform's own length.
+    """
+    return example_codec.serialize_clip(
+        waveform, labels, clip_id, source, sample_rate, clip_samples
+    )
+
+
+def parse_example(serialized) -> dict:
+    """Parses one serialized Example (graph-safe). `labels` comes back dense int64 [n]."""
+    parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
+    parsed[LABELS] = tf.sparse.to_dense(parsed[LABELS])
+    return parsed
+
+
+def decode_audio(parsed: dict) -> tf.Tensor:
+    """float32 waveform [clip_samples] from a parsed example (int16 / 32767)."""
+    pcm = tf.io.decode_raw(parsed[AUDIO], tf.int16, little_endian=True)
+    return tf.cast(pcm, tf.float32) / INT16_SCALE
+
+
+def multi_hot(labels, num_classes: int) -> tf.Tensor:
+    """float32 [num_classes] multi-hot target from int64 indices (out-of-range ignored)."""
+    labels = tf.cast(labels, tf.int32)
+    valid = tf.logical_and(labels >= 0, labels < num_classes)
+    labels = tf.boolean_mask(labels, valid)
+    hot = tf.reduce_sum(tf.one_hot(labels, num_classes, dtype=tf.float32), axis=0)
+    return tf.minimum(hot, 1.0)  # duplicates count once; empty labels give zeros
+
+
+def example_to_numpy(serialized: bytes) -> dict:
+    """Decodes a serialized Example with protobuf only (tests, tools; no TF graph)."""
+    ex = tf.train.Example.FromString(serialized)
+    f = ex.features.feature
+    return {
+        AUDIO: np.frombuffer(f[AUDIO].bytes_list.value[0], dtype="<i2").astype(np.int16),
+        NUM_SAMPLES: int(f[NUM_SAMPLES].int64_list.value[0]),
+        SAMPLE_RATE: int(f[SAMPLE_RATE].int64_list.value[0]),
+        LABELS: [int(i) for i in f[LABELS].int64_list.value],
+        CLIP_ID: f[CLIP_ID].bytes_list.value[0].decode("utf-8"),
+        SOURCE: f[SOURCE].bytes_list.value[0].decode("utf-8"),
+    }
