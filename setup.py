@@ -24,6 +24,9 @@ setup(
     packages=find_packages(include=["panns_keras", "panns_keras.*", "data_prep", "data_prep.*"]),
     package_data={"panns_keras": ["assets/*.csv"]},
     install_requires=_requirements("requirements.txt"),
-    extras_require={"test": _requirements("requirements-test.txt")},
+    extras_require={
+        "test": _requirements("requirements-test.txt"),
+        "beam": ["apache-beam==2.77.0"],
+    },
     entry_points={"console_scripts": ["panns-keras=panns_keras.cli:main"]},
 )
