@@ -1,0 +1,118 @@
+"""Per-clip latency / real-time factor of Keras (eager, XLA), SavedModel and TFLite variants.
+
+    .venv/bin/python benchmarks/inference.py [--models cnn6,mobilenet_v1,cnn14]
+        [--variants float32,dynamic_int8,int8] [--repeats 3] [--clip_seconds 10]
+
+Weights are random (seeded); the quantized variants' agreement with float is measured on
+the real clips in tests/assets/audio. GFLOP/s uses the PANNs paper's multiply-adds x 2 per
+10 s clip, next to a 4096 x 4096 float32 tf.linalg.matmul measured in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+import panns_keras
+from panns_keras.export import common
+from panns_keras.export import tflite as T
+from panns_keras.export.representative import representative_windows
+from panns_keras.export.savedmodel import serving_function
+
+# Paper FLOPs per 10 s clip (Kong et al. 2020, Table: "Multi-adds"), as given in the brief.
+PAPER_FLOPS = {"cnn14": 42.22e9, "mobilenet_v1": 3.614e9, "cnn6": 21.986e9}
+AUDIO = Path(__file__).resolve().parents[1] / "tests" / "assets" / "audio"
+
+_MODELS = flags.DEFINE_list("models", "cnn6,mobilenet_v1,cnn14", "Models to time.")
+_VARIANTS = flags.DEFINE_list("variants", "float32,dynamic_int8,int8", "TFLite variants.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per configuration (median).")
+_CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length.")
+
+
+def timeit(fn, repeats):
+    fn()  # warm-up / compile
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def matmul_gflops(repeats=5):
+    a = tf.random.normal((4096, 4096))
+    b = tf.random.normal((4096, 4096))
+    sec = timeit(lambda: tf.linalg.matmul(a, b).numpy(), repeats)
+    return 2 * 4096**3 / sec / 1e9
+
+
+def row(name, backend, sec, clip_s, flops):
+    gf = flops * clip_s / 10.0 / sec / 1e9
+    print(f"{name:<13} {backend:<24} {sec * 1e3:9.1f} ms  RTF {sec / clip_s:7.4f}  "
+          f"{gf:6.1f} GFLOP/s", flush=True)  # fmt: skip
+
+
+def main(argv):
+    del argv
+    clip_s = _CLIP.value
+    cores = os.cpu_count()
+    print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
+    print(f"tf.linalg.matmul 4096^2 float32: {matmul_gflops():.1f} GFLOP/s\n")
+    for name in _MODELS.value:
+        bench_model(name, clip_s, cores)
+
+
+def time_tflite(content, threads, x):
+    r = T.TfliteRunner(content, num_threads=threads)
+    return timeit(lambda: r(x), _REPEATS.value)
+
+
+def bench_model(name, clip_s, cores):
+    model = panns_keras.build_model(name, seed=0)
+    sr = model.spec.sample_rate
+    n = int(clip_s * sr)
+    x = common.synthetic_windows(sr, n, count=1)
+    flops = PAPER_FLOPS.get(name, float("nan"))
+    step = lambda v: model(v, training=False)["clipwise_output"]  # noqa: E731
+    row(name, "keras eager", timeit(lambda: np.asarray(step(x)), _REPEATS.value),
+        clip_s, flops)  # fmt: skip
+    xla = tf.function(step, jit_compile=True)
+    row(name, "keras XLA", timeit(lambda: xla(x).numpy(), _REPEATS.value), clip_s, flops)
+    with tempfile.TemporaryDirectory() as d:
+        module = tf.Module()
+        module.model = model
+        serve = serving_function(model)
+        tf.saved_model.save(module, d, signatures={"serving_default": serve})
+        fn = tf.saved_model.load(d).signatures["serving_default"]
+        row(name, "savedmodel", timeit(lambda: fn(waveform=tf.constant(x)),
+                                       _REPEATS.value), clip_s, flops)  # fmt: skip
+    clips = representative_windows(AUDIO, sr, n, max_windows=16)
+    ref = np.asarray(model(clips, training=False)["clipwise_output"])
+    for variant in _VARIANTS.value:
+        try:
+            content = T.convert(model, variant, n, representative=clips)
+        except Exception as e:  # report and go on
+            print(f"{name:<13} tflite {variant}: conversion failed: {e}")
+            continue
+        got = T.TfliteRunner(content)(clips)["output_0"]
+        stats = common.compare_scores(ref, got)
+        for threads in (1, cores):
+            sec = time_tflite(content, threads, x)
+            row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops)
+        print(f"{'':<13} {variant}: {len(content) / 1e6:.1f} MB, vs Keras on "
+              f"{len(clips)} real windows: max|d| {stats['max_abs']:.4f} "
+              f"mean|d| {stats['mean_abs']:.4f} top5 {stats['top5_agreement']:.2f}",
+              flush=True)  # fmt: skip
+    print()
+
+
+if __name__ == "__main__":
+    app.run(main)

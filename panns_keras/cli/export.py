@@ -1,0 +1,79 @@
+"""panns-keras export --model DIR|FILE.keras --out OUT --formats savedmodel,tflite_float32,...
+
+Formats: savedmodel, tflite_float32, tflite_float16, tflite_dynamic_int8, tflite_int8
+(needs --representative: a folder of audio, a .tfrecord file or a glob of shards),
+mediapipe (float32 window model with AudioClassifier metadata).
+
+Every artifact is re-loaded and compared with the Keras model right after export; a
+mismatch beyond the format's tolerance fails the export. OUT/export_info.json lists the
+files, their input length, output order, size, ops and measured differences.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from absl import flags
+
+from panns_keras.errors import UserError
+
+FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
+           "tflite_int8", "mediapipe")  # fmt: skip
+
+_MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
+_OUT = flags.DEFINE_string("out", None, "Output directory.")
+_FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", f"Any of {FORMATS}.")
+_REPRESENTATIVE = flags.DEFINE_string(
+    "representative", None, "Calibration data for tflite_int8 (audio folder or TFRecords); "
+    "also used as the verification input of every format.")  # fmt: skip
+_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "TFLite input length in seconds.")
+_MP_WINDOW = flags.DEFINE_float(
+    "mediapipe_window_seconds", None, "MediaPipe window (default: --window_seconds)."
+)
+
+
+def main(argv, verb="export"):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; use --model and --out")
+    if not _MODEL.value or not _OUT.value:
+        raise UserError("--model and --out are required")
+    formats = [f.strip() for f in _FORMATS.value if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise UserError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+    if "tflite_int8" in formats and not _REPRESENTATIVE.value:
+        raise UserError("tflite_int8 needs --representative (audio folder or TFRecords)")
+
+    from panns_keras.api import load_model
+    from panns_keras.export import export_mediapipe, export_savedmodel, export_tflite
+    from panns_keras.export.representative import representative_windows
+    from panns_keras.export.tflite import window_length
+
+    model = load_model(_MODEL.value)
+    out = Path(_OUT.value)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = None
+    if _REPRESENTATIVE.value:
+        length = window_length(model, _WINDOW.value)
+        rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate, length)
+    info = {"model": model.spec.name, "sample_rate": model.spec.sample_rate, "artifacts": {}}
+    for fmt in formats:
+        if fmt == "savedmodel":
+            path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
+            entry = {"path": str(path), "input": "waveform [batch, samples] float32"}
+        elif fmt == "mediapipe":
+            window = _MP_WINDOW.value or _WINDOW.value
+            entry = export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
+                                     window_seconds=window, verify_inputs=rep)  # fmt: skip
+        else:
+            variant = fmt[len("tflite_") :]
+            entry = export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,
+                                  window_seconds=_WINDOW.value, representative=rep)  # fmt: skip
+        info["artifacts"][fmt] = entry
+        size = entry.get("bytes")
+        print(f"{fmt}: {entry['path']}" + (f" ({size / 1e6:.1f} MB)" if size else ""))
+    (out / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return 0

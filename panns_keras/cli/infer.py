@@ -1,0 +1,205 @@
+"""panns-keras tag|sed|embed FILE... --model DIR
+
+  tag    top-k labels per file            [--top_k 5] [--format table|json|csv]
+  sed    sound event detection             --out_csv EVENTS.csv [--plot PLOT.png]
+         [--threshold 0.5] [--min_duration 0] [--min_gap 0]
+  embed  clip embeddings to <stem>.npy     --out DIR
+
+Long files are processed in --window_seconds windows (bounded memory); scores are the max
+over windows, embeddings the mean. A file that cannot be used (missing, a directory,
+unreadable, empty, NaN samples) gives a one-line error; the other files are still
+processed and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from absl import flags
+
+from panns_keras.errors import UserError
+
+_MODEL = flags.DEFINE_string("model", None, "Model directory (or .keras file). Required.")
+_TOP_K = flags.DEFINE_integer("top_k", 5, "tag: labels per file.")
+_FORMAT = flags.DEFINE_enum("format", "table", ["table", "json", "csv"], "tag: output format.")
+_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "Analysis window (s); 0 = whole file.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per batch.")
+_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "sed: frame score threshold.")
+_MIN_DURATION = flags.DEFINE_float("min_duration", 0.0, "sed: drop shorter events (s).")
+_MIN_GAP = flags.DEFINE_float("min_gap", 0.0, "sed: merge same-label events closer than this.")
+_OUT_CSV = flags.DEFINE_string("out_csv", None, "sed: events CSV (DCASE columns + score).")
+_PLOT = flags.DEFINE_string("plot", None, "sed: PNG with waveform, log-mel, top classes.")
+_PLOT_CLASSES = flags.DEFINE_integer("plot_classes", 5, "sed: classes in the plot.")
+_OUT = flags.DEFINE_string("out", None, "embed: output directory for <stem>.npy files.")
+
+
+def _load_model():
+    if not _MODEL.value:
+        raise UserError("--model DIR is required (models are not downloaded)")
+    from panns_keras.api import load_model
+
+    model = load_model(_MODEL.value)
+    labels = getattr(model, "labels", None) or tuple(
+        f"class_{i}" for i in range(model.spec.num_classes)
+    )
+    return model, list(labels)
+
+
+def _report_errors(results, verb) -> int:
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        print(f"panns-keras {verb}: error: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _tag(paths, model, labels) -> int:
+    from panns_keras.inference import tag_files
+
+    results = tag_files(model, paths, window_seconds=_WINDOW.value, batch_size=_BATCH.value)
+    ok = [r for r in results if r.ok]
+    k = max(1, _TOP_K.value)
+    if _FORMAT.value == "json":
+        doc = [{"file": r.path, "duration": round(r.duration, 3), "windows": len(r.window_starts),
+                "labels": [{"label": n, "score": round(s, 6)} for n, s in r.top(k, labels)]}
+               for r in ok]  # fmt: skip
+        print(json.dumps(doc, indent=2))
+    elif _FORMAT.value == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["file", "rank", "label", "score"])
+        for r in ok:
+            for rank, (n, s) in enumerate(r.top(k, labels), start=1):
+                w.writerow([r.path, rank, n, f"{s:.6f}"])
+        sys.stdout.write(buf.getvalue())
+    else:
+        for r in ok:
+            print(f"{r.path}  ({r.duration:.2f} s)")
+            for n, s in r.top(k, labels):
+                print(f"  {s:6.3f}  {n}")
+    return _report_errors(results, "tag")
+
+
+def _sed(paths, model, labels) -> int:
+    from panns_keras.inference import detect_events
+
+    if not _OUT_CSV.value and not _PLOT.value:
+        raise UserError("sed needs --out_csv EVENTS.csv and/or --plot PLOT.png")
+    if _PLOT.value and len(paths) != 1:
+        raise UserError("--plot takes exactly one input file")
+    found = detect_events(model, paths, labels=labels, threshold=_THRESHOLD.value,
+                          min_duration=_MIN_DURATION.value, min_gap=_MIN_GAP.value,
+                          window_seconds=_WINDOW.value, batch_size=_BATCH.value)  # fmt: skip
+    events = [e for _, evs in found for e in evs]
+    if _OUT_CSV.value:
+        write_events_csv(_OUT_CSV.value, events)
+        print(f"{len(events)} events -> {_OUT_CSV.value}")
+    results = [r for r, _ in found]
+    if _PLOT.value and results[0].ok:
+        plot_sed(_PLOT.value, model, results[0], labels, _PLOT_CLASSES.value)
+        print(f"plot -> {_PLOT.value}")
+    return _report_errors(results, "sed")
+
+
+def write_events_csv(path, events) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["filename", "onset", "offset", "event_label", "score"])
+        for e in events:
+            w.writerow([e["filename"], f"{e['onset']:.3f}", f"{e['offset']:.3f}",
+                        e["event_label"], f"{e['score']:.4f}"])  # fmt: skip
+
+
+def plot_sed(path, model, result, labels, n_classes=5) -> None:
+    """PNG: waveform, log-mel (front-end models), and the top classes' scores over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from panns_keras.audio import load_audio
+
+    sr = model.spec.sample_rate
+    x = load_audio(result.path, sr)
+    t = np.arange(len(x)) / sr
+    has_mel = model.spec.frontend is not None
+    fig, axes = plt.subplots(3 if has_mel else 2, 1, figsize=(12, 8), sharex=True)
+    step = max(1, len(x) // 20000)
+    axes[0].plot(t[::step], x[::step], lw=0.5)
+    axes[0].set_ylabel("waveform")
+    axes[0].set_title(os.path.basename(result.path))
+    if has_mel:
+        chunk = sr * 60
+        mel = np.concatenate([
+            np.asarray(model.logmel_extractor(np.pad(x[i : i + chunk], (0, max(
+                0, model.spec.min_samples - len(x[i : i + chunk]))))[None]))[0][: -(1)]
+            for i in range(0, len(x), chunk)
+        ])  # fmt: skip
+        hop = model.spec.frontend.hop_size / sr
+        axes[1].imshow(mel.T, origin="lower", aspect="auto", cmap="magma",
+                       extent=[0, len(mel) * hop, 0, mel.shape[1]])  # fmt: skip
+        axes[1].set_ylabel("log-mel bin")
+    ax = axes[-1]
+    if result.framewise is not None:
+        scores, hop = result.framewise, result.frame_hop
+    else:
+        scores = result.window_clipwise
+        hop = (
+            (result.window_starts[1] - result.window_starts[0])
+            if len(scores) > 1
+            else (result.duration or 1.0)
+        )
+    top = np.argsort(-scores.max(axis=0), kind="stable")[:n_classes]
+    times = np.arange(len(scores) + 1) * hop
+    for k in top:
+        ax.step(times, np.append(scores[:, k], scores[-1, k]), where="post", label=labels[k])
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("score")
+    ax.set_xlabel("time (s)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _embed(paths, model) -> int:
+    import numpy as np
+
+    from panns_keras.inference import embed_files
+
+    if not _OUT.value:
+        raise UserError("embed needs --out DIR")
+    out = Path(_OUT.value)
+    out.mkdir(parents=True, exist_ok=True)
+    results = embed_files(model, paths, window_seconds=_WINDOW.value, batch_size=_BATCH.value)
+    stems = {}
+    for r in results:
+        if not r.ok:
+            continue
+        stem = Path(r.path).stem
+        stems[stem] = stems.get(stem, 0) + 1
+        name = stem if stems[stem] == 1 else f"{stem}_{stems[stem] - 1}"
+        np.save(out / f"{name}.npy", r.embedding)
+        np.save(out / f"{name}.windows.npy", r.window_embeddings)
+        print(f"{r.path} -> {out / (name + '.npy')} {tuple(r.embedding.shape)}")
+    return _report_errors(results, "embed")
+
+
+def main(argv, verb="tag"):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    paths = argv[1:]
+    if not paths:
+        raise UserError(f"give at least one audio file: panns-keras {verb} FILE... --model DIR")
+    model, labels = _load_model()
+    if verb == "sed":
+        return _sed(paths, model, labels)
+    if verb == "embed":
+        return _embed(paths, model)
+    return _tag(paths, model, labels)

@@ -1,0 +1,93 @@
+"""Representative windows for full-integer calibration: TFRecords or a folder of audio.
+
+A path is read as:
+  * a directory: audio files in it (recursively; anything soundfile decodes), or the
+    ``*.tfrecord*`` files in it when it holds no audio;
+  * a ``.tfrecord`` / ``.tfrecords`` file, or a glob pattern matching TFRecord shards;
+  * a single audio file.
+Each clip gives consecutive windows of ``length`` samples (the last one zero-padded).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from panns_keras.errors import UserError
+from panns_keras.export.common import fit_length
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
+
+
+def _is_tfrecord(path: str) -> bool:
+    name = os.path.basename(path)
+    return ".tfrecord" in name
+
+
+def _windows(x: np.ndarray, length: int, max_per_clip: int) -> Iterator[np.ndarray]:
+    n = max(1, min(max_per_clip, -(-len(x) // length)))
+    for i in range(n):
+        yield fit_length(x[i * length : (i + 1) * length], length)
+
+
+def _from_tfrecords(files, sample_rate, length, max_per_clip) -> Iterator[np.ndarray]:
+    import tensorflow as tf
+
+    from panns_keras.audio import resample
+    from panns_keras.data import schema
+
+    for record in tf.data.TFRecordDataset(files):
+        parsed = schema.parse_example(record)
+        x = schema.decode_audio(parsed).numpy()
+        n = int(parsed[schema.NUM_SAMPLES].numpy()) or len(x)
+        x = resample(x[:n], int(parsed[schema.SAMPLE_RATE].numpy()), sample_rate)
+        yield from _windows(x, length, max_per_clip)
+
+
+def _from_audio(files, sample_rate, length, max_per_clip) -> Iterator[np.ndarray]:
+    from panns_keras.audio import AudioError, load_audio
+
+    for f in files:
+        try:
+            x = load_audio(f, sample_rate)
+        except AudioError:
+            continue  # calibration just skips unusable files
+        yield from _windows(x, length, max_per_clip)
+
+
+def representative_windows(
+    path, sample_rate: int, length: int, max_windows: int = 100, max_per_clip: int = 3
+) -> np.ndarray:
+    """float32 ``[n, length]`` windows from ``path`` (see module doc), at most ``max_windows``.
+
+    Raises:
+      UserError: nothing usable at ``path``.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        files = sorted(
+            str(p) for p in Path(path).rglob("*")
+            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        )  # fmt: skip
+        records = sorted(str(p) for p in Path(path).rglob("*") if _is_tfrecord(str(p)))
+        source = _from_audio if files else _from_tfrecords
+        files = files or records
+    elif _is_tfrecord(path) or any(c in path for c in "*?["):
+        files, source = sorted(glob.glob(path)), _from_tfrecords
+    elif os.path.isfile(path):
+        files, source = [path], _from_audio
+    else:
+        raise UserError(f"{path}: representative data not found")
+    out = []
+    if files:
+        for w in source(files, sample_rate, length, max_per_clip):
+            out.append(w)
+            if len(out) >= max_windows:
+                break
+    if not out:
+        raise UserError(f"{path}: no usable audio or TFRecords for representative data")
+    return np.stack(out).astype(np.float32)
