@@ -91,9 +91,10 @@ def load_model_dir(path: str | Path):
         model.load_weights(str(weights))
     except Exception as e:  # h5py / Keras errors on a damaged or mismatched file
         raise UserError(f"{weights}: cannot load weights ({type(e).__name__}: {e})") from None
-    # predict() runs XLA-compiled: on CPU it is 2-4x faster than TF's default kernels here
-    # (BUILD_NOTES.md, "Speed"); training code compiles the model again with its own settings.
-    model.compile(jit_compile=True)
+    # predict() runs XLA-compiled: on CPU it is 1.4-3x faster than TF's default kernels for
+    # the CNNs here, but XLA's depthwise convolutions are ~5x slower, so not for MobileNets
+    # (BUILD_NOTES.md, "Speed"). Training code compiles the model again with its own settings.
+    model.compile(jit_compile=not model.spec.family.startswith("mobilenet"))
     labels = read_label_file(path / config.get("labels", LABELS_FILENAME))
     model.labels = tuple(name for _, name in labels)
     model.label_ids = tuple(mid for mid, _ in labels)

@@ -1,0 +1,44 @@
+"""panns-keras evaluate --model=DIR --data='eval/*.tfrecord' --out=DIR
+
+--model: a model directory (convert / train output), a training workdir (newest checkpoint) or
+a checkpoint prefix (WORKDIR/checkpoints/ckpt-N). Prints mAP, mean AUC, d-prime (and top-1
+accuracy) and writes metrics.json, per_class.csv and per_class_ap.png into --out. Classes with
+no positive clip in the data are reported and excluded from the means.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from panns_keras.errors import UserError
+
+_MODEL = flags.DEFINE_string("model", None, "Model directory, training workdir or checkpoint.")
+_DATA = flags.DEFINE_string("data", None, "Glob of evaluation TFRecord shards (data_prep).")
+_OUT = flags.DEFINE_string("out", None, "Output folder for the report.")
+_BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
+_MAX_BATCHES = flags.DEFINE_integer("max_batches", 0, "Stop after N batches (0 = all).")
+
+
+def main(argv, verb="evaluate"):
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; give flags only")
+    for name, holder in (("model", _MODEL), ("data", _DATA), ("out", _OUT)):
+        if not holder.value:
+            raise UserError(f"--{name} is required")
+    from panns_keras.data.pipeline import make_eval_dataset
+    from panns_keras.train import evaluation
+    from panns_keras.train.restore import eval_data_config, load_for_eval
+
+    model, names = load_for_eval(_MODEL.value)
+    config = eval_data_config(_DATA.value, model, _BATCH.value)
+    result = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config),
+                                 _MAX_BATCHES.value)  # fmt: skip
+    paths = evaluation.write_report(result, names, _OUT.value)
+    print(evaluation.summary_line(result))
+    excluded = result["excluded_classes"]
+    if excluded:
+        shown = ", ".join(names[i] for i in excluded[:10])
+        more = f" and {len(excluded) - 10} more" if len(excluded) > 10 else ""
+        print(f"excluded (no positives or no negatives): {shown}{more}")
+    print(f"wrote {paths['metrics']}, {paths['csv']}, {paths['plot']}")
+    return 0

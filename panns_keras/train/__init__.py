@@ -1,0 +1,1 @@
+"""Training: configs (`config.py`), the distributed trainer (`trainer.py`), evaluation."""

@@ -1,0 +1,115 @@
+"""The training config schema: every field that `configs/*.py` and `--config.x.y=...` may set.
+
+`base_config()` returns the full tree with defaults; the files in `configs/` start from it and
+change what their recipe needs. ml_collections rejects overrides of fields that do not exist,
+so every field a user may set must be present here (optional ones as typed placeholders).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+from panns_keras.data.config import default_data_config
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+LOSSES = ("bce_prob", "bce_logits")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+CHECKPOINT_INPUT = ("iterator", "reseed")
+
+
+def model_overrides() -> ml_collections.ConfigDict:
+    """Model spec overrides (None = the registry default); see `apply_overrides`."""
+    o = ml_collections.ConfigDict()
+    o.sample_rate = config_dict.placeholder(int)
+    o.window_size = config_dict.placeholder(int)
+    o.hop_size = config_dict.placeholder(int)
+    o.mel_bins = config_dict.placeholder(int)
+    o.fmin = config_dict.placeholder(float)
+    o.fmax = config_dict.placeholder(float)
+    o.embedding_size = config_dict.placeholder(int)
+    o.spec_augment = config_dict.placeholder(bool)
+    o.conv_dropout = config_dict.placeholder(float)
+    return o
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """All training fields with defaults (the reference AudioSet recipe values)."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "cnn14"
+    c.model.overrides = model_overrides()
+    c.model.disable_dropout = False  # set every Dropout rate to 0 (determinism tests)
+
+    c.data = default_data_config()
+    c.data.labels = ""  # index,mid,display_name CSV; '' = labels.csv beside the train shards
+
+    t = c.train = ml_collections.ConfigDict()
+    t.batch_size = 32  # GLOBAL batch (clips after mixup), split over replicas
+    t.num_steps = 600_000
+    t.strategy = "auto"  # auto | default | mirrored | multi_worker
+    t.precision = "float32"  # float32 | mixed_bfloat16 | mixed_float16 (dynamic loss scaling)
+    t.jit_compile = False  # XLA for the forward/backward pass
+    t.deterministic_ops = False  # tf.config.experimental.enable_op_determinism()
+    t.sync_batchnorm = False  # batch statistics over the global batch (all replicas)
+    t.loss = "bce_prob"  # bce_prob (reference: BCE on sigmoid outputs) | bce_logits
+
+    t.optimizer = "adam"  # adam | adamw | sgd
+    t.learning_rate = 1e-3
+    t.amsgrad = True
+    t.beta_1 = 0.9
+    t.beta_2 = 0.999
+    t.epsilon = 1e-8  # PyTorch's Adam default (Keras' is 1e-7)
+    t.weight_decay = 0.0
+    t.momentum = 0.9  # sgd only
+    t.clipnorm = config_dict.placeholder(float)
+    t.schedule = "constant"  # constant | cosine (to min_lr_ratio * lr at num_steps)
+    t.warmup_steps = 0  # linear warm-up from 0
+    t.min_lr_ratio = 0.0
+
+    t.log_every = 100  # train loss / lr / throughput summaries
+    t.checkpoint_every = 2000
+    t.keep_checkpoints = 3  # newest N kept
+    t.checkpoint_input = "iterator"  # iterator: exact data position | reseed: new seed on resume
+    t.image_every = 2000  # log-mel image + audio of a training batch
+    t.num_audio_samples = 3
+    t.progress = False  # a progress bar on stderr (the demo)
+
+    e = c.eval = ml_collections.ConfigDict()
+    e.every = 2000
+    e.batch_size = 0  # 0 = train.batch_size
+    e.max_batches = 0  # 0 = the whole eval set
+    e.keep_best = True  # export the best model by eval mAP to <workdir>/best
+    e.num_best_worst = 10  # classes listed in the best/worst-AP text summary
+    return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises UserError for values outside the allowed sets."""
+    from panns_keras.errors import UserError
+
+    checks = [
+        ("train.precision", config.train.precision, PRECISIONS),
+        ("train.optimizer", config.train.optimizer, OPTIMIZERS),
+        ("train.schedule", config.train.schedule, SCHEDULES),
+        ("train.loss", config.train.loss, LOSSES),
+        ("train.strategy", config.train.strategy, STRATEGIES),
+        ("train.checkpoint_input", config.train.checkpoint_input, CHECKPOINT_INPUT),
+        ("data.mixup", config.data.mixup, ("logmel", "waveform", "none")),
+    ]
+    for name, value, allowed in checks:
+        if value not in allowed:
+            raise UserError(f"config.{name}={value!r}; allowed: {', '.join(allowed)}")
+    if int(config.train.batch_size) < 1:
+        raise UserError("config.train.batch_size must be >= 1")
+    if not config.data.train_files:
+        raise UserError("config.data.train_files is empty (a glob of TFRecord shards)")
+
+
+def overrides_dict(config: ml_collections.ConfigDict) -> dict:
+    """The model overrides that are set (not None)."""
+    return {k: v for k, v in config.model.overrides.items() if v is not None}

@@ -1,0 +1,162 @@
+"""Evaluation over TFRecord shards: scores -> PANNs metrics -> summaries, CSV and plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from panns_keras.metrics import evaluate_scores
+
+
+def make_predict_fn(model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A compiled ``waveform -> clipwise_output`` function (inference mode)."""
+
+    @tf.function(reduce_retracing=True)
+    def predict(waveform):
+        return model(waveform, training=False)["clipwise_output"]
+
+    return predict
+
+
+def predict_dataset(
+    predict: Callable[[tf.Tensor], tf.Tensor], dataset: tf.data.Dataset, max_batches: int = 0
+) -> dict[str, np.ndarray]:
+    """Runs ``predict`` over eval batches ({'waveform','target','mask','clip_id'}).
+
+    Returns the real (mask == 1) rows: ``scores`` (N, K), ``target`` (N, K), ``clip_id`` (N,).
+    """
+    scores, targets, ids = [], [], []
+    for i, batch in enumerate(dataset):
+        if max_batches and i >= max_batches:
+            break
+        keep = batch["mask"].numpy() > 0
+        scores.append(np.asarray(predict(batch["waveform"]))[keep])
+        targets.append(batch["target"].numpy()[keep])
+        ids.append(batch["clip_id"].numpy()[keep])
+    if not scores:
+        raise ValueError("the evaluation set is empty")
+    return {
+        "scores": np.concatenate(scores).astype(np.float64),
+        "target": np.concatenate(targets),
+        "clip_id": np.concatenate(ids),
+    }
+
+
+def evaluate(predict, dataset: tf.data.Dataset, max_batches: int = 0) -> dict[str, Any]:
+    """``evaluate_scores`` of the model's outputs plus ``accuracy`` (argmax, single-label rows)."""
+    pred = predict_dataset(predict, dataset, max_batches)
+    result = evaluate_scores(pred["target"], pred["scores"])
+    result["accuracy"] = top1_accuracy(pred["target"], pred["scores"])
+    result["num_clips"] = int(pred["target"].shape[0])
+    result["predictions"] = pred
+    return result
+
+
+def top1_accuracy(target: np.ndarray, scores: np.ndarray) -> float:
+    """Share of clips whose top-scoring class is one of their labels (clips with a label)."""
+    has = target.sum(axis=1) > 0
+    if not has.any():
+        return float("nan")
+    top = scores[has].argmax(axis=1)
+    return float(target[has][np.arange(top.size), top].mean())
+
+
+def ranked_classes(result: dict, names: Sequence[str], n: int) -> tuple[list, list]:
+    """(best, worst): up to ``n`` (index, name, AP) of the included classes by AP."""
+    ap = np.asarray(result["ap"], dtype=np.float64)
+    idx = [int(i) for i in np.argsort(-np.nan_to_num(ap, nan=-1.0)) if np.isfinite(ap[i])]
+    idx = [i for i in idx if i not in set(result["excluded_classes"])]
+    best = [(i, names[i], float(ap[i])) for i in idx[:n]]
+    worst = [(i, names[i], float(ap[i])) for i in reversed(idx[-n:])]
+    return best, worst
+
+
+def classes_markdown(result: dict, names: Sequence[str], n: int) -> str:
+    best, worst = ranked_classes(result, names, n)
+    lines = ["| rank | best class | AP | worst class | AP |", "|---|---|---|---|---|"]
+    for r in range(max(len(best), len(worst))):
+        b = best[r] if r < len(best) else (None, "", float("nan"))
+        w = worst[r] if r < len(worst) else (None, "", float("nan"))
+        lines.append(f"| {r + 1} | {b[1]} | {b[2]:.3f} | {w[1]} | {w[2]:.3f} |")
+    excluded = result["excluded_classes"]
+    if excluded:
+        lines.append(f"\n{len(excluded)} class(es) without positives (or negatives) excluded.")
+    return "\n".join(lines)
+
+
+def summary_line(result: dict) -> str:
+    return (
+        f"mAP {result['mAP']:.4f}  mean AUC {result['mAUC']:.4f}  "
+        f"d-prime {result['d_prime']:.3f}  accuracy {result['accuracy']:.4f}  "
+        f"({result['num_clips']} clips, {len(result['excluded_classes'])} classes excluded)"
+    )
+
+
+def write_report(result: dict, names: Sequence[str], out_dir: str | Path) -> dict[str, Path]:
+    """Writes metrics.json, per_class.csv and per_class_ap.png into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    excluded = set(result["excluded_classes"])
+    paths = {"metrics": out / "metrics.json", "csv": out / "per_class.csv",
+             "plot": out / "per_class_ap.png"}  # fmt: skip
+
+    def num(x):
+        return None if not np.isfinite(x) else float(x)
+
+    summary = {
+        "mAP": num(result["mAP"]), "mAUC": num(result["mAUC"]),
+        "d_prime": num(result["d_prime"]), "accuracy": num(result["accuracy"]),
+        "num_clips": result["num_clips"], "num_classes": len(names),
+        "excluded_classes": [{"index": i, "display_name": names[i]} for i in sorted(excluded)],
+    }  # fmt: skip
+    paths["metrics"].write_text(json.dumps(summary, indent=2) + "\n")
+    with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["index", "display_name", "ap", "auc", "positives", "excluded"])
+        for i, name in enumerate(names):
+            ap, auc = float(result["ap"][i]), float(result["auc"][i])
+            w.writerow([i, name, "" if not np.isfinite(ap) else f"{ap:.6f}",
+                        "" if not np.isfinite(auc) else f"{auc:.6f}",
+                        int(result["num_positives"][i]), int(i in excluded)])  # fmt: skip
+    _plot_ap(result, names, paths["plot"])
+    logging.info("evaluation report written to %s", out)
+    return paths
+
+
+def _plot_ap(result: dict, names: Sequence[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib import pyplot as plt
+
+    ap = np.asarray(result["ap"], dtype=np.float64)
+    keep = [i for i in range(len(names)) if np.isfinite(ap[i])
+            and i not in set(result["excluded_classes"])]  # fmt: skip
+    keep.sort(key=lambda i: -ap[i])
+    k = len(keep)
+    fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, 0.3 * k + 2)), 4.5))
+    if k <= 60:
+        ax.bar(range(k), ap[keep], color="tab:blue")
+        ax.set_xticks(range(k))
+        ax.set_xticklabels([names[i] for i in keep], rotation=90, fontsize=7)
+    else:  # many classes (AudioSet): sorted AP curve
+        ax.plot(range(k), ap[keep], color="tab:blue")
+        ax.set_xlabel("classes sorted by AP")
+    ax.axhline(result["mAP"], color="tab:red", ls="--", label=f"mAP {result['mAP']:.3f}")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("average precision")
+    ax.set_title(f"Per-class AP ({k} classes; {len(names) - k} excluded: no positives)")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,132 @@
+"""Trainer: determinism, resume after kill -9, TensorBoard scalars, config errors, evaluate."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest_train import REPO, run_py, tiny_config, write_data
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    write_data(str(root / "train"))
+    write_data(str(root / "eval"), clips_per_class=4, name="eval", seed=1)
+    return str(root / "train"), str(root / "eval")
+
+
+def _weights(model):
+    return [np.array(v) for v in model.weights]
+
+
+def _max_diff(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+
+
+def test_same_seed_same_weights_and_summaries(data, tmp_path):
+    import tensorflow as tf
+
+    from panns_keras.train.trainer import train
+
+    cfg = tiny_config(*data, num_steps=3, image_every=2)
+    cfg.eval.every = 3
+    r1 = train(cfg, tmp_path / "a")
+    r2 = train(tiny_config(*data, num_steps=3, image_every=2), tmp_path / "b")
+    assert _max_diff(_weights(r1["model"]), _weights(r2["model"])) == 0.0
+    assert r1["step"] == 3 and np.isfinite(r1["loss"])
+
+    def tags(sub):
+        found = set()
+        for f in glob.glob(str(tmp_path / "a" / sub / "events.out.tfevents.*")):
+            for ev in tf.compat.v1.train.summary_iterator(f):
+                found.update(v.tag for v in ev.summary.value)
+        return found
+
+    train_tags, eval_tags = tags("train"), tags("eval")
+    for tag in ("loss", "learning_rate", "throughput (clips/s)", "config", "train_audio"):
+        assert tag in train_tags, (tag, train_tags)
+    assert any(t.startswith("train_logmel") for t in train_tags), train_tags
+    for tag in ("mAP", "mean_AUC", "d_prime", "classes_by_AP"):
+        assert tag in eval_tags, (tag, eval_tags)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["num_steps"] == 3
+    best = json.loads((tmp_path / "a" / "best" / "config.json").read_text())
+    assert best["eval"]["mAP"] == pytest.approx(r1["best_map"])
+
+
+_RUN = """
+import sys
+from conftest_train import tiny_config
+from panns_keras.train.trainer import train
+cfg = tiny_config({data!r}, num_steps={steps}, checkpoint_every=2)
+r = train(cfg, {workdir!r})
+print("STEP", r["step"])
+"""
+
+
+def test_resume_after_kill9_matches_uninterrupted(data, tmp_path):
+    from panns_keras import load_model
+    from panns_keras.train.trainer import SIGKILL_AT_STEP_ENV, train
+
+    wd = str(tmp_path / "resumed")
+    code = _RUN.format(data=data[0], steps=5, workdir=wd)
+    killed = run_py(code, env={SIGKILL_AT_STEP_ENV: "3"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    ckpts = sorted(os.listdir(os.path.join(wd, "checkpoints")))
+    assert any(c.startswith("ckpt-2.") for c in ckpts) and not any("ckpt-4" in c for c in ckpts)
+    done = run_py(code)
+    assert done.returncode == 0 and "STEP 5" in done.stdout, done.stderr[-2000:]
+
+    ref = train(tiny_config(data[0], num_steps=5, checkpoint_every=2), tmp_path / "straight")
+    resumed = load_model(os.path.join(wd, "model"))
+    diff = _max_diff(_weights(ref["model"]), _weights(resumed))
+    assert diff < 1e-6, diff
+
+
+def test_missing_override_field_is_one_line_error(tmp_path):
+    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=configs/demo.py",
+           "--config.train.no_such_field=1", f"--workdir={tmp_path}"]  # fmt: skip
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
+    assert p.returncode != 0
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, p.stderr
+    assert "--config.train.no_such_field" in lines[0] and "no such field" in lines[0]
+
+
+def test_config_files_load():
+    import importlib.util
+
+    for name, arg in (("audioset", "cnn14"), ("audioset_balanced", "mobilenet_v1"), ("demo", None)):
+        spec = importlib.util.spec_from_file_location(
+            name, os.path.join(REPO, "configs", f"{name}.py")
+        )
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        cfg = mod.get_config(arg)
+        assert cfg.model.name == (arg or "cnn6")
+        assert cfg.train.batch_size > 0 and cfg.data.mixup == "logmel"
+
+
+def test_evaluate_cli_writes_report(data, tmp_path):
+    from panns_keras.train.trainer import train
+
+    train(tiny_config(*data, num_steps=2), tmp_path / "wd")
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "panns_keras", "evaluate", f"--model={tmp_path / 'wd'}",
+           f"--data={data[1]}/*.tfrecord", f"--out={out}"]  # fmt: skip
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "mAP" in p.stdout and "d-prime" in p.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["mAP"] <= 1.0 and metrics["num_clips"] == 12
+    rows = (out / "per_class.csv").read_text().splitlines()
+    assert rows[0] == "index,display_name,ap,auc,positives,excluded" and len(rows) == 4
+    assert rows[1].startswith("0,tone 0,")
+    assert (out / "per_class_ap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
