@@ -99,17 +99,7 @@ def main(argv=None) -> int:
     manifest = prepare_beam(
         fv.prepare_output_dir,
         pipeline_options=rest[1:] or None,
-        audioset_csv=fv.audioset_csv,
-        audio_dir=fv.audio_dir,
-        labels_csv=fv.labels_csv,
-        filename_pattern=fv.filename_pattern,
-        generic_csv=fv.generic_csv,
-        folds=fv.folds,
-        class_dir=fv.class_dir,
-        name=fv.prepare_name,
-        sample_rate=fv.prepare_sample_rate,
-        clip_seconds=fv.clip_seconds,
-        clips_per_shard=fv.clips_per_shard,
+        **prep_flags.prepare_kwargs(fv),
     )
     return cli.exit_code(manifest, fv.max_fail_fraction)
 

@@ -14,17 +14,7 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> int:
         raise app.UsageError("--prepare_output_dir is required")
     manifest = prepare_lib.prepare(
         fv.prepare_output_dir,
-        audioset_csv=fv.audioset_csv,
-        audio_dir=fv.audio_dir,
-        labels_csv=fv.labels_csv,
-        filename_pattern=fv.filename_pattern,
-        generic_csv=fv.generic_csv,
-        folds=fv.folds,
-        class_dir=fv.class_dir,
-        name=fv.prepare_name,
-        sample_rate=fv.prepare_sample_rate,
-        clip_seconds=fv.clip_seconds,
-        clips_per_shard=fv.clips_per_shard,
+        **prep_flags.prepare_kwargs(fv),
         num_workers=fv.num_workers,
     )
     return exit_code(manifest, fv.max_fail_fraction)

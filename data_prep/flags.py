@@ -54,3 +54,20 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Exit non-zero when skipped inputs / all inputs exceeds this.",
         flag_values=fv,
     )
+
+
+def prepare_kwargs(fv: flags.FlagValues = flags.FLAGS) -> dict:
+    """The keyword arguments shared by ``prepare`` and ``prepare_beam``, from parsed flags."""
+    return dict(
+        audioset_csv=fv.audioset_csv,
+        audio_dir=fv.audio_dir,
+        labels_csv=fv.labels_csv,
+        filename_pattern=fv.filename_pattern,
+        generic_csv=fv.generic_csv,
+        folds=fv.folds,
+        class_dir=fv.class_dir,
+        name=fv.prepare_name,
+        sample_rate=fv.prepare_sample_rate,
+        clip_seconds=fv.clip_seconds,
+        clips_per_shard=fv.clips_per_shard,
+    )
