@@ -19,6 +19,8 @@ from keras import layers as L
 from keras import ops
 
 from panns_keras.models import spec as S
+from panns_keras.models.batchnorm import BatchNormalization
+from panns_keras.models.conv import Conv2D
 from panns_keras.models.layers import LogMelSpectrogram, SpecAugment, do_mixup
 
 BN_EPSILON = 1e-5
@@ -128,8 +130,8 @@ class AudioTagger(keras.Model):
             layer = L.DepthwiseConv2D(kernel, padding="same", use_bias=False,
                                       name=self._name(path))  # fmt: skip
         else:
-            layer = L.Conv2D(filters, kernel, padding="same", use_bias=False,
-                             name=self._name(path))  # fmt: skip
+            layer = Conv2D(filters, kernel, padding="same", use_bias=False,
+                           name=self._name(path))  # fmt: skip
         return self._add(path, layer)
 
     def _conv1d(self, path, filters, kernel, strides=1, dilation=1, use_bias=False):
@@ -141,7 +143,7 @@ class AudioTagger(keras.Model):
         return self._add(path, L.Dense(units, name=self._name(path)))
 
     def _bn(self, path, zero_gamma=False, **kwargs):
-        layer = L.BatchNormalization(
+        layer = BatchNormalization(
             axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=self._name(path),
             gamma_initializer="zeros" if zero_gamma else "ones", **kwargs,
         )

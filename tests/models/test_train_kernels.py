@@ -1,0 +1,84 @@
+"""The training-speed layers (im2col Conv2D, fused BatchNormalization) equal Keras's."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers as L
+
+from panns_keras.models.batchnorm import BatchNormalization
+from panns_keras.models.conv import Conv2D
+
+
+def _grads(layer, x, training):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=training)
+        loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.sin(tf.cast(y, tf.float32)))
+    return y, tape.gradient(loss, [x, *layer.trainable_variables])
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_im2col_conv_matches_convolution(use_bias):
+    x = tf.random.stateless_normal([2, 5, 3, 512], [0, 1])
+    layer = Conv2D(1024, 3, padding="same", use_bias=use_bias)
+    layer.build(x.shape)
+    if use_bias:
+        layer.bias.assign(tf.random.stateless_normal([1024], [0, 2]))
+    assert layer._im2col
+    y0, g0 = _grads(layer, x, training=False)  # tf.nn.convolution
+    y1, g1 = _grads(layer, x, training=True)  # one matmul
+    np.testing.assert_allclose(y1.numpy(), y0.numpy(), atol=2e-5 * np.abs(y0).max())
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5 * np.abs(b).max())
+
+
+def test_im2col_only_for_wide_3x3_same():
+    for kw, cin, expect in [
+        (dict(filters=1024, kernel_size=3, padding="same"), 512, True),
+        (dict(filters=512, kernel_size=3, padding="same"), 512, False),  # narrow output
+        (dict(filters=1024, kernel_size=3, padding="same"), 256, False),  # narrow input
+        (dict(filters=1024, kernel_size=5, padding="same"), 512, False),
+        (dict(filters=1024, kernel_size=3, padding="valid"), 512, False),
+        (dict(filters=1024, kernel_size=3, padding="same", strides=2), 512, False),
+    ]:
+        layer = Conv2D(**kw)
+        layer.build((None, 8, 4, cin))
+        assert layer._im2col is expect, (kw, cin)
+
+
+@pytest.mark.parametrize("shape", [(4, 7, 5, 16), (4, 9, 16), (6, 16)])
+def test_fused_batchnorm_matches_keras(shape):
+    x = tf.random.stateless_normal(shape, [1, 0]) * 3.0 + 1.0
+    ref = L.BatchNormalization(epsilon=1e-5, momentum=0.9)
+    ours = BatchNormalization(epsilon=1e-5, momentum=0.9)
+    for layer in (ref, ours):
+        layer.build(shape)
+        layer.gamma.assign(tf.random.stateless_normal([16], [1, 2]))
+        layer.beta.assign(tf.random.stateless_normal([16], [1, 3]))
+    y0, g0 = _grads(ref, x, training=True)
+    y1, g1 = _grads(ours, x, training=True)
+    np.testing.assert_allclose(y1.numpy(), y0.numpy(), atol=1e-5)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5 * max(1.0, np.abs(b).max()))
+    flat = x.numpy().reshape(-1, 16)
+    n = flat.shape[0]
+    np.testing.assert_allclose(ours.moving_mean.numpy(), 0.1 * flat.mean(0), atol=1e-6)
+    # PyTorch's running variance uses the unbiased batch variance (Keras's the biased one).
+    unbiased = flat.var(0) * n / (n - 1)
+    np.testing.assert_allclose(ours.moving_variance.numpy(), 0.9 + 0.1 * unbiased, rtol=1e-5)
+    # Inference is Keras's own path.
+    np.testing.assert_array_equal(
+        ours(x, training=False).numpy(),
+        L.BatchNormalization.call(ours, x, training=False).numpy(),
+    )
+
+
+def test_fused_batchnorm_bfloat16_input():
+    x = tf.cast(tf.random.stateless_normal([4, 7, 5, 16], [2, 0]), tf.bfloat16)
+    ref = L.BatchNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
+    ours = BatchNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
+    y0, y1 = ref(x, training=True), ours(x, training=True)
+    assert y1.dtype == tf.bfloat16
+    np.testing.assert_allclose(
+        tf.cast(y1, tf.float32).numpy(), tf.cast(y0, tf.float32).numpy(), atol=3e-2
+    )
