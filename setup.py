@@ -6,6 +6,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+ONNX = ("tf2onnx", "onnx", "onnxruntime")  # the 'onnx' extra: their pins in requirements-test
 
 
 def _requirements(name: str) -> list[str]:
@@ -27,6 +28,7 @@ setup(
     extras_require={
         "test": _requirements("requirements-test.txt"),
         "beam": ["apache-beam==2.77.0"],
+        "onnx": [r for r in _requirements("requirements-test.txt") if r.split("==")[0] in ONNX],
     },
     entry_points={"console_scripts": ["panns-keras=panns_keras.cli:main"]},
 )

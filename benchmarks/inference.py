@@ -1,16 +1,22 @@
-"""Per-clip latency / real-time factor of Keras (eager, XLA), SavedModel and TFLite variants.
+"""Per-clip latency / real-time factor of Keras (eager, XLA), SavedModel, ONNX and TFLite.
 
     .venv/bin/python benchmarks/inference.py [--models cnn6,mobilenet_v1,cnn14]
-        [--variants float32,dynamic_int8,int8] [--repeats 3] [--clip_seconds 10]
+        [--variants float32,float16,dynamic_int8,int8] [--repeats 3] [--clip_seconds 10]
 
-Weights are random (seeded); the quantized variants' agreement with float is measured on
-the real clips in tests/assets/audio. GFLOP/s uses the PANNs paper's multiply-adds x 2 per
-10 s clip, next to a 4096 x 4096 float32 tf.linalg.matmul measured in the same run.
+Every backend is timed at 1 thread and at all cores. TensorFlow fixes its thread pools at
+start-up, so the 1-thread Keras / SavedModel rows come from a child run of this script
+(``--tf_threads 1 --tf_only``); onnxruntime (when the ``onnx`` extra is installed) and
+TFLite take a thread count per session. Weights are random (seeded); each exported
+variant's agreement with Keras float32 (max / mean |score diff|, top-5 overlap) is measured
+on the real clips in tests/assets/audio. GFLOP/s uses the PANNs paper's multiply-adds x 2
+per 10 s clip, next to a 4096 x 4096 float32 tf.linalg.matmul measured in the same run.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,9 +38,12 @@ PAPER_FLOPS = {"cnn14": 42.22e9, "mobilenet_v1": 3.614e9, "cnn6": 21.986e9}
 AUDIO = Path(__file__).resolve().parents[1] / "tests" / "assets" / "audio"
 
 _MODELS = flags.DEFINE_list("models", "cnn6,mobilenet_v1,cnn14", "Models to time.")
-_VARIANTS = flags.DEFINE_list("variants", "float32,dynamic_int8,int8", "TFLite variants.")
+_VARIANTS = flags.DEFINE_list("variants", "float32,float16,dynamic_int8,int8",
+                              "TFLite variants.")  # fmt: skip
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per configuration (median).")
 _CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length.")
+_TF_THREADS = flags.DEFINE_integer("tf_threads", 0, "TensorFlow intra-op threads (0: all).")
+_TF_ONLY = flags.DEFINE_bool("tf_only", False, "Only the Keras / SavedModel rows.")
 
 
 def timeit(fn, repeats):
@@ -64,10 +73,52 @@ def main(argv):
     del argv
     clip_s = _CLIP.value
     cores = os.cpu_count()
-    print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
-    print(f"tf.linalg.matmul 4096^2 float32: {matmul_gflops():.1f} GFLOP/s\n")
+    if _TF_THREADS.value:
+        tf.config.threading.set_intra_op_parallelism_threads(_TF_THREADS.value)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    if not _TF_ONLY.value:
+        print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
+        print(f"tf.linalg.matmul 4096^2 float32: {matmul_gflops():.1f} GFLOP/s\n")
     for name in _MODELS.value:
         bench_model(name, clip_s, cores)
+
+
+def tf_one_thread_rows(name):
+    """Keras / SavedModel rows at 1 thread, from a child process (fresh thread pools)."""
+    p = subprocess.run([sys.executable, __file__, f"--models={name}", "--tf_only",
+                        "--tf_threads=1", f"--repeats={_REPEATS.value}",
+                        f"--clip_seconds={_CLIP.value}"],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    rows = [ln for ln in p.stdout.splitlines() if ln.startswith(name)]
+    if p.returncode or not rows:
+        print(f"{name:<13} 1-thread TensorFlow run failed: {p.stderr.strip()[-300:]}")
+    for ln in rows:
+        print(ln, flush=True)
+
+
+def agreement(label, got, ref, size=None):
+    stats = common.compare_scores(ref, got)
+    mb = f"{size / 1e6:.1f} MB, " if size else ""
+    print(f"{'':<13} {label}: {mb}vs Keras on {len(ref)} real windows: "
+          f"max|d| {stats['max_abs']:.4f} mean|d| {stats['mean_abs']:.5f} "
+          f"top5 {stats['top5_agreement']:.2f}", flush=True)  # fmt: skip
+
+
+def bench_onnx(name, model, x, clips, ref, cores, clip_s, flops):
+    from panns_keras.errors import UserError
+    from panns_keras.export import onnx_export as X
+
+    try:
+        X.require_onnx()
+    except UserError as e:
+        print(f"{name:<13} onnx skipped: {e}")
+        return
+    content = X.convert(model)
+    agreement("onnx", X.OnnxRunner(content)(clips)[common.CLIPWISE], ref, len(content))
+    for threads in sorted({1, cores}):
+        r = X.OnnxRunner(content, num_threads=threads)
+        row(name, f"onnxruntime {threads}thr", timeit(lambda r=r: r(x), _REPEATS.value),
+            clip_s, flops)  # fmt: skip
 
 
 def time_tflite(content, threads, x):
@@ -82,35 +133,38 @@ def bench_model(name, clip_s, cores):
     x = common.synthetic_windows(sr, n, count=1)
     flops = PAPER_FLOPS.get(name, float("nan"))
     step = lambda v: model(v, training=False)["clipwise_output"]  # noqa: E731
-    row(name, "keras eager", timeit(lambda: np.asarray(step(x)), _REPEATS.value),
+    thr = f"{_TF_THREADS.value or cores}thr"
+    row(name, f"keras eager {thr}", timeit(lambda: np.asarray(step(x)), _REPEATS.value),
         clip_s, flops)  # fmt: skip
     xla = tf.function(step, jit_compile=True)
-    row(name, "keras XLA", timeit(lambda: xla(x).numpy(), _REPEATS.value), clip_s, flops)
+    row(name, f"keras XLA {thr}", timeit(lambda: xla(x).numpy(), _REPEATS.value), clip_s,
+        flops)  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         module = tf.Module()
         module.model = model
         serve = serving_function(model)
         tf.saved_model.save(module, d, signatures={"serving_default": serve})
         fn = tf.saved_model.load(d).signatures["serving_default"]
-        row(name, "savedmodel", timeit(lambda: fn(waveform=tf.constant(x)),
-                                       _REPEATS.value), clip_s, flops)  # fmt: skip
+        row(name, f"savedmodel {thr}", timeit(lambda: fn(waveform=tf.constant(x)),
+                                              _REPEATS.value), clip_s, flops)  # fmt: skip
+    if _TF_ONLY.value:
+        return
+    if cores > 1 and not _TF_THREADS.value:
+        tf_one_thread_rows(name)
     clips = representative_windows(AUDIO, sr, n, max_windows=16)
     ref = np.asarray(model(clips, training=False)["clipwise_output"])
+    bench_onnx(name, model, x, clips, ref, cores, clip_s, flops)
     for variant in _VARIANTS.value:
         try:
             content = T.convert(model, variant, n, representative=clips)
         except Exception as e:  # report and go on
             print(f"{name:<13} tflite {variant}: conversion failed: {e}")
             continue
-        got = T.TfliteRunner(content)(clips)["output_0"]
-        stats = common.compare_scores(ref, got)
-        for threads in (1, cores):
+        agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["output_0"], ref,
+                  len(content))  # fmt: skip
+        for threads in sorted({1, cores}):
             sec = time_tflite(content, threads, x)
             row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops)
-        print(f"{'':<13} {variant}: {len(content) / 1e6:.1f} MB, vs Keras on "
-              f"{len(clips)} real windows: max|d| {stats['max_abs']:.4f} "
-              f"mean|d| {stats['mean_abs']:.4f} top5 {stats['top5_agreement']:.2f}",
-              flush=True)  # fmt: skip
     print()
 
 

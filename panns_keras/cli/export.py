@@ -1,8 +1,9 @@
 """panns-keras export --model DIR|FILE.keras --out OUT --formats savedmodel,tflite_float32,...
 
-Formats: savedmodel, tflite_float32, tflite_float16, tflite_dynamic_int8, tflite_int8
-(needs --representative: a folder of audio, a .tfrecord file or a glob of shards),
-mediapipe (float32 window model with AudioClassifier metadata).
+Formats: savedmodel, tflite_float32, tflite_float16 (float16 weights, front end float32),
+tflite_dynamic_int8, tflite_int8 (needs --representative: a folder of audio, a .tfrecord
+file or a glob of shards), mediapipe (float32 window model with AudioClassifier metadata),
+onnx (dynamic batch and length; needs the onnx extra: pip install 'panns-keras[onnx]').
 
 Every artifact is re-loaded and compared with the Keras model right after export; a
 mismatch beyond the format's tolerance fails the export. OUT/export_info.json lists the
@@ -20,11 +21,17 @@ from absl import flags
 from panns_keras.errors import UserError
 
 FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
-           "tflite_int8", "mediapipe")  # fmt: skip
+           "tflite_int8", "mediapipe", "onnx")  # fmt: skip
+_HELP = (
+    "Comma-separated, any of: savedmodel (dynamic length); tflite_float32, tflite_float16 "
+    "(float16 weights, ~0.6x the float32 size), tflite_dynamic_int8, tflite_int8 (needs "
+    "--representative) at --window_seconds; mediapipe (float32 window model with "
+    "AudioClassifier metadata); onnx (dynamic length; pip install 'panns-keras[onnx]')."
+)
 
 _MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
-_FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", f"Any of {FORMATS}.")
+_FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", _HELP)
 _REPRESENTATIVE = flags.DEFINE_string(
     "representative", None, "Calibration data for tflite_int8 (audio folder or TFRecords); "
     "also used as the verification input of every format.")  # fmt: skip
@@ -46,9 +53,18 @@ def main(argv, verb="export"):
         raise UserError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     if "tflite_int8" in formats and not _REPRESENTATIVE.value:
         raise UserError("tflite_int8 needs --representative (audio folder or TFRecords)")
+    if "onnx" in formats:
+        from panns_keras.export.onnx_export import require_onnx
+
+        require_onnx()  # before the model loads: a missing package is a one-line error
 
     from panns_keras.api import load_model
-    from panns_keras.export import export_mediapipe, export_savedmodel, export_tflite
+    from panns_keras.export import (
+        export_mediapipe,
+        export_onnx,
+        export_savedmodel,
+        export_tflite,
+    )
     from panns_keras.export.representative import representative_windows
     from panns_keras.export.tflite import window_length
 
@@ -68,6 +84,8 @@ def main(argv, verb="export"):
             window = _MP_WINDOW.value or _WINDOW.value
             entry = export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
                                      window_seconds=window, verify_inputs=rep)  # fmt: skip
+        elif fmt == "onnx":
+            entry = export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
         else:
             variant = fmt[len("tflite_") :]
             entry = export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,

@@ -1,12 +1,11 @@
-"""Deployment exports: SavedModel, TFLite variants and a MediaPipe AudioClassifier model.
+"""Deployment exports: SavedModel, TFLite variants, a MediaPipe AudioClassifier model, ONNX.
 
-ONNX export is not built yet: tf2onnx 1.17.0 with onnx 1.23.2 and onnxruntime 1.32.0
-installs beside the pinned stack (checked with a dry run), so converting the exported
-SavedModel with ``python -m tf2onnx.convert --saved-model DIR`` works in the same venv;
-wiring it in (and verifying the DFT-kernel front end in onnxruntime) is open work.
+ONNX (:func:`export_onnx`) needs the optional ``onnx`` extra (tf2onnx, onnx, onnxruntime);
+without it, asking for it raises a one-line :class:`panns_keras.errors.UserError`.
 """
 
 from panns_keras.export.common import ExportVerificationError
+from panns_keras.export.onnx_export import export_onnx
 from panns_keras.export.savedmodel import export_savedmodel
 from panns_keras.export.tflite import VARIANTS, export_mediapipe, export_tflite
 
@@ -14,6 +13,7 @@ __all__ = [
     "VARIANTS",
     "ExportVerificationError",
     "export_mediapipe",
+    "export_onnx",
     "export_savedmodel",
     "export_tflite",
 ]

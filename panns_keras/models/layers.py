@@ -64,6 +64,8 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -
 
 # ----------------------------------------------------------------------------- front end
 
+_TINY = np.float32(1e-30)  # < any amin in use; only keeps log() off exact zeros
+
 
 @keras.saving.register_keras_serializable(package="panns_keras")
 class LogMelSpectrogram(keras.layers.Layer):
@@ -99,7 +101,13 @@ class LogMelSpectrogram(keras.layers.Layer):
         bins = self.window_size // 2 + 1
         power = ops.square(spec[..., :bins]) + ops.square(spec[..., bins:])  # (B, T, bins)
         mel = ops.matmul(power, ops.convert_to_tensor(self.mel_matrix))
-        return 10.0 * ops.log(ops.maximum(mel, self.amin)) / np.log(10.0)
+        # 10 * log10(max(mel, amin)) computed as max(10 * log10(mel), 10 * log10(amin)): the
+        # floor is held in dB (-100 for amin = 1e-10), which float16 represents exactly,
+        # whereas TFLite float16 conversion would flush amin itself to 0 (log(0) = -inf).
+        # The inner max keeps log and its gradient finite on exact zeros in float32 (in
+        # float16 its constant becomes 0 and the outer max covers the -inf).
+        db = 10.0 * ops.log(ops.maximum(mel, np.float32(min(self.amin, _TINY)))) / np.log(10.0)
+        return ops.maximum(db, np.float32(10.0 * np.log10(self.amin)))
 
     def compute_output_shape(self, input_shape):
         length = input_shape[1]
