@@ -1,30 +1,37 @@
-"""Training throughput (clips/s), GFLOP/s and peak memory per model / precision / XLA.
+"""Training throughput of the trainer's own step: clips/s, GFLOP/s, peak memory.
 
 python benchmarks/train_step.py --models=cnn14 --batch_size=8 --steps=3
   [--precisions=float32,mixed_bfloat16] [--xla=off,on] [--data=synthetic|'train/*.tfrecord']
   [--device=/CPU:0|/GPU:0]
 
-GFLOP/s = 3 x forward FLOPs (paper figures per 10 s clip at 32 kHz) x clips/s, printed beside
-a 4096x4096 float32 matmul measured in the same run. Peak memory: GPU allocator peak, or the
-process's peak RSS on CPU. Real data goes through make_train_dataset with prefetch to device.
+Each configuration runs `panns_keras.train.trainer.make_step_fns`, the step `panns-keras
+train` runs: the reference recipe of configs/audioset.py (Adam with amsgrad, BCE on
+probabilities, SpecAugment, log-mel mixup of 2 x batch clips down to batch, balanced
+sampling), fed by `make_train_dataset` through `distribute_datasets_from_function` when
+--data names TFRecords (32 kHz, 10 s clips: `panns-keras prepare ... --clip_seconds=10`),
+or by one fixed synthetic batch. GFLOP/s = 3 x forward FLOPs (paper figures per 10 s clip)
+x clips/s, beside a 4096x4096 float32 matmul measured in the same run. Peak memory: GPU
+allocator peak, or the process's peak RSS on CPU (cumulative over the configurations).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import resource
 import time
+from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 PAPER_FLOPS = {"cnn14": 42.22e9, "cnn6": 21.986e9, "mobilenet_v1": 3.614e9}
+REFERENCE_CNN14_S_PER_STEP = 9.8  # PyTorch reference, batch 8, 2-core machine (issue 5)
 
 _MODELS = flags.DEFINE_list("models", ["cnn14", "cnn6", "mobilenet_v1"], "Models.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per step (after mixup).")
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps (after one warm-up step).")
-_PREC = flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Keras dtype policies.")
-_XLA = flags.DEFINE_list("xla", ["off", "on"], "jit_compile settings.")
+_PREC = flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precision policies.")
+_XLA = flags.DEFINE_list("xla", ["off", "on"], "train.jit_compile settings.")
 _DATA = flags.DEFINE_string("data", "synthetic", "'synthetic' or a TFRecord glob (32 kHz 10 s).")
 _DEVICE = flags.DEFINE_string("device", "", "Device, e.g. /GPU:0 (default: TF's choice).")
 
@@ -47,60 +54,68 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def batches(batch: int, device: str):
-    if _DATA.value == "synthetic":
-        wav = tf.random.normal([2 * batch, 320000], stddev=0.1)
-        tgt = tf.cast(tf.random.uniform([2 * batch, 527]) < 0.01, tf.float32)
-        while True:
-            yield {"waveform": wav, "target": tgt}
-    from panns_keras.data.config import default_config
-    from panns_keras.data.pipeline import make_train_dataset
+def recipe(name: str, precision: str, xla: bool):
+    path = Path(__file__).resolve().parents[1] / "configs" / "audioset.py"
+    spec = importlib.util.spec_from_file_location("audioset_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config(name)
+    c.train.batch_size = _BATCH.value
+    c.train.precision = precision
+    c.train.jit_compile = xla
+    c.train.strategy = "default"
+    c.data.train_files = "" if _DATA.value == "synthetic" else _DATA.value
+    return c
 
-    c = default_config()
-    c.data.train_files, c.train.batch_size = _DATA.value, batch
-    ds = make_train_dataset(c)
-    if device:
-        ds = ds.apply(tf.data.experimental.prefetch_to_device(device))
-    yield from ds
+
+def synthetic(config) -> tf.data.Dataset:
+    n = 2 * int(config.train.batch_size)  # log-mel mixup: 2 x batch clips in
+    wav = tf.random.stateless_normal([n, 320000], [0, 1], stddev=0.1)
+    target = tf.cast(tf.random.stateless_uniform([n, 527], [0, 2]) < 0.01, tf.float32)
+    batch = {"waveform": wav, "target": target}
+    return tf.data.Dataset.from_tensors(batch).repeat()
 
 
 def bench(name: str, precision: str, xla: bool, device: str) -> dict:
     import keras
 
-    from panns_keras import build_model
-    from panns_keras.data.mixup import do_mixup, sample_mixup_lambda
+    from panns_keras.data.pipeline import make_train_dataset
+    from panns_keras.train import trainer
 
-    keras.mixed_precision.set_global_policy(precision)
-    with tf.device(device or None):
-        model = build_model(name, seed=0)
-        opt = keras.optimizers.Adam(1e-3, amsgrad=True)
-        opt.build(model.trainable_variables)
+    config = recipe(name, precision, xla)
+    strategy = tf.distribute.get_strategy()
+    if device:
+        strategy = tf.distribute.OneDeviceStrategy(device)
+    trainer._set_precision(precision)
+    try:
+        with strategy.scope():
+            model = trainer.build_model_from_config(config)
+            optimizer = trainer.make_optimizer(config.train)
+            optimizer.build(model.trainable_variables)
+            step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        batch = int(config.train.batch_size)
+        train_fn, _ = trainer.make_step_fns(model, optimizer, step, strategy, config, batch,
+                                            batch, config.data.mixup == "logmel")  # fmt: skip
 
-        def grads(wav, tgt, lam):
-            with tf.GradientTape() as tape:
-                p = model(wav, training=True, mixup_lambda=lam)["clipwise_output"]
-                loss = tf.reduce_mean(keras.losses.binary_crossentropy(tgt, p))
-            return loss, tape.gradient(loss, model.trainable_variables)
+        def dataset(ctx):
+            if _DATA.value == "synthetic":
+                return synthetic(config)
+            return make_train_dataset(config, ctx)
 
-        grads_fn = tf.function(grads, jit_compile=xla)
-
-        @tf.function
-        def step(batch, i):
-            lam = sample_mixup_lambda(tf.shape(batch["waveform"])[0] // 2, 1.0, [0, i])
-            loss, g = grads_fn(batch["waveform"], do_mixup(batch["target"], lam), lam)
-            opt.apply_gradients(zip(g, model.trainable_variables))
-            return loss
-
-        it = batches(_BATCH.value, device)
-        step(next(it), tf.constant(0, tf.int64)).numpy()
-        t0 = time.perf_counter()
-        for i in range(_STEPS.value):
-            loss = step(next(it), tf.constant(i + 1, tf.int64))
-        loss.numpy()
+        it = iter(strategy.distribute_datasets_from_function(dataset))
+        float(train_fn(it))  # trace + warm-up
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        for _ in range(_STEPS.value):
+            loss = train_fn(it)
+        loss = float(loss)
         dt = (time.perf_counter() - t0) / _STEPS.value
-    keras.mixed_precision.set_global_policy("float32")
-    cps = _BATCH.value / dt
-    return {"s/step": dt, "clips/s": cps, "GFLOP/s": 3 * PAPER_FLOPS[name] * cps / 1e9,
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / _STEPS.value
+    cps = batch / dt
+    return {"s/step": dt, "cpu s/step": cpu, "clips/s": cps, "loss": loss,
+            "GFLOP/s": 3 * PAPER_FLOPS.get(name, float("nan")) * cps / 1e9,
             "peak MB": peak_memory_mb(device)}  # fmt: skip
 
 
@@ -108,7 +123,7 @@ def main(argv) -> None:
     del argv
     device = _DEVICE.value
     print(f"devices: {[d.name for d in tf.config.list_logical_devices()]}  data: {_DATA.value}")
-    print(f"matmul 4096^2 float32: {matmul_gflops(device):.1f} GFLOP/s")
+    print(f"matmul 4096^2 float32: {matmul_gflops(device):.1f} GFLOP/s", flush=True)
     for name in _MODELS.value:
         for prec in _PREC.value:
             for x in _XLA.value:
@@ -118,11 +133,14 @@ def main(argv) -> None:
                     print(f"{name:13s} {prec:15s} xla={x:3s} FAILED: {type(e).__name__}: "
                           f"{str(e).splitlines()[0][:120]}")  # fmt: skip
                     continue
+                vs = ""
+                if name == "cnn14" and _BATCH.value == 8:
+                    vs = f" ({REFERENCE_CNN14_S_PER_STEP / r['s/step']:.2f}x the reference)"
                 print(f"{name:13s} {prec:15s} xla={x:3s} batch={_BATCH.value} "
-                      f"{r['s/step']:7.2f} s/step {r['clips/s']:7.2f} clips/s "
-                      f"{r['GFLOP/s']:8.1f} GFLOP/s peak {r['peak MB']:.0f} MB",
+                      f"{r['s/step']:7.2f} s/step (cpu {r['cpu s/step']:.2f}) "
+                      f"{r['clips/s']:7.2f} clips/s {r['GFLOP/s']:8.1f} GFLOP/s "
+                      f"peak {r['peak MB']:.0f} MB loss {r['loss']:.4f}{vs}",
                       flush=True)  # fmt: skip
-    np.set_printoptions()
 
 
 if __name__ == "__main__":

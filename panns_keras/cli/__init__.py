@@ -15,7 +15,7 @@ VERBS = {
     "prepare": ("panns_keras.cli.prepare", "audio + labels -> sharded TFRecords"),
     "train": ("panns_keras.cli.train", "train a model from a config"),
     "evaluate": ("panns_keras.cli.evaluate", "mAP / AUC / d-prime on eval TFRecords"),
-    "export": ("panns_keras.cli.export", "SavedModel / TFLite export"),
+    "export": ("panns_keras.cli.export", "SavedModel / TFLite / ONNX export"),
     "tag": ("panns_keras.cli.infer", "top-k labels for audio files"),
     "sed": ("panns_keras.cli.infer", "sound event detection on an audio file"),
     "embed": ("panns_keras.cli.infer", "clip embeddings to .npy"),

@@ -349,7 +349,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
         elif not by_iterator:
             iterator = distribute(skip_steps=resumed_at)
 
-        train_fn, train_fn_batch = _make_step_fns(model, optimizer, step, strategy, config,
+        train_fn, train_fn_batch = make_step_fns(model, optimizer, step, strategy, config,
                                                   global_batch, per_replica, mixup)  # fmt: skip
 
         def noop_writer():
@@ -464,7 +464,7 @@ def _export(model, out: Path, labels, config, at: int, res: dict | None) -> None
     save_model_dir(model, out, labels, extra)
 
 
-def _make_step_fns(model, optimizer, step, strategy, config, global_batch, per_replica, mixup):
+def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_replica, mixup):
     t = config.train
     alpha = float(config.data.mixup_alpha)
     loss_kind = t.loss
