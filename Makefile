@@ -40,3 +40,9 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info
+
+# `make transfer-demo`: every transfer mode on the bundled digits (stand-in init, CPU).
+TRANSFER_DEMO_OUT ?= transfer_demo_out
+.PHONY: transfer-demo
+transfer-demo: setup
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m panns_keras.transfer.digits_demo --out=$(TRANSFER_DEMO_OUT)

@@ -21,12 +21,21 @@ _MODE = flags.DEFINE_enum("mode", "finetune",
                           ["finetune", "scratch", "freeze_l1", "freeze_l3", "probe"],
                           "Transfer mode (PANNs paper; probe = freeze_l1 on cached "
                           "embeddings).")  # fmt: skip
-_FOLDS = flags.DEFINE_string("folds", "", "'all' (cross-validation), 'a,b' (these test folds),"
-                             " 'none' (no test), '' (fold 'test' or a 20% hash holdout).")
+_FOLDS = flags.DEFINE_string(
+    "folds",
+    "",
+    "'all' (cross-validation), 'a,b' (these test folds),"
+    " 'none' (no test), '' (fold 'test' or a 20% hash holdout).",
+)
 _STEPS = flags.DEFINE_integer("steps", 200, "Training steps per split.")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
 _LR = flags.DEFINE_float("lr", 1e-3, "Head learning rate (Adam).")
-_BASE_LR = flags.DEFINE_float("base_lr_scale", 0.1, "Base learning rate = lr * this.")
+_SCHEDULE = flags.DEFINE_enum("schedule", "constant", ["constant", "cosine"],
+                              "Learning rate: constant, or cosine decay to lr * "
+                              "--min_lr_ratio over --steps.")  # fmt: skip
+_MIN_LR = flags.DEFINE_float("min_lr_ratio", 0.05, "Final lr / lr for --schedule=cosine.")
+_BASE_LR = flags.DEFINE_float("base_lr_scale", 0.1, "Pretrained base's learning rate = lr * "
+                              "this (scratch trains every weight at lr).")  # fmt: skip
 _UNFREEZE = flags.DEFINE_integer("unfreeze_after", 0, "Frozen modes: train the base too from "
                                  "this step (0: never).")  # fmt: skip
 _MIXUP = flags.DEFINE_float("mixup_alpha", 0.0, "Waveform mixup Beta(alpha, alpha); 0 = off.")
@@ -47,6 +56,7 @@ def main(argv, verb="finetune"):
         raise UserError("--data and --workdir are required")
     opts = TrainOptions(
         steps=_STEPS.value, batch_size=_BATCH.value, lr=_LR.value,
+        schedule=_SCHEDULE.value, min_lr_ratio=_MIN_LR.value,
         base_lr_scale=_BASE_LR.value, unfreeze_after=_UNFREEZE.value,
         mixup_alpha=_MIXUP.value, gain_db=_GAIN.value, time_shift=_SHIFT.value,
         spec_augment=_SPECAUG.value, hidden=_HIDDEN.value, seed=_SEED.value,

@@ -117,9 +117,14 @@ class TransferMLP(keras.Model):
         return {"logits": logits, "clipwise_output": act(logits), "embedding": emb}
 
     def get_config(self):
-        return {"base_spec": self.base_spec.to_dict(), "num_classes": self.num_classes,
-                "hidden": self.hidden, "multi_label": self.multi_label,
-                "labels": list(self.labels) if self.labels else None, "name": self.name}
+        return {
+            "base_spec": self.base_spec.to_dict(),
+            "num_classes": self.num_classes,
+            "hidden": self.hidden,
+            "multi_label": self.multi_label,
+            "labels": list(self.labels) if self.labels else None,
+            "name": self.name,
+        }
 
     @classmethod
     def from_config(cls, config):
@@ -159,12 +164,22 @@ def build_transfer_model(base, num_classes: int, mode: str, *, hidden: int = 512
         raise UserError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     if base.spec.head.kind != "clip":
         raise UserError(f"{base.spec.name}: transfer needs a clip-level model (no decision-level)")
+    if seed is not None:
+        # AudioTagger's seed covers dropout / SpecAugment only; weight initialisers draw from
+        # Keras' global generator, whose state depends on everything built before in the
+        # process. Reset it so a seeded run gives the same new head (and scratch base) in a
+        # fresh CLI process and after other modes. (Also seeds Python, NumPy and TF.)
+        keras.utils.set_random_seed(int(seed))
     if mode == "freeze_l3":
         model = TransferMLP(base.spec, num_classes, hidden, multi_label, seed=seed)
         model.build((None, None))
         model.base.set_weights(base.get_weights())
-        return TransferModel(model, mode, list(model.base.trainable_variables),
-                             [v for layer in model.mlp for v in layer.trainable_variables])
+        return TransferModel(
+            model,
+            mode,
+            list(model.base.trainable_variables),
+            [v for layer in model.mlp for v in layer.trainable_variables],
+        )
     model = _tagger(base.spec, num_classes, seed, spec_augment)
     if mode != "scratch":
         copy_base_weights(base, model)

@@ -22,7 +22,9 @@ class TrainOptions:
     steps: int = 200
     batch_size: int = 16
     lr: float = 1e-3
-    base_lr_scale: float = 0.1  # base learning rate = lr * base_lr_scale (trainable bases)
+    schedule: str = "constant"  # or "cosine": lr decays to lr * min_lr_ratio over the steps
+    min_lr_ratio: float = 0.05
+    base_lr_scale: float = 0.1  # pretrained base's learning rate = lr * base_lr_scale
     unfreeze_after: int = 0  # frozen modes: train the base too from this step (0: never)
     mixup_alpha: float = 0.0  # waveform mixup, Beta(alpha, alpha); 0 disables
     gain_db: float = 0.0  # random gain in [-gain_db, gain_db]
@@ -60,9 +62,19 @@ def augment(x, y, rng, opts: TrainOptions):
     return x, y
 
 
-def _optimizer(lr, variables):
+SCHEDULES = ("constant", "cosine")
+
+
+def _optimizer(lr, variables, opts: TrainOptions | None = None, steps: int | None = None):
+    """Adam at ``lr``, or with ``opts.schedule == "cosine"`` decaying from ``lr`` to
+    ``lr * opts.min_lr_ratio`` over ``steps`` (default ``opts.steps``) of its own updates."""
     import keras
 
+    if opts is not None and opts.schedule not in SCHEDULES:
+        raise UserError(f"unknown schedule {opts.schedule!r}; one of {', '.join(SCHEDULES)}")
+    steps = opts.steps if steps is None and opts is not None else steps
+    if opts is not None and opts.schedule == "cosine" and steps > 0:
+        lr = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=opts.min_lr_ratio)
     opt = keras.optimizers.Adam(lr)
     if variables:
         opt.build(variables)
@@ -76,8 +88,13 @@ def train_transfer(tm: model_lib.TransferModel, train: data_lib.ClipSet, opts: T
 
     if len(train) == 0:
         raise UserError("no training clips")
-    head_opt = _optimizer(opts.lr, tm.head_vars)
-    base_opt = _optimizer(opts.lr * opts.base_lr_scale, tm.base_vars)
+    head_opt = _optimizer(opts.lr, tm.head_vars, opts)
+    # base_lr_scale protects pretrained weights; a scratch base has none, so it trains at lr
+    # (else scratch would be handicapped against finetune in a comparison).
+    base_scale = 1.0 if tm.mode == "scratch" else opts.base_lr_scale
+    # a frozen base unfrozen at step u gets its own decay over the remaining steps
+    base_steps = opts.steps - opts.unfreeze_after if tm.frozen else opts.steps
+    base_opt = _optimizer(opts.lr * base_scale, tm.base_vars, opts, base_steps)
 
     def make_step(train_base):
         trained = tm.head_vars + (tm.base_vars if train_base else [])
@@ -122,7 +139,7 @@ def predict_logits(fn, waveforms, batch_size=32) -> np.ndarray:
     """``fn`` over fixed-size batches (the last one zero-padded, so one trace)."""
     out = []
     for i in range(0, len(waveforms), batch_size):
-        x = waveforms[i:i + batch_size]
+        x = waveforms[i : i + batch_size]
         n = len(x)
         if n < batch_size:
             x = np.concatenate([x, np.zeros((batch_size - n, *x.shape[1:]), x.dtype)])
@@ -180,7 +197,7 @@ def train_probe(emb: np.ndarray, targets: np.ndarray, multi_label: bool,
     e, k = emb.shape[1], targets.shape[1]
     w = tf.Variable(tf.keras.initializers.GlorotUniform(seed=opts.seed)((e, k)))
     b = tf.Variable(tf.zeros(k))
-    opt = _optimizer(opts.lr, [w, b])
+    opt = _optimizer(opts.lr, [w, b], opts)
 
     @tf.function
     def step(x, y):

@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 
@@ -68,11 +69,9 @@ def test_unfreeze_after_and_base_lr_scale(base, clips):
 def test_freeze_l1_learns(base, clips):
     tm = build_transfer_model(base, clips.num_classes, "freeze_l1", seed=0)
     logits = lambda: tm.logits(clips.waveforms, train_base=False).numpy()  # noqa: E731
-    loss0 = float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(clips.targets,
-                                                                         logits())))
+    loss0 = float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(clips.targets, logits())))
     train_transfer(tm, clips, TrainOptions(steps=40, batch_size=12, lr=3e-3), False)
-    loss1 = float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(clips.targets,
-                                                                         logits())))
+    loss1 = float(tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(clips.targets, logits())))
     assert loss1 < 0.7 * loss0
 
 
@@ -81,11 +80,11 @@ def test_folds_never_leak(clips):
     assert [s[0] for s in splits] == [f"fold_{f}" for f in sorted(set(clips.folds))]
     ids, folds = np.asarray(clips.clip_ids), np.asarray(clips.folds)
     for name, tr, te in splits:
-        fold = name[len("fold_"):]
+        fold = name[len("fold_") :]
         assert set(ids[te]) == set(ids[folds == fold])
         assert not set(ids[tr]) & set(ids[te])
         assert set(ids[tr]) | set(ids[te]) == set(ids)
-    (_, tr, te), = make_splits(clips, "george,lucas")[1:]
+    ((_, tr, te),) = make_splits(clips, "george,lucas")[1:]
     assert "7_lucas_0" in ids[te] and "7_lucas_0" not in ids[tr]
     holdout = make_splits(clips.subset(range(len(clips))), "")  # fold 'test' absent -> hash
     assert holdout[0][0] == "holdout"
@@ -146,3 +145,42 @@ def test_cli_on_csv_with_folds(base, fsdd_rows, tmp_path):
     assert not any("lucas" in c for c in split["train"])
     model = panns_keras.load_model(res["splits"][0]["model_dir"])
     assert model.spec.num_classes == 3 and set(model.labels) == {"zero", "one", "seven"}
+
+
+def test_scratch_ignores_base_lr_scale(base, clips):
+    """base_lr_scale protects pretrained weights; a scratch base trains at the full lr."""
+    tm = build_transfer_model(base, clips.num_classes, "scratch", seed=0)
+    before = _base_weights(tm)
+    train_transfer(tm, clips, TrainOptions(steps=2, batch_size=4, base_lr_scale=0.0), False)
+    assert _changed(before["conv_block1.conv1"], _base_weights(tm)["conv_block1.conv1"])
+
+
+def test_cosine_schedule_and_unknown_schedule():
+    from panns_keras.errors import UserError
+    from panns_keras.transfer.train import _optimizer
+
+    v = tf.Variable(tf.zeros(3))
+    opt = _optimizer(1.0, [v], TrainOptions(steps=10, schedule="cosine", min_lr_ratio=0.05))
+    lrs = []
+    for _ in range(10):
+        lrs.append(float(opt.learning_rate))
+        opt.apply_gradients([(tf.ones(3), v)])
+    assert lrs[0] == pytest.approx(1.0) and all(a > b for a, b in itertools.pairwise(lrs))
+    assert float(opt.learning_rate) == pytest.approx(0.05)
+    with pytest.raises(UserError, match="schedule"):
+        _optimizer(1.0, [v], TrainOptions(schedule="step"))
+
+
+@pytest.mark.parametrize("mode", ["scratch", "freeze_l1", "freeze_l3"])
+def test_seed_fixes_new_weights_whatever_was_built_before(base, clips, mode):
+    """--seed reproduces the new head (and a scratch base) in a fresh process or after
+    other modes: weight initialisers otherwise follow Keras' global generator."""
+
+    def weights():
+        tm = build_transfer_model(base, clips.num_classes, mode, hidden=8, seed=5)
+        return [v.numpy() for v in tm.head_vars + tm.base_vars]
+
+    first = weights()
+    panns_keras.build_model("cnn6", num_classes=3, sample_rate=8000, window_size=256,
+                            hop_size=80, fmax=4000, mel_bins=32)  # fmt: skip
+    assert not _changed(first, weights())
