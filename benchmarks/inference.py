@@ -10,11 +10,20 @@ TFLite take a thread count per session. Weights are random (seeded); each export
 variant's agreement with Keras float32 (max / mean |score diff|, top-5 overlap) is measured
 on the real clips in tests/assets/audio. GFLOP/s uses the PANNs paper's multiply-adds x 2
 per 10 s clip, next to a 4096 x 4096 float32 tf.linalg.matmul measured in the same run.
+
+Memory: each ONNX / TFLite conversion runs in a child process of this script
+(``--convert_to``) that loads the parent's weights, writes the converted model to a
+temporary folder and exits; the parent only loads and times the files. A TFLite conversion
+holds several GB for a while (Cnn14: ~3.5 GB), and a child gives it all back to the system
+when it exits. Each model is freed before the next is built. The last line reports the peak
+RSS of this process and of the largest child.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,6 +53,16 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per configuration (med
 _CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length.")
 _TF_THREADS = flags.DEFINE_integer("tf_threads", 0, "TensorFlow intra-op threads (0: all).")
 _TF_ONLY = flags.DEFINE_bool("tf_only", False, "Only the Keras / SavedModel rows.")
+_CONVERT_TO = flags.DEFINE_string(
+    "convert_to", None, "Internal: convert --models to onnx or tflite_<variant> in --work_dir."
+)
+_WORK_DIR = flags.DEFINE_string("work_dir", None, "Internal: folder shared with the parent.")
+WEIGHTS = "model.weights.h5"
+CLIPS = "clips.npy"
+
+
+def peak_rss_gb(who=resource.RUSAGE_SELF):
+    return resource.getrusage(who).ru_maxrss / 2**20  # KiB on Linux
 
 
 def timeit(fn, repeats):
@@ -73,6 +92,8 @@ def main(argv):
     del argv
     clip_s = _CLIP.value
     cores = os.cpu_count()
+    if _CONVERT_TO.value:
+        return convert_child(_MODELS.value[0], _CONVERT_TO.value, Path(_WORK_DIR.value))
     if _TF_THREADS.value:
         tf.config.threading.set_intra_op_parallelism_threads(_TF_THREADS.value)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -81,6 +102,42 @@ def main(argv):
         print(f"tf.linalg.matmul 4096^2 float32: {matmul_gflops():.1f} GFLOP/s\n")
     for name in _MODELS.value:
         bench_model(name, clip_s, cores)
+        tf.keras.backend.clear_session()
+        gc.collect()
+    if not _TF_ONLY.value:
+        print(f"peak RSS: this process {peak_rss_gb():.1f} GB, largest child "
+              f"{peak_rss_gb(resource.RUSAGE_CHILDREN):.1f} GB", flush=True)  # fmt: skip
+
+
+def convert_child(name, kind, work_dir):
+    """Child process: converts the parent's model (weights in ``work_dir``) to one file."""
+    model = panns_keras.build_model(name)
+    model.load_weights(str(work_dir / WEIGHTS))
+    clips = np.load(work_dir / CLIPS)
+    if kind == "onnx":
+        from panns_keras.export import onnx_export as X
+
+        content = X.convert(model)
+    else:
+        variant = kind.removeprefix("tflite_")
+        content = T.convert(model, variant, clips.shape[1], representative=clips)
+    (work_dir / kind).write_bytes(content)
+    print(f"peak_rss_gb={peak_rss_gb():.2f}", flush=True)
+
+
+def convert_in_child(name, kind, work_dir):
+    """``(bytes, child peak RSS GB)`` of ``kind`` converted by a child; raises on failure."""
+    p = subprocess.run([sys.executable, __file__, f"--models={name}", f"--convert_to={kind}",
+                        f"--work_dir={work_dir}"],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    path = work_dir / kind
+    if p.returncode or not path.is_file():
+        msg = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+        raise RuntimeError(f"{msg[-300:]} (exit status {p.returncode})")
+    peak = [ln.split("=")[1] for ln in p.stdout.splitlines() if ln.startswith("peak_rss_gb=")]
+    content = path.read_bytes()
+    path.unlink()
+    return content, float(peak[0]) if peak else float("nan")
 
 
 def tf_one_thread_rows(name):
@@ -96,29 +153,33 @@ def tf_one_thread_rows(name):
         print(ln, flush=True)
 
 
-def agreement(label, got, ref, size=None):
+def agreement(label, got, ref, size=None, conv_gb=None):
     stats = common.compare_scores(ref, got)
     mb = f"{size / 1e6:.1f} MB, " if size else ""
+    if conv_gb is not None:
+        mb += f"conversion peak RSS {conv_gb:.1f} GB, "
     print(f"{'':<13} {label}: {mb}vs Keras on {len(ref)} real windows: "
           f"max|d| {stats['max_abs']:.4f} mean|d| {stats['mean_abs']:.5f} "
           f"top5 {stats['top5_agreement']:.2f}", flush=True)  # fmt: skip
 
 
-def bench_onnx(name, model, x, clips, ref, cores, clip_s, flops):
+def bench_onnx(name, work_dir, x, clips, ref, cores, clip_s, flops):
     from panns_keras.errors import UserError
     from panns_keras.export import onnx_export as X
 
     try:
         X.require_onnx()
-    except UserError as e:
+        content, conv_gb = convert_in_child(name, "onnx", work_dir)
+    except (UserError, RuntimeError) as e:
         print(f"{name:<13} onnx skipped: {e}")
         return
-    content = X.convert(model)
-    agreement("onnx", X.OnnxRunner(content)(clips)[common.CLIPWISE], ref, len(content))
+    agreement("onnx", X.OnnxRunner(content)(clips)[common.CLIPWISE], ref, len(content),
+              conv_gb)  # fmt: skip
     for threads in sorted({1, cores}):
         r = X.OnnxRunner(content, num_threads=threads)
         row(name, f"onnxruntime {threads}thr", timeit(lambda r=r: r(x), _REPEATS.value),
             clip_s, flops)  # fmt: skip
+        del r
 
 
 def time_tflite(content, threads, x):
@@ -126,12 +187,8 @@ def time_tflite(content, threads, x):
     return timeit(lambda: r(x), _REPEATS.value)
 
 
-def bench_model(name, clip_s, cores):
-    model = panns_keras.build_model(name, seed=0)
-    sr = model.spec.sample_rate
-    n = int(clip_s * sr)
-    x = common.synthetic_windows(sr, n, count=1)
-    flops = PAPER_FLOPS.get(name, float("nan"))
+def tf_rows(name, model, x, clip_s, cores, flops):
+    """Keras eager / XLA and SavedModel rows (their functions are freed on return)."""
     step = lambda v: model(v, training=False)["clipwise_output"]  # noqa: E731
     thr = f"{_TF_THREADS.value or cores}thr"
     row(name, f"keras eager {thr}", timeit(lambda: np.asarray(step(x)), _REPEATS.value),
@@ -147,24 +204,43 @@ def bench_model(name, clip_s, cores):
         fn = tf.saved_model.load(d).signatures["serving_default"]
         row(name, f"savedmodel {thr}", timeit(lambda: fn(waveform=tf.constant(x)),
                                               _REPEATS.value), clip_s, flops)  # fmt: skip
+
+
+def bench_model(name, clip_s, cores):
+    model = panns_keras.build_model(name, seed=0)
+    sr = model.spec.sample_rate
+    n = int(clip_s * sr)
+    x = common.synthetic_windows(sr, n, count=1)
+    flops = PAPER_FLOPS.get(name, float("nan"))
+    tf_rows(name, model, x, clip_s, cores, flops)
     if _TF_ONLY.value:
         return
     if cores > 1 and not _TF_THREADS.value:
         tf_one_thread_rows(name)
     clips = representative_windows(AUDIO, sr, n, max_windows=16)
     ref = np.asarray(model(clips, training=False)["clipwise_output"])
-    bench_onnx(name, model, x, clips, ref, cores, clip_s, flops)
-    for variant in _VARIANTS.value:
-        try:
-            content = T.convert(model, variant, n, representative=clips)
-        except Exception as e:  # report and go on
-            print(f"{name:<13} tflite {variant}: conversion failed: {e}")
-            continue
-        agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["output_0"], ref,
-                  len(content))  # fmt: skip
-        for threads in sorted({1, cores}):
-            sec = time_tflite(content, threads, x)
-            row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops)
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        model.save_weights(str(work / WEIGHTS))
+        np.save(work / CLIPS, clips)
+        # From here on only converted files are run: the Keras model goes before the
+        # children start, so their memory is not added to it.
+        del model
+        gc.collect()
+        bench_onnx(name, work, x, clips, ref, cores, clip_s, flops)
+        for variant in _VARIANTS.value:
+            try:
+                content, conv_gb = convert_in_child(name, f"tflite_{variant}", work)
+            except Exception as e:  # report and go on
+                print(f"{name:<13} tflite {variant}: conversion failed: {e}")
+                continue
+            agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["output_0"], ref,
+                      len(content), conv_gb)  # fmt: skip
+            for threads in sorted({1, cores}):
+                sec = time_tflite(content, threads, x)
+                row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops)
+            del content
+            gc.collect()
     print()
 
 
