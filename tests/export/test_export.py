@@ -91,6 +91,33 @@ def test_int8_keeps_frontend_float(cnn6, clips):
                 assert t.type == fb.TensorType.FLOAT32, t.name
 
 
+def test_dynamic_int8_keeps_frontend_float(cnn6, clips):
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    content = T.convert(cnn6, "dynamic_int8", clips.shape[1])
+    m = fb.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    g = m.subgraphs[0]
+    kinds = {}
+    for op in g.operators:
+        for i in op.inputs:
+            t = g.tensors[i] if i >= 0 else None
+            if t is not None and t.buffer and m.buffers[t.buffer].data is not None:
+                kinds.setdefault(b"logmel_extractor" in t.name, set()).add(t.type)
+    assert fb.TensorType.INT8 not in kinds[True]  # DFT kernel, mel matrix: float ops
+    assert fb.TensorType.INT8 in kinds[False]  # the backbone's weights are int8
+    # Against the converter's own output (hybrid front end), on real clips.
+    keys = tuple(T.common.output_keys(cnn6))
+    ref = np.asarray(cnn6(clips, training=False)["clipwise_output"])
+    ours = T.TfliteRunner(content, keys)(clips)["clipwise_output"]
+    conv = T._converter(cnn6, clips.shape[1], keys)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    hybrid = T.TfliteRunner(conv.convert(), keys)(clips)["clipwise_output"]
+    err_ours = np.abs(ours - ref).mean()
+    err_hybrid = np.abs(hybrid - ref).mean()
+    print(f"dynamic int8 mean |diff|: front end float {err_ours:.4f}, hybrid {err_hybrid:.4f}")
+    assert err_ours < 0.5 * err_hybrid
+
+
 def test_float16_exports_and_agrees_on_real_clips(cnn6, clips, tmp_path):
     from tensorflow.lite.python import schema_py_generated as fb
 
