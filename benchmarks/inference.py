@@ -2,13 +2,16 @@
 
     .venv/bin/python benchmarks/inference.py [--models cnn6,mobilenet_v1,cnn14]
         [--variants float32,float16,dynamic_int8,int8] [--repeats 3] [--clip_seconds 10]
+        [--weights random|golden|MODEL_DIR] [--clips AUDIO_DIR]
 
 Every backend is timed at 1 thread and at all cores. TensorFlow fixes its thread pools at
 start-up, so the 1-thread Keras / SavedModel rows come from a child run of this script
 (``--tf_threads 1 --tf_only``); onnxruntime (when the ``onnx`` extra is installed) and
-TFLite take a thread count per session. Weights are random (seeded); each exported
+TFLite take a thread count per session. Weights: random (seeded), the golden-rule weights
+(--weights=golden) or a trained model directory (--weights=demo_out/model). Each exported
 variant's agreement with Keras float32 (max / mean |score diff|, top-5 overlap) is measured
-on the real clips in tests/assets/audio. GFLOP/s uses the PANNs paper's multiply-adds x 2
+on real clips (--clips, default tests/assets/audio; e.g. demo_data/fsdd/recordings for the
+demo's digit model). GFLOP/s uses the PANNs paper's multiply-adds x 2
 per 10 s clip, next to a 4096 x 4096 float32 tf.linalg.matmul measured in the same run.
 
 Memory: each ONNX / TFLite conversion runs in a child process of this script
@@ -51,6 +54,12 @@ _VARIANTS = flags.DEFINE_list("variants", "float32,float16,dynamic_int8,int8",
                               "TFLite variants.")  # fmt: skip
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per configuration (median).")
 _CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length.")
+_WEIGHTS = flags.DEFINE_string(
+    "weights", "random",
+    "'random' (seeded), 'golden' (the golden-rule weights of tests/assets/golden), or a model "
+    "directory (e.g. a trained one: demo_out/model; --models is then its model)."
+)  # fmt: skip
+_CLIPS = flags.DEFINE_string("clips", str(AUDIO), "Audio folder for the agreement windows.")
 _TF_THREADS = flags.DEFINE_integer("tf_threads", 0, "TensorFlow intra-op threads (0: all).")
 _TF_ONLY = flags.DEFINE_bool("tf_only", False, "Only the Keras / SavedModel rows.")
 _CONVERT_TO = flags.DEFINE_string(
@@ -82,6 +91,24 @@ def matmul_gflops(repeats=5):
     return 2 * 4096**3 / sec / 1e9
 
 
+def make_model(name):
+    """The model to time, per --weights."""
+    w = _WEIGHTS.value
+    if w == "random":
+        return panns_keras.build_model(name, seed=0)
+    if w == "golden":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from panns_keras.convert.mapping import assign_state_dict
+        from panns_keras.models.registry import MODEL_SPECS, canonical_name
+        from tests.golden import load_golden
+
+        model = panns_keras.build_model(name)
+        _, state, *_ = load_golden(MODEL_SPECS[canonical_name(name)].reference_name)
+        assign_state_dict(model, state)
+        return model
+    return panns_keras.load_model(w)
+
+
 def row(name, backend, sec, clip_s, flops):
     gf = flops * clip_s / 10.0 / sec / 1e9
     print(f"{name:<13} {backend:<24} {sec * 1e3:9.1f} ms  RTF {sec / clip_s:7.4f}  "
@@ -100,7 +127,11 @@ def main(argv):
     if not _TF_ONLY.value:
         print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
         print(f"tf.linalg.matmul 4096^2 float32: {matmul_gflops():.1f} GFLOP/s\n")
-    for name in _MODELS.value:
+    names = _MODELS.value
+    if _WEIGHTS.value not in ("random", "golden"):
+        names = [panns_keras.load_model(_WEIGHTS.value).spec.name]
+    print(f"weights: {_WEIGHTS.value}; agreement clips: {_CLIPS.value}")
+    for name in names:
         bench_model(name, clip_s, cores)
         tf.keras.backend.clear_session()
         gc.collect()
@@ -111,7 +142,7 @@ def main(argv):
 
 def convert_child(name, kind, work_dir):
     """Child process: converts the parent's model (weights in ``work_dir``) to one file."""
-    model = panns_keras.build_model(name)
+    model = make_model(name)
     model.load_weights(str(work_dir / WEIGHTS))
     clips = np.load(work_dir / CLIPS)
     if kind == "onnx":
@@ -128,7 +159,7 @@ def convert_child(name, kind, work_dir):
 def convert_in_child(name, kind, work_dir):
     """``(bytes, child peak RSS GB)`` of ``kind`` converted by a child; raises on failure."""
     p = subprocess.run([sys.executable, __file__, f"--models={name}", f"--convert_to={kind}",
-                        f"--work_dir={work_dir}"],
+                        f"--work_dir={work_dir}", f"--weights={_WEIGHTS.value}"],
                        capture_output=True, text=True, check=False)  # fmt: skip
     path = work_dir / kind
     if p.returncode or not path.is_file():
@@ -144,6 +175,7 @@ def tf_one_thread_rows(name):
     """Keras / SavedModel rows at 1 thread, from a child process (fresh thread pools)."""
     p = subprocess.run([sys.executable, __file__, f"--models={name}", "--tf_only",
                         "--tf_threads=1", f"--repeats={_REPEATS.value}",
+                        f"--weights={_WEIGHTS.value}",
                         f"--clip_seconds={_CLIP.value}"],
                        capture_output=True, text=True, check=False)  # fmt: skip
     rows = [ln for ln in p.stdout.splitlines() if ln.startswith(name)]
@@ -207,17 +239,17 @@ def tf_rows(name, model, x, clip_s, cores, flops):
 
 
 def bench_model(name, clip_s, cores):
-    model = panns_keras.build_model(name, seed=0)
+    model = make_model(name)
     sr = model.spec.sample_rate
     n = int(clip_s * sr)
     x = common.synthetic_windows(sr, n, count=1)
-    flops = PAPER_FLOPS.get(name, float("nan"))
+    flops = PAPER_FLOPS.get(name, float("nan")) if sr == 32000 else float("nan")
     tf_rows(name, model, x, clip_s, cores, flops)
     if _TF_ONLY.value:
         return
     if cores > 1 and not _TF_THREADS.value:
         tf_one_thread_rows(name)
-    clips = representative_windows(AUDIO, sr, n, max_windows=16)
+    clips = representative_windows(_CLIPS.value, sr, n, max_windows=16)
     ref = np.asarray(model(clips, training=False)["clipwise_output"])
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
