@@ -49,9 +49,12 @@ def convert(model, labels=None, opset: int = OPSET) -> bytes:
     import tf2onnx
 
     from panns_keras.export.savedmodel import serving_function
+    from panns_keras.models.conv import plain_convolutions
 
     keys = common.output_keys(model)
     serve = serving_function(model, keys)
+    with plain_convolutions():  # one Conv op per layer: traced here; from_function reuses it
+        serve.get_concrete_function()
     tf2onnx_log = pylogging.getLogger("tf2onnx")
     level = tf2onnx_log.level
     tf2onnx_log.setLevel(pylogging.WARNING)  # its INFO lines narrate every optimizer pass

@@ -50,6 +50,7 @@ from absl import logging
 
 from panns_keras.errors import UserError
 from panns_keras.export import common
+from panns_keras.models.conv import plain_convolutions
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 # (max |score diff|, mean |score diff|) against the Keras model on the verification windows;
@@ -76,7 +77,8 @@ def frozen_function(model, length: int, keys):
         out = model(waveform, training=False)
         return tuple(out[k] for k in keys)
 
-    return convert_variables_to_constants_v2(fn.get_concrete_function())
+    with plain_convolutions():
+        return convert_variables_to_constants_v2(fn.get_concrete_function())
 
 
 def _serving_function(model, length: int, keys):
@@ -91,7 +93,8 @@ def _serving_function(model, length: int, keys):
 
     module = tf.Module()
     module.tf_variables = [getattr(v, "value", v) for v in model.variables]
-    return fn.get_concrete_function(), module
+    with plain_convolutions():
+        return fn.get_concrete_function(), module
 
 
 def _converter(model, length: int, keys, frozen: bool = False):

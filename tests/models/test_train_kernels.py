@@ -1,4 +1,4 @@
-"""The training-speed layers (im2col Conv2D, fused BatchNormalization) equal Keras's."""
+"""The speed layers (im2col Conv2D, fused BatchNormalization) equal Keras's."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import layers as L
 
 from panns_keras.models.batchnorm import BatchNormalization
-from panns_keras.models.conv import Conv2D
+from panns_keras.models.conv import Conv2D, plain_convolutions
 
 
 def _grads(layer, x, training):
@@ -25,7 +25,8 @@ def test_im2col_conv_matches_convolution(use_bias):
     if use_bias:
         layer.bias.assign(tf.random.stateless_normal([1024], [0, 2]))
     assert layer._im2col
-    y0, g0 = _grads(layer, x, training=False)  # tf.nn.convolution
+    with plain_convolutions():
+        y0, g0 = _grads(layer, x, training=True)  # tf.nn.convolution
     y1, g1 = _grads(layer, x, training=True)  # one matmul
     np.testing.assert_allclose(y1.numpy(), y0.numpy(), atol=2e-5 * np.abs(y0).max())
     for a, b in zip(g1, g0):
@@ -82,3 +83,20 @@ def test_fused_batchnorm_bfloat16_input():
     np.testing.assert_allclose(
         tf.cast(y1, tf.float32).numpy(), tf.cast(y0, tf.float32).numpy(), atol=3e-2
     )
+
+
+def test_export_traces_keep_convolutions():
+    """TF graphs use the matmul; TFLite / ONNX conversion traces keep one conv per layer."""
+    import panns_keras
+    from panns_keras.export import tflite as T
+
+    model = panns_keras.build_model("cnn14")
+    spec = tf.TensorSpec([1, 32000], tf.float32)
+    plain = tf.function(lambda v: model(v, training=False)["clipwise_output"])
+    ops = [op.type for op in plain.get_concrete_function(spec).graph.get_operations()]
+    assert ops.count("Conv2D") == 9 and ops.count("ConcatV2") == 4  # blocks 5-6 as matmuls
+    fn, _ = T._serving_function(model, 32000, ("clipwise_output",))
+    ops = [op.type for op in fn.graph.get_operations()]
+    assert ops.count("Conv2D") == 13 and ops.count("ConcatV2") == 0
+    x = tf.random.stateless_normal([1, 32000], [3, 4], stddev=0.1)
+    np.testing.assert_allclose(fn(x)[0].numpy(), plain(x).numpy(), atol=1e-5)
