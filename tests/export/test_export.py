@@ -28,15 +28,6 @@ BUILTIN_FLOAT_OPS = {
 
 
 @pytest.fixture(scope="module")
-def cnn6():
-    _, state, *_ = load_golden("Cnn6")
-    model = panns_keras.build_model("cnn6")
-    assign_state_dict(model, state)
-    model.labels = tuple(f"label {i}" for i in range(527))
-    return model
-
-
-@pytest.fixture(scope="module")
 def clips():
     return representative_windows(AUDIO, 32000, int(WINDOW_S * 32000), max_windows=12)
 

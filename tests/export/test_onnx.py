@@ -9,12 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from golden import load_golden
-
 import panns_keras
-from panns_keras.convert.mapping import assign_state_dict
 from panns_keras.errors import UserError
 from panns_keras.export import ExportVerificationError, common
 from panns_keras.export import onnx_export as X
@@ -27,15 +22,6 @@ CNN6_ONNX_OPS = {
     "Pad", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice",
     "Squeeze", "Sub", "Transpose", "Unsqueeze",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def cnn6():
-    _, state, *_ = load_golden("Cnn6")
-    model = panns_keras.build_model("cnn6")
-    assign_state_dict(model, state)
-    model.labels = tuple(f"label {i}" for i in range(527))
-    return model
 
 
 @pytest.fixture(scope="module")
