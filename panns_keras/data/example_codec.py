@@ -74,7 +74,16 @@ def serialize_clip(
     sample_rate: int = 32000,
     clip_samples: int | None = None,
 ) -> bytes:
-    """Serializes one clip (float in [-1, 1] or int16 PCM) to Example bytes."""
+    """Serializes one clip as `tf.train.Example` bytes (fields: `panns_keras.data.schema`).
+
+    Args:
+      waveform: 1-D float waveform in [-1, 1] (or int16 PCM, taken as is).
+      labels: iterable of int class indices.
+      clip_id: clip identifier.
+      source: source path (informational).
+      sample_rate: the waveform's sample rate.
+      clip_samples: fixed length (zero-padded / trimmed); None keeps the waveform's length.
+    """
     waveform = np.asarray(waveform)
     if waveform.ndim != 1:
         raise ValueError(f"waveform must be 1-D, got shape {waveform.shape}")

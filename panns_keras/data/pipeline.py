@@ -176,8 +176,14 @@ def _shard_files_or_records(files, pid, n):
     return files, (n, pid)
 
 
-def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_shard=None):
+def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_shard=None,
+             shuffle_seed=None, repeat=False):  # fmt: skip
+    """Records of ``files`` interleaved (files shuffled / repeated first when asked)."""
     ds = _file_dataset(files)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(files), seed=shuffle_seed)
+    if repeat:
+        ds = ds.repeat()
     kwargs = (
         {} if parallel is None else {"num_parallel_calls": parallel, "deterministic": deterministic}
     )
@@ -278,14 +284,7 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
         streams = []
         for i, g in enumerate(sorted(by_group)):
             gfiles, rshard = _shard_files_or_records(by_group[g], pid, npipes)
-            fds = _file_dataset(gfiles).shuffle(len(gfiles), seed=seed + 7919 * i)
-            recs = fds.interleave(
-                lambda f, s: _read_checked(f, s, skip),
-                cycle_length=max(1, min(cycle, len(gfiles))),
-                block_length=1,
-            )
-            if rshard is not None:
-                recs = recs.shard(*rshard)
+            recs = _records(gfiles, skip, cycle, None, True, rshard, shuffle_seed=seed + 7919 * i)
             streams.append(recs.repeat())
         logging.info("balanced train input: %d class groups, %d shards", len(streams), len(files))
         ds = tf.data.Dataset.sample_from_datasets(
@@ -293,16 +292,8 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
         )
     else:
         pfiles, rshard = _shard_files_or_records(files, pid, npipes)
-        fds = _file_dataset(pfiles).shuffle(len(pfiles), seed=seed).repeat()
-        ds = fds.interleave(
-            lambda f, s: _read_checked(f, s, skip),
-            cycle_length=max(1, min(cycle, len(pfiles))),
-            block_length=1,
-            num_parallel_calls=parallel,
-            deterministic=deterministic,
-        )
-        if rshard is not None:
-            ds = ds.shard(*rshard)
+        ds = _records(pfiles, skip, cycle, parallel, deterministic, rshard, shuffle_seed=seed,
+                      repeat=True)  # fmt: skip
 
     if int(d.shuffle_buffer) > 1:
         ds = ds.shuffle(int(d.shuffle_buffer), seed=seed + 1)

@@ -47,27 +47,8 @@ def int16_to_float(pcm: np.ndarray) -> np.ndarray:
     return np.asarray(pcm, dtype=np.int16).astype(np.float32) / np.float32(INT16_SCALE)
 
 
-def serialize_example(
-    waveform: np.ndarray,
-    labels,
-    clip_id: str,
-    source: str = "",
-    sample_rate: int = 32000,
-    clip_samples: int | None = None,
-) -> bytes:
-    """Serializes one clip as a `tf.train.Example` (bytes).
-
-    Args:
-      waveform: 1-D float waveform in [-1, 1] (or int16 PCM, taken as is).
-      labels: iterable of int class indices.
-      clip_id: clip identifier.
-      source: source path (informational).
-      sample_rate: the waveform's sample rate.
-      clip_samples: fixed length; None keeps the waveform's own length.
-    """
-    return example_codec.serialize_clip(
-        waveform, labels, clip_id, source, sample_rate, clip_samples
-    )
+# One clip -> `tf.train.Example` bytes (the numpy-only encoder data_prep's workers use).
+serialize_example = example_codec.serialize_clip
 
 
 def parse_example(serialized) -> dict:

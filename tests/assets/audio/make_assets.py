@@ -1,6 +1,7 @@
-"""Regenerates the test clips in this folder (run by hand; tests never read /work/shared).
+"""Regenerates the test clips in this folder (run by hand; tests never read the shared data folder).
 
-usage: python tests/assets/audio/make_assets.py /work/shared/data
+usage: python tests/assets/audio/make_assets.py SHARED_DATA_DIR
+(the project's shared data folder: real_sounds/ and fsdd/ with their licences)
 """
 
 import os
@@ -54,4 +55,6 @@ def main(shared):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data")
+    if len(sys.argv) != 2 or not os.path.isdir(os.path.join(sys.argv[1], "real_sounds")):
+        sys.exit(f"usage: {sys.argv[0]} SHARED_DATA_DIR (a folder with real_sounds/ and fsdd/)")
+    main(sys.argv[1])
