@@ -86,7 +86,7 @@ def bench(name: str, precision: str, xla: bool, device: str) -> dict:
     strategy = tf.distribute.get_strategy()
     if device:
         strategy = tf.distribute.OneDeviceStrategy(device)
-    trainer._set_precision(precision)
+    keras.mixed_precision.set_global_policy(precision)
     try:
         with strategy.scope():
             model = trainer.build_model_from_config(config)

@@ -15,6 +15,7 @@ PANNs reference's running statistics are; Keras updates with the biased one.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers as L
 
 
@@ -39,8 +40,6 @@ class BatchNormalization(L.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or not self._fused_ok(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
         shape = tf.shape(inputs)
         rank = len(inputs.shape)
         x = inputs
