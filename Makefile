@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO_OUT ?= demo_out
 
-.PHONY: setup setup-test test test-fast lint demo bench clean
+.PHONY: setup setup-test test test-fast test-jax lint demo bench clean
 
 $(VENV)/.runtime: requirements.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,22 @@ lint: setup-test
 test: setup-test
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(MAKE) test-jax
+
+# The model layer, the converter and model directories in an environment WITHOUT TensorFlow,
+# under the JAX backend (goldens of six families, converted .pth files).
+JAX_VENV ?= .venv-jax
+$(JAX_VENV)/.ready: requirements-jax.txt setup.py
+	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-jax.txt
+	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation -e .
+	! $(JAX_VENV)/bin/python -c "import tensorflow" 2>/dev/null
+	touch $@
+
+test-jax: $(JAX_VENV)/.ready
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/convert/test_backends.py
 
 test-fast: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
@@ -39,7 +55,7 @@ bench: setup
 	$(PY) benchmarks/model_speed.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info
+	rm -rf $(VENV) $(JAX_VENV) $(DEMO_OUT) build *.egg-info
 
 # `make transfer-demo`: every transfer mode on the bundled digits (stand-in init, CPU).
 TRANSFER_DEMO_OUT ?= transfer_demo_out

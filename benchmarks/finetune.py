@@ -19,6 +19,7 @@ import numpy as np
 from absl import app, flags
 
 import panns_keras
+from panns_keras.models.registry import get_spec
 from panns_keras.transfer import ClipSet, TrainOptions, build_transfer_model, embeddings
 from panns_keras.transfer.train import train_probe, train_transfer
 
@@ -32,7 +33,7 @@ _CLIPS = flags.DEFINE_integer("clips", 256, "Clips to embed for the probe.")
 
 
 def _overrides(sr):
-    spec = panns_keras.build_model(_MODEL.value, build=False).spec
+    spec = get_spec(_MODEL.value)
     if spec.frontend is None:
         return {"sample_rate": sr}
     f = sr / spec.frontend.sample_rate

@@ -104,7 +104,6 @@ class HearModel(tf.Module):
         self.scene_embedding_size = int(spec.head.embedding_size)
         self.timestamp_embedding_size = int(spec.backbone.widths[-1]) if spec.family == \
             "convnet" else None  # fmt: skip
-        self.min_samples = int(spec.min_samples)
         if spec.family == "convnet" and spec.frontend is not None and spec.wavegram is None:
             ratio = 1
             for t, _ in spec.backbone.pools:
@@ -115,21 +114,13 @@ class HearModel(tf.Module):
             self.time_ratio = None
             self.timestamp_hop_ms = None
 
-    def _pad(self, audio):
-        audio = self.resampler(audio)  # HEAR input rate -> model rate (identity if equal)
-        short = tf.maximum(self.min_samples - tf.shape(audio)[1], 0)
-        return tf.pad(audio, [[0, 0], [0, short]])
-
     def scene(self, audio):
-        return self.model(self._pad(audio), training=False)["embedding"]
+        # HEAR input rate -> model rate (identity if equal); the model pads short clips.
+        return self.model(self.resampler(audio), training=False)["embedding"]
 
     def frames(self, audio):
         """Backbone features ``(n, T', C)`` before time pooling (log-mel convnets)."""
-        m = self.model
-        x = m.logmel_extractor(self._pad(audio))
-        x = m.bn0(x, training=False)[..., None]
-        x = m._forward_convnet(x, None, False, None)
-        return tf.reduce_mean(x, axis=2)
+        return self.model.frame_embeddings(self.resampler(audio))
 
 
 def load_model(model_file_path: str = "", sample_rate: int | None = None) -> HearModel:

@@ -95,10 +95,9 @@ class InferenceEngine:
 
     # ------------------------------------------------------------------ core
     def predict(self, batch: np.ndarray, eager: bool = False) -> dict[str, np.ndarray]:
-        """Runs one batch ``[B, samples]`` (padded to min_samples) and returns numpy outputs."""
+        """Runs one batch ``[B, samples]`` and returns numpy outputs (the model pads inputs
+        shorter than its minimum itself)."""
         batch = np.asarray(batch, np.float32)
-        if batch.shape[1] < self.spec.min_samples:
-            batch = np.pad(batch, [(0, 0), (0, self.spec.min_samples - batch.shape[1])])
         if eager:
             fn = self._eager_step
         elif self.window is not None and batch.shape[1] == self.window:

@@ -136,11 +136,8 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
     axes[0].set_title(os.path.basename(result.path))
     if has_mel:
         chunk = sr * 60
-        mel = np.concatenate([
-            np.asarray(model.logmel_extractor(np.pad(x[i : i + chunk], (0, max(
-                0, model.spec.min_samples - len(x[i : i + chunk]))))[None]))[0][: -(1)]
-            for i in range(0, len(x), chunk)
-        ])  # fmt: skip
+        mel = np.concatenate([np.asarray(model.logmel(x[None, i : i + chunk]))[0][:-1]
+                              for i in range(0, len(x), chunk)])  # fmt: skip
         hop = model.spec.frontend.hop_size / sr
         axes[1].imshow(mel.T, origin="lower", aspect="auto", cmap="magma",
                        extent=[0, len(mel) * hop, 0, mel.shape[1]])  # fmt: skip

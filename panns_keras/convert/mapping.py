@@ -12,6 +12,8 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from panns_keras.models.blocks import layer_name
+
 FRONTEND_TOLERANCE = {  # max |stored - computed|; the reference builds them the same way
     "spectrogram_extractor.stft.conv_real.weight": 1e-5,
     "spectrogram_extractor.stft.conv_imag.weight": 1e-5,
@@ -24,7 +26,7 @@ class ConversionError(ValueError):
 
 
 def _frontend_expected(model, key: str) -> np.ndarray:
-    fe = model.logmel_extractor
+    fe = model.logmel_extractor  # public part of the AudioTagger
     if key.endswith("conv_real.weight"):
         return fe.stft_real.T[:, None, :]  # (bins, 1, n_fft) torch layout
     if key.endswith("conv_imag.weight"):
@@ -66,8 +68,6 @@ def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
         ConversionError: naming the first tensor that is missing, unexpected, mis-shaped,
             or (front end) differs from the layer's own computation.
     """
-    if not model.built:
-        model.build((None, None))
     grouped: dict[str, dict[str, np.ndarray]] = {}
     for key, value in state_dict.items():
         if key in FRONTEND_TOLERANCE:
@@ -93,10 +93,11 @@ def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
             continue
         module, _, param = key.rpartition(".")
         grouped.setdefault(module, {})[param] = np.asarray(value)
-    layers = model.torch_layers
-    unexpected = sorted(m for m in grouped if m not in layers)
+    layers = model.weight_layers()  # by Keras name = module path with '.' -> '_'
+    grouped = {layer_name(m): (m, params) for m, params in grouped.items()}
+    unexpected = sorted(grouped[n][0] for n in grouped if n not in layers)
     if unexpected:
-        keys = [f"{m}.{p}" for m in unexpected for p in grouped[m]]
+        keys = [f"{m}.{p}" for m in unexpected for p in grouped[layer_name(m)][1]]
         raise ConversionError(
             f"{len(keys)} unexpected tensor(s) for model {model.spec.name}, first "
             f"{keys[0]} (a checkpoint of another architecture?)"
@@ -108,8 +109,8 @@ def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
             f"{missing[0]} (a checkpoint of another architecture?)"
         )
     assignments = []
-    for path, layer in layers.items():
-        params = grouped[path]
+    for name, layer in layers.items():
+        path, params = grouped[name]
         values = _keras_values(layer, params, path)
         if params:
             raise ConversionError(f"unexpected tensor {path}.{sorted(params)[0]}")

@@ -16,7 +16,8 @@ from typing import Any
 from panns_keras.errors import UserError
 from panns_keras.labels import LABELS_FILENAME, read_label_file, write_label_file
 
-FORMAT = "panns_keras.model_dir/1"
+FORMAT = "panns_keras.model_dir/2"
+LEGACY_FORMATS = ("panns_keras.model_dir/1",)  # 0.1's weight layout (models/legacy.py)
 WEIGHTS = "model.weights.h5"
 CONFIG = "config.json"
 
@@ -62,15 +63,17 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
         config = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{cfg_path}: not valid JSON ({e})") from None
-    if config.get("format") != FORMAT:
+    if config.get("format") not in (FORMAT, *LEGACY_FORMATS):
         raise UserError(f"{cfg_path}: unknown format {config.get('format')!r}")
     return config
 
 
 def load_model_dir(path: str | Path):
-    """Load a model directory (or a ``.keras`` file) as a built Keras model.
+    """Load a model directory (or a ``.keras`` file) as a built :class:`AudioTagger`.
 
-    The model gets a ``labels`` attribute: display names in output order.
+    ``model.labels`` holds the display names and ``model.label_ids`` the ids, in output
+    order (a ``.keras`` file keeps those it was saved with). Directories written by 0.1
+    (format ``panns_keras.model_dir/1``) load through :mod:`panns_keras.models.legacy`.
     """
     import keras
 
@@ -80,22 +83,39 @@ def load_model_dir(path: str | Path):
     if path.suffix == ".keras":
         if not path.is_file():
             raise UserError(f"{path}: model file not found")
-        return keras.saving.load_model(str(path))
+        try:
+            model = keras.saving.load_model(str(path))
+        except Exception as e:  # zip / Keras errors on a damaged or foreign file
+            raise UserError(f"{path}: cannot load ({type(e).__name__}: {e})") from None
+        if not isinstance(model, AudioTagger):
+            raise UserError(f"{path}: not a panns-keras model ({type(model).__name__})")
+        _compile_for_inference(model)
+        return model
     config = read_model_config(path)
-    model = AudioTagger(config["spec"])
-    model.build((None, None))
     weights = path / WEIGHTS
     if not weights.is_file():
         raise UserError(f"{path}: missing {WEIGHTS}")
+    labels = read_label_file(path / config.get("labels", LABELS_FILENAME))
     try:
-        model.load_weights(str(weights))
+        model = AudioTagger(config["spec"], labels=[name for _, name in labels],
+                            label_ids=[mid for mid, _ in labels])  # fmt: skip
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    target = model
+    if config["format"] in LEGACY_FORMATS:
+        from panns_keras.models.legacy import LegacyLayout
+
+        target = LegacyLayout(model)
+    try:
+        target.load_weights(str(weights))
     except Exception as e:  # h5py / Keras errors on a damaged or mismatched file
         raise UserError(f"{weights}: cannot load weights ({type(e).__name__}: {e})") from None
+    _compile_for_inference(model)
+    return model
+
+
+def _compile_for_inference(model) -> None:
     # predict() runs XLA-compiled: on CPU it is 1.4-3x faster than TF's default kernels for
     # the CNNs here, but XLA's depthwise convolutions are ~5x slower, so not for MobileNets
     # (BUILD_NOTES.md, "Speed"). Training code compiles the model again with its own settings.
     model.compile(jit_compile=not model.spec.family.startswith("mobilenet"))
-    labels = read_label_file(path / config.get("labels", LABELS_FILENAME))
-    model.labels = tuple(name for _, name in labels)
-    model.label_ids = tuple(mid for mid, _ in labels)
-    return model

@@ -1,7 +1,7 @@
 """SavedModel export: ``serving_default(waveform[batch, samples]) -> dict of outputs``.
 
 Batch and length are dynamic. Inputs shorter than ``spec.min_samples`` are zero-padded to
-it inside the graph (as :mod:`panns_keras.inference` does), so any length >= 1 works.
+it inside the graph (by the model itself), so any length >= 1 works.
 The class names travel as the asset ``assets/labels.txt`` (one display name per line, in
 output order); ``loaded.labels_file`` is its path after ``tf.saved_model.load``.
 """
@@ -27,13 +27,10 @@ TOLERANCE = 1e-5
 def serving_function(model, keys=None):
     """``tf.function`` over ``[None, None]`` float32 waveforms returning ``keys`` outputs."""
     keys = tuple(keys or common.output_keys(model))
-    min_samples = int(model.spec.min_samples)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
     def serve(waveform):
-        short = tf.maximum(min_samples - tf.shape(waveform)[1], 0)
-        x = tf.pad(waveform, [[0, 0], [0, short]])
-        out = model(x, training=False)
+        out = model(waveform, training=False)  # the model pads short inputs itself
         return {k: tf.identity(out[k], name=k) for k in keys}
 
     return serve

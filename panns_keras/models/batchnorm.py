@@ -1,33 +1,34 @@
-"""``BatchNormalization`` whose training step is TensorFlow's fused kernel.
+"""``BatchNormalization`` with PyTorch's running-variance rule and a fused TF training kernel.
 
-Keras 3 normalises in training mode with ``moments`` plus five element-wise ops, and the
-gradient of that graph is a dozen more full-size passes (``Tile``, ``Mul``, ``Sub``) over
-every activation; TensorFlow's ``FusedBatchNormV3`` (oneDNN on CPU, cuDNN on GPU) does the
-forward in one pass and the backward in one more. Same variables, same inference path
-(Keras's, untouched, so XLA / SavedModel / TFLite graphs do not change), same outputs in
-training mode up to float rounding.
+The reference's running variance is updated with the *unbiased* batch variance
+(n / (n - 1)), as PyTorch's ``BatchNorm`` does; Keras updates it with the biased one. This
+layer follows the reference on every backend, with the same variables as Keras's layer.
+Inference is Keras's own path, untouched (XLA / SavedModel / TFLite graphs do not change).
 
-One deliberate difference from Keras: the moving variance is updated with the *unbiased*
-batch variance (n / (n - 1)), which is what PyTorch's ``BatchNorm`` does and so what the
-PANNs reference's running statistics are; Keras updates with the biased one.
+Training step kernels (chosen in :mod:`panns_keras.models.kernels`):
+
+- TensorFlow: ``FusedBatchNormV3`` (oneDNN on CPU, cuDNN on GPU): forward in one pass and
+  backward in one more, where the ``keras.ops`` graph makes a dozen full-size passes.
+- Other backends: ``keras.ops.moments`` and element-wise ops.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import layers as L
+from keras import ops
+
+from panns_keras.models.kernels import tensorflow_kernels
 
 
 @keras.saving.register_keras_serializable(package="panns_keras")
 class BatchNormalization(L.BatchNormalization):
-    """``keras.layers.BatchNormalization`` with a fused training path (TensorFlow backend)."""
+    """``keras.layers.BatchNormalization`` with the reference's running-variance update."""
 
-    def _fused_ok(self, inputs, mask) -> bool:
+    def _own_training_path(self, inputs, mask) -> bool:
         rank = len(inputs.shape)
         return (
-            keras.backend.backend() == "tensorflow"
-            and mask is None
+            mask is None
             and not self.renorm
             and not self.synchronized
             and self.scale
@@ -38,24 +39,43 @@ class BatchNormalization(L.BatchNormalization):
         )
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or not self._fused_ok(inputs, mask):
+        if not (training and self.trainable) or not self._own_training_path(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        shape = tf.shape(inputs)
-        rank = len(inputs.shape)
-        x = inputs
-        if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
-            x = tf.cast(x, tf.float32)
-        if rank < 4:  # NHWC view: (B, C) -> (B, 1, 1, C), (B, T, C) -> (B, 1, T, C)
-            x = tf.reshape(x, tf.concat([shape[:1], [1] * (4 - rank), shape[1:]], 0))
-        y, batch_mean, batch_var, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=tf.cast(self.gamma, tf.float32), offset=tf.cast(self.beta, tf.float32),
-            mean=tf.constant([], tf.float32), variance=tf.constant([], tf.float32),
-            epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
-            is_training=True,
-        )  # fmt: skip
+        if tensorflow_kernels():
+            y, mean, var = _fused_tf(inputs, self.gamma, self.beta, self.epsilon)
+        else:
+            y, mean, var = self._ops_training(inputs)
         m = self.momentum
-        self.moving_mean.assign(self.moving_mean * m + batch_mean * (1.0 - m))
-        self.moving_variance.assign(self.moving_variance * m + batch_var * (1.0 - m))
-        if rank < 4:
-            y = tf.reshape(y, shape)
-        return tf.cast(y, self.compute_dtype)
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + var * (1.0 - m))
+        return ops.cast(y, self.compute_dtype)
+
+    def _ops_training(self, inputs):
+        """Normalised output, batch mean and unbiased batch variance (float32)."""
+        x = ops.cast(inputs, "float32")
+        axes = list(range(len(x.shape) - 1))
+        mean, var = ops.moments(x, axes=axes)
+        n = ops.cast(ops.size(x) // x.shape[-1], "float32")
+        y = (x - mean) * ops.rsqrt(var + self.epsilon) * ops.cast(self.gamma, "float32")
+        y = y + ops.cast(self.beta, "float32")
+        return y, mean, var * n / ops.maximum(n - 1.0, 1.0)
+
+
+def _fused_tf(inputs, gamma, beta, epsilon):
+    import tensorflow as tf  # only reached on the TensorFlow backend
+
+    shape = tf.shape(inputs)
+    rank = len(inputs.shape)
+    x = inputs
+    if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
+        x = tf.cast(x, tf.float32)
+    if rank < 4:  # NHWC view: (B, C) -> (B, 1, 1, C), (B, T, C) -> (B, 1, T, C)
+        x = tf.reshape(x, tf.concat([shape[:1], [1] * (4 - rank), shape[1:]], 0))
+    y, batch_mean, batch_var, *_ = tf.raw_ops.FusedBatchNormV3(
+        x=x, scale=tf.cast(gamma, tf.float32), offset=tf.cast(beta, tf.float32),
+        mean=tf.constant([], tf.float32), variance=tf.constant([], tf.float32),
+        epsilon=epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True,
+    )  # fmt: skip
+    if rank < 4:
+        y = tf.reshape(y, shape)
+    return y, batch_mean, batch_var  # FusedBatchNormV3's batch_var is the unbiased one

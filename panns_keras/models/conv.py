@@ -1,6 +1,7 @@
 """Speed variants of Keras layers; the same weights, variables and outputs.
 
-``Conv2D`` is ``keras.layers.Conv2D`` whose 3x3 "same" convolutions on wide channels
+On the TensorFlow backend (:mod:`panns_keras.models.kernels`), ``Conv2D`` is
+``keras.layers.Conv2D`` whose 3x3 "same" convolutions on wide channels
 (>= 512 in, >= 1024 out: Cnn14's blocks 5-6, the ResNets' last stages) run as one matrix
 product over the nine shifted copies of the input (im2col). On CPU, oneDNN's convolution
 kernels are slow for these shapes (small maps, many channels: 20-25 GFLOP/s for Cnn14's
@@ -21,6 +22,8 @@ import contextlib
 import keras
 from keras import layers as L
 from keras import ops
+
+from panns_keras.models.kernels import tensorflow_kernels
 
 IM2COL_MIN_IN = 512
 IM2COL_MIN_OUT = 1024
@@ -45,7 +48,8 @@ class Conv2D(L.Conv2D):
         super().build(input_shape)
         cin = input_shape[-1]
         self._im2col = (
-            tuple(self.kernel_size) == (3, 3)
+            tensorflow_kernels()
+            and tuple(self.kernel_size) == (3, 3)
             and tuple(self.strides) == (1, 1)
             and tuple(self.dilation_rate) == (1, 1)
             and self.padding == "same"

@@ -48,8 +48,7 @@ def load_for_eval(path: str | Path):
     config.model.disable_dropout = False
     config.train.sync_batchnorm = False
     model = build_model_from_config(config)
-    variables = {v.path.replace("/", "."): v.value for v in model.weights}
-    tf.train.Checkpoint(model=model, model_variables=variables).restore(prefix).expect_partial()
+    tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
     labels_csv = workdir / "model" / "labels.csv"
     if labels_csv.is_file():
         from panns_keras.labels import read_label_file

@@ -162,11 +162,11 @@ def build_model_from_config(config: ml_collections.ConfigDict):
     except (KeyError, ValueError) as e:
         raise UserError(f"model: {e}") from None
     if config.model.disable_dropout:
-        for layer in model._flatten_layers(include_self=False, recursive=True):
+        for layer in model.sublayers():
             if isinstance(layer, keras.layers.Dropout):
                 layer.rate = 0.0
     if config.train.sync_batchnorm:
-        for layer in model._flatten_layers(include_self=False, recursive=True):
+        for layer in model.sublayers():
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True
     return model
@@ -204,13 +204,13 @@ def _mixup_seed(config, step) -> tf.Tensor:
 
 
 def logmel_image(model, waveform: tf.Tensor, lam: tf.Tensor | None, seed: int) -> tf.Tensor:
-    """[n, mel, T, 1] image in [0, 1] of the model input after bn0 + SpecAugment + mixup."""
+    """[n, mel, T, 1] image in [0, 1] of the log-mel after SpecAugment + mixup (a separate,
+    seeded SpecAugment, so logging does not move the model's random state)."""
     from panns_keras.models.layers import SpecAugment
 
-    x = model.logmel_extractor(waveform)
-    x = model.bn0(x, training=False)
+    x = model.logmel(waveform)
     sa = model.spec.spec_augment
-    if sa is not None and getattr(model, "spec_augmenter", None) is not None:
+    if sa is not None:
         aug = SpecAugment(sa.time_drop_width, sa.time_stripes_num, sa.freq_drop_width,
                           sa.freq_stripes_num, seed=seed, dtype="float32")  # fmt: skip
         x = aug(x, training=True)
@@ -321,12 +321,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
 
             return iter(strategy.distribute_datasets_from_function(fn))
 
-        # Keras 3 layers held in nested lists/dicts (the AudioTagger blocks) are not reached by
-        # TF object-graph tracking (BN moving statistics were silently not saved), so every
-        # model variable is also tracked explicitly, keyed by its unique Keras path.
-        variables = {v.path.replace("/", "."): v.value for v in model.weights}
-        track = {"model": model, "model_variables": variables, "optimizer": optimizer,
-                 "step": step, "best_map": best_map}  # fmt: skip
+        track = {"model": model, "optimizer": optimizer, "step": step, "best_map": best_map}
         # Data position on resume: one replica -> the tf.data iterator is checkpointed with the
         # model; several replicas (DistributedIterator is not trackable) -> the stream is
         # rebuilt and the consumed batches skipped (exact, costs a re-read); 'reseed' -> a

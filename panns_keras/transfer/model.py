@@ -22,7 +22,7 @@ from keras import ops
 from panns_keras.errors import UserError
 
 MODES = ("scratch", "finetune", "freeze_l1", "freeze_l3")
-HEAD_PATHS = ("fc_audioset", "att_block.att", "att_block.cla", "att_block.bn_att")
+HEAD_PATHS = ("fc_audioset", "att_block_att", "att_block_cla", "att_block_bn_att")  # layer names
 
 
 def resolve_base(init=None, model_name: str | None = None, **overrides):
@@ -51,10 +51,11 @@ def resolve_base(init=None, model_name: str | None = None, **overrides):
 def copy_base_weights(src, dst) -> int:
     """Copies every weight layer but the classifier from ``src`` to ``dst``; returns count."""
     n = 0
-    for path, layer in src.torch_layers.items():
+    theirs = dst.weight_layers()
+    for path, layer in src.weight_layers().items():
         if path in HEAD_PATHS:
             continue
-        other = dst.torch_layers.get(path)
+        other = theirs.get(path)
         if other is None:
             raise UserError(f"layer {path} missing in the target model")
         other.set_weights(layer.get_weights())
@@ -68,9 +69,7 @@ def _tagger(spec, num_classes, seed, spec_augment):
     changes = {"num_classes": num_classes}
     if not spec_augment:
         changes["spec_augment"] = None
-    model = AudioTagger(dataclasses.replace(spec, **changes), seed=seed)
-    model.build((None, None))
-    return model
+    return AudioTagger(dataclasses.replace(spec, **changes), seed=seed)
 
 
 @keras.saving.register_keras_serializable(package="panns_keras.transfer")
@@ -97,7 +96,6 @@ class TransferMLP(keras.Model):
     def build(self, input_shape=None):
         if self.built:
             return
-        self.base.build((None, None))
         width = self.base.spec.head.embedding_size
         for layer in self.mlp:
             layer.build((None, width))

@@ -39,8 +39,8 @@ def test_infer_model_name_fails_clearly():
 
 def test_overrides():
     model = panns_keras.build_model("cnn6", num_classes=10, sample_rate=16000, window_size=512,
-                                    hop_size=160, fmax=8000, embedding_size=128, build=False)
+                                    hop_size=160, fmax=8000, embedding_size=128)
     assert model.spec.sample_rate == 16000 and model.spec.frontend.window_size == 512
     assert model.spec.head.embedding_size == 128 and model.spec.num_classes == 10
     with pytest.raises(ValueError, match="unknown model override"):
-        panns_keras.build_model("cnn6", windowsize=1, build=False)
+        panns_keras.build_model("cnn6", windowsize=1)

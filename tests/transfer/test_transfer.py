@@ -20,7 +20,7 @@ from panns_keras.transfer.train import train_transfer
 def _base_weights(tm):
     """Every base weight (trainable and BN moving statistics) by layer path."""
     model = getattr(tm.model, "base", tm.model)
-    return {p: [w.copy() for w in layer.get_weights()] for p, layer in model.torch_layers.items()
+    return {p: [w.copy() for w in layer.get_weights()] for p, layer in model.weight_layers().items()
             if p != "fc_audioset"}  # fmt: skip
 
 
@@ -36,7 +36,7 @@ def _changed(a, b):
 def test_modes_update_the_right_weights(base, clips, mode):
     tm = build_transfer_model(base, clips.num_classes, mode, hidden=16, seed=0)
     if mode != "scratch":  # pretrained weights copied (all but the classifier)
-        src = {p: x.get_weights() for p, x in base.torch_layers.items() if p != "fc_audioset"}
+        src = {p: x.get_weights() for p, x in base.weight_layers().items() if p != "fc_audioset"}
         assert all(not _changed(src[p], w) for p, w in _base_weights(tm).items())
     before_base, before_head = _base_weights(tm), _head_weights(tm)
     opts = TrainOptions(steps=3, batch_size=4, lr=1e-2, base_lr_scale=1.0, gain_db=3,
