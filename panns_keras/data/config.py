@@ -36,7 +36,7 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.balanced = True
     c.shuffle_buffer = 1000
     c.skip_corrupt = False
-    c.mixup = "logmel"
+    c.mixup = "in_model"  # in the model's mixup domain (train step) | waveform (tf.data) | none
     c.mixup_alpha = 1.0
     c.deterministic = True
     c.random_crop = True

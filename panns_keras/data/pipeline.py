@@ -298,9 +298,9 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
     if int(d.shuffle_buffer) > 1:
         ds = ds.shuffle(int(d.shuffle_buffer), seed=seed + 1)
     mode = str(d.mixup).lower()
-    if mode not in ("logmel", "waveform", "none"):
-        raise ValueError(f"config.data.mixup must be logmel|waveform|none, got {d.mixup!r}")
-    batch = per_replica * 2 if mode in ("logmel", "waveform") else per_replica
+    if mode not in ("in_model", "logmel", "waveform", "none"):
+        raise ValueError(f"config.data.mixup must be in_model|waveform|none, got {d.mixup!r}")
+    batch = per_replica * 2 if mode != "none" else per_replica
     decode = _decode_fn(clip_samples, int(d.num_classes), bool(d.get("random_crop", True)), seed)
     ds = ds.enumerate().map(
         decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic

@@ -1,7 +1,8 @@
 """Classifier heads on the backbone's ``(B, T', C)`` sequence.
 
 - Clip head (``HeadSpec.kind == 'clip'``): max + mean over time -> dropout -> ``fc1`` +
-  ReLU = the embedding -> ``fc_audioset``. Returns ``embedding`` and ``logits``.
+  ReLU = the embedding -> (``mlp_1``, ``mlp_2``, ... Dense + ReLU, transfer heads only) ->
+  ``fc_audioset``. Returns ``embedding`` and ``logits``.
 - Decision-level heads: max-pool 3 + avg-pool 3 over time -> dropout -> ``fc1`` + ReLU
   -> dropout -> per-segment ``fc_audioset`` (max / avg over time) or ``att_block``
   (attention over time). Returns ``segmentwise_output``, ``clipwise_output``, ``logits``.
@@ -18,6 +19,8 @@ from panns_keras.models.spec import ModelSpec
 
 def build_head(spec: ModelSpec, seeds: B.Seeds, channels: int) -> keras.Model:
     h, k = spec.head, spec.num_classes
+    if h.hidden and h.kind != "clip":
+        raise ValueError(f"{spec.name}: hidden head layers need a clip head, not {h.kind}")
     drop = B.dropout(0.5, seeds)
     x = inputs = keras.Input((None, channels), name="features")
     if h.kind == "clip":
@@ -26,7 +29,10 @@ def build_head(spec: ModelSpec, seeds: B.Seeds, channels: int) -> keras.Model:
             x = drop(x)
         x = ops.relu(B.dense("fc1", h.embedding_size)(x))
         # The classifier reads fc1's output before the embedding dropout (reference quirk).
-        logits = ops.cast(B.dense("fc_audioset", k)(x), "float32")
+        c = x
+        for i, width in enumerate(h.hidden, start=1):  # transfer MLP (freeze_l3)
+            c = ops.relu(B.dense(f"mlp_{i}", width)(c))
+        logits = ops.cast(B.dense("fc_audioset", k)(c), "float32")
         outputs = {"embedding": ops.cast(drop(x), "float32"), "logits": logits}
         return keras.Model(inputs, outputs, name="head")
     # max_pool1d(3, 1, 1) + avg_pool1d(3, 1, 1, count_include_pad=True) over time.

@@ -130,11 +130,15 @@ class HeadSpec:
 
     kind: 'clip' (global pool + fc1 + fc_audioset), or decision-level
     'decision_max' / 'decision_avg' / 'decision_att'.
+    hidden: widths of extra Dense + ReLU layers between the embedding and the classifier
+    (``mlp_1``, ``mlp_2``, ...; clip heads only): the transfer mode ``freeze_l3`` uses two.
+    Empty in every reference system.
     """
 
     kind: str = "clip"
     embedding_size: int = 2048
     pre_dropout: bool = True  # dropout(0.5) before fc1 (MobileNetV2 has none)
+    hidden: tuple[int, ...] = ()
 
 
 BackboneSpec = (
@@ -198,7 +202,7 @@ def _to_jsonable(value: Any) -> Any:
 
 # Flat override names accepted by build_model(name, **overrides) and where they live.
 FRONTEND_FIELDS = tuple(f.name for f in dataclasses.fields(LogMelSpec))
-HEAD_FIELDS = ("embedding_size",)
+HEAD_FIELDS = ("embedding_size", "hidden")
 
 
 def apply_overrides(spec: ModelSpec, **overrides: Any) -> ModelSpec:
@@ -230,5 +234,7 @@ def apply_overrides(spec: ModelSpec, **overrides: Any) -> ModelSpec:
             overrides["frontend"] = dataclasses.replace(spec.frontend, **frontend_kw)
             overrides["sample_rate"] = overrides["frontend"].sample_rate
     if head_kw:
+        if "hidden" in head_kw:
+            head_kw["hidden"] = tuple(int(w) for w in head_kw["hidden"] or ())
         overrides["head"] = dataclasses.replace(spec.head, **head_kw)
     return dataclasses.replace(spec, **overrides)

@@ -18,6 +18,11 @@ SCHEDULES = ("constant", "cosine")
 LOSSES = ("bce_prob", "bce_logits")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 CHECKPOINT_INPUT = ("iterator", "reseed")
+# in_model: inside the train step, in the model's own mixup domain (log-mel, waveform or
+# Wavegram: spec.mixup_domain), as the reference; waveform: in tf.data; 'logmel' is the
+# former name of in_model (still accepted).
+MIXUP = ("in_model", "logmel", "waveform", "none")
+TRANSFER_MODES = ("scratch", "finetune", "freeze_l1", "freeze_l3")
 
 
 def model_overrides() -> ml_collections.ConfigDict:
@@ -44,6 +49,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.name = "cnn14"
     c.model.overrides = model_overrides()
     c.model.disable_dropout = False  # set every Dropout rate to 0 (determinism tests)
+    # Warm start (train/warm_start.py): an initial model (model directory, .keras or PANNs
+    # .pth; '' = none, build model.name) and the transfer mode towards data.num_classes.
+    c.model.init = ""
+    c.model.mode = "scratch"  # scratch | finetune | freeze_l1 | freeze_l3
+    c.model.base_lr_scale = 1.0  # finetune: the initial model's layers train at lr * this
+    c.model.mlp_hidden = 512  # freeze_l3: width of the two hidden layers
 
     c.data = default_data_config()
     c.data.labels = ""  # index,mid,display_name CSV; '' = labels.csv beside the train shards
@@ -99,7 +110,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         ("train.loss", config.train.loss, LOSSES),
         ("train.strategy", config.train.strategy, STRATEGIES),
         ("train.checkpoint_input", config.train.checkpoint_input, CHECKPOINT_INPUT),
-        ("data.mixup", config.data.mixup, ("logmel", "waveform", "none")),
+        ("data.mixup", config.data.mixup, MIXUP),
+        ("model.mode", config.model.mode, TRANSFER_MODES),
     ]
     for name, value, allowed in checks:
         if value not in allowed:
@@ -108,6 +120,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise UserError("config.train.batch_size must be >= 1")
     if not config.data.train_files:
         raise UserError("config.data.train_files is empty (a glob of TFRecord shards)")
+    if config.model.mode != "scratch" and not config.model.init:
+        raise UserError(f"config.model.mode={config.model.mode} needs config.model.init "
+                        "(a model directory, .keras or .pth file)")  # fmt: skip
+    if config.model.init:
+        fixed = sorted(k for k, v in overrides_dict(config).items()
+                       if k not in ("spec_augment", "conv_dropout"))  # fmt: skip
+        if fixed:
+            raise UserError(f"config.model.overrides {fixed} do not apply with "
+                            "config.model.init (the initial model fixes them)")  # fmt: skip
+    if float(config.model.base_lr_scale) <= 0:
+        raise UserError("config.model.base_lr_scale must be > 0")
 
 
 def overrides_dict(config: ml_collections.ConfigDict) -> dict:

@@ -114,9 +114,11 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 "min_ratio": self.min_ratio}  # fmt: skip
 
 
-def make_optimizer(t: ml_collections.ConfigDict) -> keras.optimizers.Optimizer:
-    lr = WarmupSchedule(float(t.learning_rate), int(t.num_steps), int(t.warmup_steps),
-                        t.schedule, float(t.min_lr_ratio))  # fmt: skip
+def make_optimizer(t: ml_collections.ConfigDict,
+                   lr_scale: float = 1.0) -> keras.optimizers.Optimizer:  # fmt: skip
+    """The optimizer of ``t`` (train config); its learning rate times ``lr_scale``."""
+    lr = WarmupSchedule(float(t.learning_rate) * lr_scale, int(t.num_steps),
+                        int(t.warmup_steps), t.schedule, float(t.min_lr_ratio))  # fmt: skip
     kw: dict[str, Any] = {"learning_rate": lr}
     if t.clipnorm:
         kw["clipnorm"] = float(t.clipnorm)
@@ -153,14 +155,33 @@ def per_example_loss(target: tf.Tensor, outputs: dict, kind: str) -> tf.Tensor:
     return -tf.reduce_mean(target * log_p + (1.0 - target) * log_q, axis=-1)
 
 
-def build_model_from_config(config: ml_collections.ConfigDict):
+def build_model_from_config(config: ml_collections.ConfigDict, init=None):
+    """The model to train: ``config.model.name`` built anew, or (``config.model.init``) a
+    transfer model from the initial model ``init`` (loaded from the config when None)."""
     from panns_keras.api import build_model
 
-    try:
-        model = build_model(config.model.name, num_classes=int(config.data.num_classes),
-                            seed=int(config.seed), **config_lib.overrides_dict(config))  # fmt: skip
-    except (KeyError, ValueError) as e:
-        raise UserError(f"model: {e}") from None
+    if config.model.init:
+        from panns_keras.models.spec import SpecAugmentSpec
+        from panns_keras.train import warm_start
+
+        init = init if init is not None else warm_start.load_init(config.model.init)
+        o, changes = config.model.overrides, {}
+        if o.spec_augment is not None:
+            changes["spec_augment"] = (init.spec.spec_augment or SpecAugmentSpec()) if \
+                o.spec_augment else None  # fmt: skip
+        if o.conv_dropout is not None:
+            changes["conv_dropout"] = float(o.conv_dropout)
+        model = warm_start.transfer_model(
+            init, int(config.data.num_classes), config.model.mode,
+            hidden=int(config.model.mlp_hidden), seed=int(config.seed), spec_changes=changes,
+        )  # fmt: skip
+    else:
+        try:
+            model = build_model(config.model.name, num_classes=int(config.data.num_classes),
+                                seed=int(config.seed),
+                                **config_lib.overrides_dict(config))  # fmt: skip
+        except (KeyError, ValueError) as e:
+            raise UserError(f"model: {e}") from None
     if config.model.disable_dropout:
         for layer in model.sublayers():
             if isinstance(layer, keras.layers.Dropout):
@@ -275,7 +296,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
     if global_batch % replicas:
         raise UserError(f"train.batch_size={global_batch} is not divisible by {replicas} replicas")
     per_replica = global_batch // replicas
-    mixup = config.data.mixup == "logmel"
+    mixup = config.data.mixup in ("in_model", "logmel")  # 'logmel': in_model's former name
     logging.info("strategy %s: %d replica(s), global batch %d (%d per replica), chief=%s",
                  type(strategy).__name__, replicas, global_batch, per_replica, chief)  # fmt: skip
 
@@ -290,11 +311,29 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
     stop.install()
     scratch = None
     try:
+        init = None
+        if config.model.init:  # read once, outside the strategy scope; copied into the model
+            from panns_keras.train import warm_start
+
+            init = warm_start.load_init(config.model.init)
+        # finetune with base_lr_scale != 1: the initial model's layers get their own optimizer.
+        split = config.model.mode == "finetune" and float(config.model.base_lr_scale) != 1.0
+        if split and t.precision == "mixed_float16":
+            raise UserError("model.base_lr_scale != 1 is not supported with mixed_float16")
         keras.utils.set_random_seed(int(config.seed))  # weight initialisation
         with strategy.scope():
-            model = build_model_from_config(config)
+            model = build_model_from_config(config, init)
             optimizer = make_optimizer(t)
-            optimizer.build(model.trainable_variables)
+            base_optimizer, base_vars = None, None
+            if split:
+                from panns_keras.train.warm_start import split_variables
+
+                base_vars, head_vars = split_variables(model)
+                base_optimizer = make_optimizer(t, float(config.model.base_lr_scale))
+                base_optimizer.build(base_vars)
+                optimizer.build(head_vars)
+            else:
+                optimizer.build(model.trainable_variables)
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best_map = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_map")
         if model.spec.sample_rate != int(config.data.sample_rate):
@@ -322,6 +361,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
             return iter(strategy.distribute_datasets_from_function(fn))
 
         track = {"model": model, "optimizer": optimizer, "step": step, "best_map": best_map}
+        if base_optimizer is not None:
+            track["base_optimizer"] = base_optimizer
         # Data position on resume: one replica -> the tf.data iterator is checkpointed with the
         # model; several replicas (DistributedIterator is not trackable) -> the stream is
         # rebuilt and the consumed batches skipped (exact, costs a re-read); 'reseed' -> a
@@ -344,8 +385,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
         elif not by_iterator:
             iterator = distribute(skip_steps=resumed_at)
 
-        train_fn, train_fn_batch = make_step_fns(model, optimizer, step, strategy, config,
-                                                  global_batch, per_replica, mixup)  # fmt: skip
+        train_fn, train_fn_batch = make_step_fns(
+            model, optimizer, step, strategy, config, global_batch, per_replica, mixup,
+            base_optimizer=base_optimizer, base_variables=base_vars,
+        )  # fmt: skip
 
         def noop_writer():
             return tf.summary.create_noop_writer()
@@ -459,16 +502,30 @@ def _export(model, out: Path, labels, config, at: int, res: dict | None) -> None
     save_model_dir(model, out, labels, extra)
 
 
-def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_replica, mixup):
+def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_replica, mixup,
+                  base_optimizer=None, base_variables=None):  # fmt: skip
+    """The train step: forward (in-model mixup), BCE, gradients, optimizer update(s).
+
+    ``base_optimizer`` / ``base_variables``: finetune's initial-model layers at their own
+    learning rate; the rest of ``model.trainable_variables`` goes to ``optimizer``. In the
+    frozen transfer modes the model runs in inference mode (only the new head trains).
+    """
     t = config.train
     alpha = float(config.data.mixup_alpha)
     loss_kind = t.loss
     scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    variables = model.trainable_variables
+    training = not str(config.model.get("mode", "scratch")).startswith("freeze")
+    if base_optimizer is None:
+        groups = [(optimizer, model.trainable_variables)]
+    else:
+        ids = {id(v) for v in base_variables}
+        groups = [(base_optimizer, list(base_variables)),
+                  (optimizer, [v for v in model.trainable_variables if id(v) not in ids])]
+    variables = [v for _, vs in groups for v in vs]
 
     def forward_backward(waveform, target, lam):
         with tf.GradientTape() as tape:
-            out = model(waveform, training=True, mixup_lambda=lam,
+            out = model(waveform, training=training, mixup_lambda=lam,
                         return_intermediates=loss_kind == "bce_logits")  # fmt: skip
             per_ex = per_example_loss(target, out, loss_kind)
             loss = tf.nn.compute_average_loss(per_ex, global_batch_size=global_batch)
@@ -490,7 +547,10 @@ def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_re
             lam = lam_all[rid * 2 * per_replica : (rid + 1) * 2 * per_replica]
             target = mixup_lib.do_mixup(target, lam)
         loss, grads = forward_backward(waveform, target, lam)
-        optimizer.apply_gradients(zip(grads, variables))
+        start = 0
+        for opt, vs in groups:
+            opt.apply_gradients(zip(grads[start : start + len(vs)], vs))
+            start += len(vs)
         return loss
 
     def run(iterator):
@@ -525,7 +585,7 @@ def _image_summaries(model, batch, strategy, config, writer, cur: int) -> None:
             return
         lam = None
         k = min(int(wav.shape[0]), 6)
-        if config.data.mixup == "logmel":
+        if config.data.mixup in ("in_model", "logmel"):
             k -= k % 2
             lam = mixup_lib.sample_mixup_lambda(int(config.train.batch_size),
                                                 float(config.data.mixup_alpha),

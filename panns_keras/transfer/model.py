@@ -181,7 +181,7 @@ def build_transfer_model(base, num_classes: int, mode: str, *, hidden: int = 512
     model = _tagger(base.spec, num_classes, seed, spec_augment)
     if mode != "scratch":
         copy_base_weights(base, model)
-    head = list(model.fc_audioset.trainable_variables)
+    head = list(model.weight_layers()["fc_audioset"].trainable_variables)
     head_ids = {id(v) for v in head}
     return TransferModel(model, mode, [v for v in model.trainable_variables
                                        if id(v) not in head_ids], head)  # fmt: skip

@@ -249,7 +249,7 @@ def run_split(base, clips, name, train_idx, test_idx, workdir, mode, opts, multi
         w, b = train_probe(emb[train_idx], train.targets, multi_label, opts)
         tm = model_lib.build_transfer_model(base, clips.num_classes, "freeze_l1",
                                             seed=opts.seed)  # fmt: skip
-        tm.model.fc_audioset.set_weights([w, b])
+        tm.model.weight_layers()["fc_audioset"].set_weights([w, b])
         logits = emb_te @ w + b if emb_te is not None else np.zeros((0, clips.num_classes))
         stats = {"train_s": time.perf_counter() - t0}
     else:

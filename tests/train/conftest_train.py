@@ -16,12 +16,14 @@ NUM_CLASSES = 3
 
 
 def write_data(
-    directory, clips_per_class=8, name="train", seed=0, shards_per_class=1, identical=False
+    directory, clips_per_class=8, name="train", seed=0, shards_per_class=1, identical=False,
+    sample_rate=SAMPLE_RATE, clip=CLIP,
 ):
     """Class-dependent tones + noise, one shard group per class, manifest + labels.csv.
 
     identical: every clip is the same waveform with label 0 (for sharding-independent runs).
     """
+    SAMPLE_RATE, CLIP = sample_rate, clip  # the module defaults, overridden per call
     import tensorflow as tf
 
     from panns_keras.data import schema

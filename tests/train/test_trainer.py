@@ -110,7 +110,7 @@ def test_config_files_load():
         spec.loader.exec_module(mod)
         cfg = mod.get_config(arg)
         assert cfg.model.name == (arg or "cnn6")
-        assert cfg.train.batch_size > 0 and cfg.data.mixup == "logmel"
+        assert cfg.train.batch_size > 0 and cfg.data.mixup == "in_model"
 
 
 def test_evaluate_cli_writes_report(data, tmp_path):

@@ -49,7 +49,7 @@ def test_modes_update_the_right_weights(base, clips, mode):
     if mode.startswith("freeze"):
         assert moved == []  # bit-identical, BN statistics included
     else:
-        assert "conv_block1.conv1" in moved and "bn0" in moved  # weights and BN stats
+        assert "conv_block1_conv1" in moved and "bn0" in moved  # weights and BN stats
 
 
 def test_unfreeze_after_and_base_lr_scale(base, clips):
@@ -57,12 +57,12 @@ def test_unfreeze_after_and_base_lr_scale(base, clips):
     before = _base_weights(tm)
     train_transfer(tm, clips, TrainOptions(steps=3, batch_size=4, unfreeze_after=2,
                                            base_lr_scale=1.0), False)  # fmt: skip
-    assert _changed(before["conv_block1.conv1"], _base_weights(tm)["conv_block1.conv1"])
+    assert _changed(before["conv_block1_conv1"], _base_weights(tm)["conv_block1_conv1"])
     tm = build_transfer_model(base, clips.num_classes, "finetune", seed=0)
     before = _base_weights(tm)
     train_transfer(tm, clips, TrainOptions(steps=2, batch_size=4, base_lr_scale=0.0), False)
     after = _base_weights(tm)
-    assert not _changed(before["conv_block1.conv1"], after["conv_block1.conv1"])  # lr 0
+    assert not _changed(before["conv_block1_conv1"], after["conv_block1_conv1"])  # lr 0
     assert _changed(before["bn0"], after["bn0"])  # BN statistics still follow the data
 
 
@@ -104,7 +104,7 @@ def test_probe_equals_frozen_end_to_end_and_cv(base, clips, tmp_path):
     # the saved probe is an AudioTagger; its end-to-end logits equal the cached-embedding ones
     model = panns_keras.load_model(res["splits"][0]["model_dir"])
     assert model.labels == ("one", "seven", "zero")
-    w, b = model.fc_audioset.get_weights()
+    w, b = model.weight_layers()["fc_audioset"].get_weights()
     emb = embeddings(base, clips)  # no cache
     end_to_end = model(clips.waveforms, training=False, return_intermediates=True)["logits"]
     np.testing.assert_allclose(emb @ w + b, np.asarray(end_to_end), atol=1e-5)
@@ -152,7 +152,7 @@ def test_scratch_ignores_base_lr_scale(base, clips):
     tm = build_transfer_model(base, clips.num_classes, "scratch", seed=0)
     before = _base_weights(tm)
     train_transfer(tm, clips, TrainOptions(steps=2, batch_size=4, base_lr_scale=0.0), False)
-    assert _changed(before["conv_block1.conv1"], _base_weights(tm)["conv_block1.conv1"])
+    assert _changed(before["conv_block1_conv1"], _base_weights(tm)["conv_block1_conv1"])
 
 
 def test_cosine_schedule_and_unknown_schedule():

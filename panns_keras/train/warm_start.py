@@ -1,0 +1,91 @@
+"""Warm start for the one trainer: a new model for a new label set from an initial model.
+
+Transfer modes (the PANNs paper's, Kong et al. 2020, section VI):
+
+* ``scratch``:   the initial model's architecture, randomly initialised, every weight trained.
+* ``finetune``:  the initial model's weights, a new classifier, every weight trained (the
+  base at ``learning_rate * base_lr_scale``).
+* ``freeze_l1``: the initial model's weights frozen, a new linear classifier on the embedding.
+* ``freeze_l3``: the initial model's weights frozen, a new 3-layer MLP on the embedding
+  (``mlp_1``, ``mlp_2``, then the classifier: ``HeadSpec.hidden``).
+
+Frozen layers are made non-trainable and the trainer runs the model in inference mode in
+the frozen modes, so their BatchNorm statistics do not move and dropout / SpecAugment are off.
+Every result is a plain :class:`AudioTagger` (model directory, ``.keras``, export and tag
+work unchanged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from panns_keras.errors import UserError
+
+MODES = ("scratch", "finetune", "freeze_l1", "freeze_l3")
+# Layers a new label set replaces (layer names); `mlp_*` are new in freeze_l3.
+CLASSIFIER = ("fc_audioset", "att_block_att", "att_block_cla", "att_block_bn_att")
+
+
+def load_init(path: str | Path):
+    """The initial model: a model directory, a ``.keras`` file or a PANNs ``.pth`` file."""
+    path = Path(path)
+    if path.suffix == ".pth":
+        from panns_keras.convert.converter import load_checkpoint_into_model
+
+        return load_checkpoint_into_model(path)
+    import panns_keras
+
+    return panns_keras.load_model(path)
+
+
+def is_head(name: str) -> bool:
+    """Whether layer ``name`` belongs to the new head (trained in every mode)."""
+    return name in CLASSIFIER or name.startswith("mlp_")
+
+
+def transfer_model(
+    init,
+    num_classes: int,
+    mode: str,
+    *,
+    hidden: int = 512,
+    seed: int | None = None,
+    labels=None,
+    spec_changes: dict | None = None,
+):
+    """A ``num_classes`` AudioTagger for ``mode`` from ``init`` (never modified).
+
+    ``spec_changes`` may set ``spec_augment`` (a SpecAugmentSpec or None) and
+    ``conv_dropout``: settings that change no weight.
+    """
+    from panns_keras.models.tagger import AudioTagger
+
+    if mode not in MODES:
+        raise UserError(f"model.mode={mode!r}; allowed: {', '.join(MODES)}")
+    spec = init.spec
+    if mode.startswith("freeze") and spec.head.kind != "clip":
+        raise UserError(f"{spec.name}: mode {mode} needs a clip-level model with an embedding")
+    head = dataclasses.replace(spec.head, hidden=(hidden, hidden) if mode == "freeze_l3" else ())
+    spec = dataclasses.replace(spec, num_classes=int(num_classes), head=head,
+                               **(spec_changes or {}))  # fmt: skip
+    model = AudioTagger(spec, seed=seed, labels=labels)
+    if mode != "scratch":
+        theirs = init.weight_layers()
+        for name, layer in model.weight_layers().items():
+            if is_head(name):
+                continue
+            layer.set_weights(theirs[name].get_weights())
+    if mode.startswith("freeze"):
+        for name, layer in model.weight_layers().items():
+            if not is_head(name):
+                layer.trainable = False
+    return model
+
+
+def split_variables(model) -> tuple[list, list]:
+    """(base, head) trainable variables of a transfer model."""
+    base, head = [], []
+    for name, layer in model.weight_layers().items():
+        (head if is_head(name) else base).extend(layer.trainable_variables)
+    return base, head
