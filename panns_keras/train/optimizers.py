@@ -28,14 +28,28 @@ from keras import ops
 class TorchAdam(keras.optimizers.Adam):
     """``torch.optim.Adam`` / ``AdamW`` update on Keras's Adam state (see module doc)."""
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 amsgrad=True, weight_decay=None, decoupled=False, name="torch_adam",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        amsgrad=True,
+        weight_decay=None,
+        decoupled=False,
+        name="torch_adam",
+        **kwargs,
+    ):
         super().__init__(
-            learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-            amsgrad=amsgrad, weight_decay=weight_decay if decoupled else None, name=name,
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=amsgrad,
+            weight_decay=weight_decay if decoupled else None,
+            name=name,
             **kwargs,
-        )  # fmt: skip
+        )
         self.l2 = 0.0 if decoupled else float(weight_decay or 0.0)
         self.decoupled = bool(decoupled)
         self._l2_config = weight_decay
@@ -46,9 +60,11 @@ class TorchAdam(keras.optimizers.Adam):
         g = ops.cast(gradient, dtype)
         if self.l2:
             g = g + ops.cast(self.l2, dtype) * variable
+        # Python floats enter as float64 tensors (ops.cast(0.999, "float64") would round
+        # through float32 first: sqrt(1 - b2) off by 6e-6, a 6e-6 smaller first step).
         t = ops.cast(self.iterations + 1, "float64")
-        bias1 = 1.0 - ops.power(ops.cast(b1, "float64"), t)
-        bias2_sqrt = ops.sqrt(1.0 - ops.power(ops.cast(b2, "float64"), t))
+        bias1 = 1.0 - ops.power(ops.convert_to_tensor(b1, dtype="float64"), t)
+        bias2_sqrt = ops.sqrt(1.0 - ops.power(ops.convert_to_tensor(b2, dtype="float64"), t))
         step_size = ops.cast(ops.cast(learning_rate, "float64") / bias1, dtype)
         bias2_sqrt = ops.cast(bias2_sqrt, dtype)
         index = self._get_variable_index(variable)

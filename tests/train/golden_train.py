@@ -73,14 +73,34 @@ def torch_state(model) -> dict[str, np.ndarray]:
     return out
 
 
+def snapshot(model, traj: Trajectory) -> dict:
+    """The state the check reads, in torch names and layouts: entries with an ``idx/`` in the
+    golden at those indices only, the others whole, and ``[|W|, |W - W0|]`` (float64, W0 the
+    initial weights) of every large entry. Keeps memory flat for 80M-parameter models."""
+    z = traj.z
+    values, norms = {}, {}
+    for name, v in torch_state(model).items():
+        if f"idx/{name}" in z:
+            values[name] = v.reshape(-1)[z[f"idx/{name}"]]
+        else:
+            values[name] = v
+        if name in traj.meta["large_names"]:
+            w = v.astype(np.float64)
+            norms[name] = (np.linalg.norm(w), np.linalg.norm(w - traj.state[name]))
+    return {"values": values, "norms": norms}
+
+
 def trainable_torch_names(model) -> list[str]:
     """Torch names of ``model.trainable_variables`` (what the optimizer updates)."""
     import keras
 
     names = {}
     for path, layer in model.torch_layers.items():
-        keys = (("weight", "bias", "running_mean", "running_var")
-                if isinstance(layer, keras.layers.BatchNormalization) else ("weight", "bias"))  # fmt: skip
+        keys = (
+            ("weight", "bias", "running_mean", "running_var")
+            if isinstance(layer, keras.layers.BatchNormalization)
+            else ("weight", "bias")
+        )
         for k, v in zip(keys, layer.weights):
             names[id(v)] = f"{path}.{k}"
     return sorted(names.get(id(v), f"<unmapped {v.path}>") for v in model.trainable_variables)
@@ -105,8 +125,10 @@ def replay_config(model_name: str, batch: int, **train):
     return c
 
 
-def replay(traj: Trajectory, config, mutate_model=None) -> dict:
-    """Runs the trainer's step (``trainer.make_step_fns``) over the trajectory's K batches."""
+def replay(traj: Trajectory, config, mutate_model=None, optimizer=None) -> dict:
+    """Runs the trainer's step (``trainer.make_step_fns``) over the trajectory's K batches,
+    with the trainer's model and optimizer factories (``optimizer`` replaces the latter:
+    mutant recipes)."""
     import tensorflow as tf
 
     from panns_keras.convert.mapping import assign_state_dict
@@ -118,36 +140,30 @@ def replay(traj: Trajectory, config, mutate_model=None) -> dict:
     assign_state_dict(model, traj.state)
     if mutate_model is not None:
         mutate_model(model)
-    optimizer = trainer.make_optimizer(config.train)
+    optimizer = optimizer or trainer.make_optimizer(config.train)
     optimizer.build(model.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    train_fn, _ = trainer.make_step_fns(model, optimizer, step, strategy, config, traj.B,
-                                        traj.B, True, with_outputs=True)  # fmt: skip
+    train_fn, _ = trainer.make_step_fns(
+        model, optimizer, step, strategy, config, traj.B, traj.B, True, with_outputs=True
+    )
     ds = tf.data.Dataset.from_tensor_slices(
-        {"waveform": traj.x, "target": traj.targets, "mixup_lambda": traj.lambdas})  # fmt: skip
+        {"waveform": traj.x, "target": traj.targets, "mixup_lambda": traj.lambdas}
+    )
     iterator = iter(ds)
-    rec = {"initial": torch_state(model), "loss": [], "clipwise": [], "steps": [],
-           "trainable": trainable_torch_names(model)}  # fmt: skip
+    rec = {"loss": [], "clipwise": [], "steps": [], "trainable": trainable_torch_names(model)}
     for k in range(traj.K):
         loss, clipwise = train_fn(iterator)
         rec["loss"].append(float(loss.numpy()))
         rec["clipwise"].append(np.asarray(clipwise))
         rec["steps"].append(int(step.numpy()))
         if k == 0:
-            rec["step1"] = torch_state(model)
-    rec["final"] = torch_state(model)
+            rec["step1"] = snapshot(model, traj)
+    rec["final"] = snapshot(model, traj)
     rec["iterations"] = int(optimizer.iterations.numpy())
     return rec
 
 
 # ------------------------------------------------------------------ the check (README §6)
-def _values(z, key: str, state: dict) -> np.ndarray:
-    v = state[key]
-    if f"idx/{key}" in z:
-        return v.reshape(-1)[z[f"idx/{key}"]]
-    return v
-
-
 def check(traj: Trajectory, rec: dict) -> dict[str, dict]:
     """Every part of the README's check: ``{part: {'worst': max value/tolerance, 'where',
     'failed': [...]}}``; a part passes iff ``failed`` is empty (``worst <= 1``, except the
@@ -165,46 +181,62 @@ def check(traj: Trajectory, rec: dict) -> dict[str, dict]:
 
     # Exactly the trainable tensors of the reference are trained.
     want = sorted(meta["param_names"])
-    parts["params"] = {"worst": 0.0, "where": "", "failed": sorted(
-        set(want) ^ set(rec["trainable"]))}  # fmt: skip
+    parts["params"] = {
+        "worst": 0.0,
+        "where": "",
+        "failed": sorted(set(want) ^ set(rec["trainable"])),
+    }
     for k in range(K):
         g = float(z["loss"][k])
         note("L", f"step {k + 1}", abs(rec["loss"][k] - g) / g, z["tol/loss"][k])
         err = np.max(np.abs(rec["clipwise"][k].astype(np.float64) - z["clipwise"][k]))
         note("C", f"step {k + 1}", err, z["tol/clipwise"][k])
     # num_batches_tracked: the trainer counts steps; the reference's counter starts at 1000.
-    for part, got, want_n, key in (("nbt", rec["steps"][0], 1, "step1"),
-                                   ("nbt", rec["steps"][-1], K, "final")):  # fmt: skip
-        ref = [int(z[n]) for n in z.files if n.startswith(f"{key}/")
-               and n.endswith("num_batches_tracked")]  # fmt: skip
+    for part, got, want_n, key in (
+        ("nbt", rec["steps"][0], 1, "step1"),
+        ("nbt", rec["steps"][-1], K, "final"),
+    ):
+        ref = [
+            int(z[n])
+            for n in z.files
+            if n.startswith(f"{key}/") and n.endswith("num_batches_tracked")
+        ]
         ok = got == want_n and all(r == 1000 + want_n for r in ref)
         note(part, f"{key}: {got} steps", 0 if ok else 1, 1, ok)
-    for part, key, state, tol in (("B1", "step1", rec["step1"], z["tol/bn_step1"]),
-                                  ("BK", "final", rec["final"], z["tol/bn_final"])):  # fmt: skip
+    for part, key, state, tol in (
+        ("B1", "step1", rec["step1"], z["tol/bn_step1"]),
+        ("BK", "final", rec["final"], z["tol/bn_final"]),
+    ):
         for i, layer in enumerate(meta["bn_layers"]):
             mean_g = z[f"{key}/{layer}.running_mean"].astype(np.float64)
             var_g = z[f"{key}/{layer}.running_var"].astype(np.float64)
-            mean = state[f"{layer}.running_mean"].astype(np.float64)
-            var = state[f"{layer}.running_var"].astype(np.float64)
+            mean = state["values"][f"{layer}.running_mean"].astype(np.float64)
+            var = state["values"][f"{layer}.running_var"].astype(np.float64)
             note(part, f"{layer} mean", np.max(np.abs(mean - mean_g) / np.sqrt(var_g)), tol[i, 0])
             note(part, f"{layer} var", np.max(np.abs(var - var_g) / var_g), tol[i, 1])
     abs_tol = float(z["tol/param_step1_abs"])
     for t, name in enumerate(meta["param_names"]):
-        p1 = _values(z, name, rec["step1"]).astype(np.float64)
+        p1 = rec["step1"]["values"][name].astype(np.float64)
         off = int(np.sum(np.abs(p1 - z[f"step1/{name}"]) > abs_tol))
-        note("P1", name, off, max(int(z["tol/param_step1_count"][t]), 1e-12),
-             off <= int(z["tol/param_step1_count"][t]))  # fmt: skip
-        pk = _values(z, name, rec["final"]).astype(np.float64)
+        note(
+            "P1",
+            name,
+            off,
+            max(int(z["tol/param_step1_count"][t]), 1e-12),
+            off <= int(z["tol/param_step1_count"][t]),
+        )
+        pk = rec["final"]["values"][name].astype(np.float64)
         med = float(np.median(np.abs(pk - z[f"final/{name}"])))
         note("PK", name, med, z["tol/param_final_median"][t])
-    for part, key, state, tol in (("N1", "norm_step1", rec["step1"], z["tol/norm_step1"]),
-                                  ("NK", "norm_final", rec["final"], z["tol/norm_final"])):  # fmt: skip
+    for part, key, state, tol in (
+        ("N1", "norm_step1", rec["step1"], z["tol/norm_step1"]),
+        ("NK", "norm_final", rec["final"], z["tol/norm_final"]),
+    ):
         for j, name in enumerate(meta["large_names"]):
-            w = state[name].astype(np.float64)
-            w0 = rec["initial"][name].astype(np.float64)
+            norm, delta = state["norms"][name]
             ref = z[f"{key}/{name}"]
-            note(part, f"{name} |W|", abs(np.linalg.norm(w) / ref[0] - 1), tol[j, 0])
-            note(part, f"{name} |W-W0|", abs(np.linalg.norm(w - w0) / ref[1] - 1), tol[j, 1])
+            note(part, f"{name} |W|", abs(norm / ref[0] - 1), tol[j, 0])
+            note(part, f"{name} |W-W0|", abs(delta / ref[1] - 1), tol[j, 1])
     return parts
 
 
@@ -213,8 +245,9 @@ def failed_parts(parts: dict) -> list[str]:
 
 
 def summary(parts: dict) -> str:
-    return "  ".join(f"{p}:{v['worst']:.3g}{'!' if v['failed'] else ''}"
-                     for p, v in sorted(parts.items()))  # fmt: skip
+    return "  ".join(
+        f"{p}:{v['worst']:.3g}{'!' if v['failed'] else ''}" for p, v in sorted(parts.items())
+    )
 
 
 # ------------------------------------------------------------------ optimizer probe (§10)
