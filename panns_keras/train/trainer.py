@@ -465,8 +465,9 @@ def _export(model, out: Path, labels, config, at: int, res: dict | None) -> None
     save_model_dir(model, out, labels, extra)
 
 
-def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_replica, mixup,
-                  with_outputs: bool = False):
+def make_step_fns(
+    model, optimizer, step, strategy, config, global_batch, per_replica, mixup, with_outputs=False
+):
     """The training step: ``(train_fn, train_fn_batch)``, ``tf.function``s of an iterator.
 
     One step takes the next (per-replica) batch ``{'waveform': [2B, n], 'target': [2B, K]}``
