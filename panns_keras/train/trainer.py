@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from panns_keras.data import formats
 from panns_keras.data import mixup as mixup_lib
 from panns_keras.errors import UserError
 from panns_keras.train import config as config_lib
@@ -183,7 +184,7 @@ def load_labels(config: ml_collections.ConfigDict) -> list[tuple[str, str]]:
     if not candidates:
         try:
             first = list_files(config.data.train_files)[0]
-            candidates.append(os.path.join(os.path.dirname(first), labels_lib.LABELS_FILENAME))
+            candidates.append(os.path.join(os.path.dirname(first), formats.LABELS_NAME))
         except FileNotFoundError:
             pass
     for path in candidates:
