@@ -99,12 +99,18 @@ def fold_selection(config, split: str) -> tuple[tuple[str, ...], tuple[str, ...]
 
 def select_fold_files(files, folds, exclude_folds, manifest_dir: str = "") -> list[str]:
     """Drops shards whose manifest entry names a fold outside the selection (data_prep
-    writes single-fold shards); the records of the others are still filtered one by one."""
+    writes single-fold shards). Shards without a fold in the manifest (version 1, or written
+    by other tools, possibly mixing folds) are kept: their records are filtered one by one,
+    as every record is."""
     if not (folds or exclude_folds):
         return files
     entries = _manifest_entries(files, manifest_dir)
-    kept = [f for f in files if f not in entries
-            or formats.fold_selected(entries[f]["fold"], folds, exclude_folds)]  # fmt: skip
+
+    def keep(f):
+        fold = entries[f]["fold"] if f in entries else formats.NO_FOLD
+        return fold == formats.NO_FOLD or formats.fold_selected(fold, folds, exclude_folds)
+
+    kept = [f for f in files if keep(f)]
     if not kept:
         raise ValueError(f"no shard holds clips of the selected folds {list(folds)} "
                          f"(excluding {list(exclude_folds)})")  # fmt: skip
