@@ -65,8 +65,10 @@ def main(_):
     t0 = time.perf_counter()
     fitted = train_probe(emb, y, False, TrainOptions())
     dt = time.perf_counter() - t0
-    print(f"  probe      fit    {dt:9.2f} s to convergence on {len(emb)} cached embeddings "
-          f"(C={fitted.C:g} by inner CV)")
+    print(
+        f"  probe      fit    {dt:9.2f} s to convergence on {len(emb)} cached embeddings "
+        f"(C={fitted.C:g} by inner CV)"
+    )
 
 
 if __name__ == "__main__":
