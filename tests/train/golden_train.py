@@ -245,9 +245,12 @@ def failed_parts(parts: dict) -> list[str]:
 
 
 def summary(parts: dict) -> str:
-    return "  ".join(
-        f"{p}:{v['worst']:.3g}{'!' if v['failed'] else ''}" for p, v in sorted(parts.items())
-    )
+    """``part:worst`` per part (``!`` = failed; where, for parts above half their tolerance)."""
+    out = []
+    for p, v in sorted(parts.items()):
+        where = f" ({v['where']})" if v["worst"] > 0.5 else ""
+        out.append(f"{p}:{v['worst']:.3g}{'!' if v['failed'] else ''}{where}")
+    return "  ".join(out)
 
 
 # ------------------------------------------------------------------ optimizer probe (§10)
