@@ -36,7 +36,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     )
     flags.DEFINE_string("generic_csv", "", "CSV path,labels[,fold] (layout b).", flag_values=fv)
     flags.DEFINE_string(
-        "folds", "", "Comma list of folds to keep from --generic_csv.", flag_values=fv
+        "folds", "", "Comma list of folds to keep (the others are not prepared).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "fold_pattern",
+        "",
+        "--class_dir: regex searched in each clip's path under the root; its first group (else "
+        "the match) is the clip's fold, e.g. '_([a-z]+)_' (FSDD speaker), '^[^/]+/([^/]+)/' "
+        "(<class>/<fold>/clip). --generic_csv takes the fold from its fold column.",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "class_dir",
@@ -65,6 +73,7 @@ def prepare_kwargs(fv: flags.FlagValues = flags.FLAGS) -> dict:
         filename_pattern=fv.filename_pattern,
         generic_csv=fv.generic_csv,
         folds=fv.folds,
+        fold_pattern=fv.fold_pattern,
         class_dir=fv.class_dir,
         name=fv.prepare_name,
         sample_rate=fv.prepare_sample_rate,

@@ -2,8 +2,13 @@
 
 Three layouts:
   (a) AudioSet segment CSV + audio folder + class_labels_indices.csv
-  (b) generic CSV `path,labels[,fold]` (labels `;`/`|`-separated names, MIDs or indices)
-  (c) a folder with one sub-folder per class
+  (b) generic CSV `path,labels[,fold]` (labels `;`/`|`-separated names, MIDs or indices);
+      with a header row, the columns are found by name (`path`, `labels`, `fold`)
+  (c) a folder with one sub-folder per class; a clip's fold is the first group (else the
+      whole match) of `fold_pattern` searched in its path relative to the root, e.g.
+      `^[^/]+/([^/]+)/` for `<class>/<fold>/clip.wav` or `_([a-z]+)_` for the speaker of
+      FSDD's `7_jackson_12.wav`
+Label files follow `panns_keras.data.formats` (the one rule for every labels.csv).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import os
 import re
 
 import soundfile as sf
+
+from panns_keras.data import formats
+from panns_keras.data.formats import Label
 
 AUDIO_EXTENSIONS = frozenset(
     {"." + f.lower() for f in sf.available_formats()}
@@ -37,17 +45,11 @@ REASON_DUPLICATE = "duplicate"
 
 
 @dataclasses.dataclass(frozen=True)
-class Label:
-    index: int
-    mid: str
-    display_name: str
-
-
-@dataclasses.dataclass(frozen=True)
 class Clip:
     clip_id: str
     source: str
     labels: tuple[int, ...]
+    fold: str = formats.NO_FOLD
 
 
 @dataclasses.dataclass
@@ -61,26 +63,8 @@ def skip(clip_id: str, source: str, reason: str, detail: str = "") -> dict:
     return {"clip_id": clip_id, "source": source, "reason": reason, "detail": detail}
 
 
-def read_labels_csv(path: str) -> list[Label]:
-    """Reads AudioSet's class_labels_indices.csv layout: index,mid,display_name."""
-    labels = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.reader(f):
-            if not row or not row[0].strip() or row[0].strip().lower() == "index":
-                continue
-            labels.append(Label(int(row[0]), row[1].strip(), row[2].strip()))
-    labels.sort(key=lambda label: label.index)
-    if [label.index for label in labels] != list(range(len(labels))):
-        raise ValueError(f"{path}: label indices must be 0..N-1")
-    return labels
-
-
-def write_labels_csv(path: str, labels: list[Label]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "mid", "display_name"])
-        for label in labels:
-            w.writerow([label.index, label.mid, label.display_name])
+read_labels_csv = formats.read_labels_csv
+write_labels_csv = formats.write_labels_csv
 
 
 class LabelResolver:
@@ -179,18 +163,31 @@ def list_audioset(
     return Listing(labels, clips, skipped)
 
 
+def _generic_columns(rows: list[list[str]]) -> tuple[list[list[str]], int, int, int]:
+    """(data rows, path column, labels column, fold column or -1)."""
+    if rows and rows[0][0].strip().lower() == "path":
+        header = [c.strip().lower() for c in rows[0]]
+        col = {name: header.index(name) for name in ("path", "labels", "fold") if name in header}
+        labels_col = col.get("labels", 1)
+        return rows[1:], col["path"], labels_col, col.get("fold", 2 if len(header) > 2 else -1)
+    return rows, 0, 1, 2
+
+
 def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Listing:
-    """`path,labels[,fold]` rows; optional header row starting with 'path'."""
+    """`path,labels[,fold]` rows; optional header row starting with 'path'. Each clip keeps
+    its fold; `folds` (comma-separated) keeps only the rows of those folds."""
     base = os.path.dirname(os.path.abspath(csv_path))
     with open(csv_path, newline="", encoding="utf-8") as f:
         rows = [r for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
-    if rows and rows[0][0].strip().lower() == "path":
-        rows = rows[1:]
-    want = {s.strip() for s in folds.split(",") if s.strip()} if folds else set()
+    rows, pcol, lcol, fcol = _generic_columns(rows)
+
+    def cell(r, c):
+        return r[c].strip() if 0 <= c < len(r) else ""
+
+    want = set(formats.fold_list(folds))
     if want:
-        rows = [r for r in rows if len(r) > 2 and r[2].strip() in want]
-    split = [[t.strip() for t in re.split(r"[;|]", r[1] if len(r) > 1 else "") if t.strip()]
-             for r in rows]  # fmt: skip
+        rows = [r for r in rows if cell(r, fcol) in want]
+    split = [[t.strip() for t in re.split(r"[;|]", cell(r, lcol)) if t.strip()] for r in rows]
     if labels_csv:
         labels = read_labels_csv(labels_csv)
     else:
@@ -203,7 +200,7 @@ def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Li
     resolve = LabelResolver(labels)
     clips, skipped, seen = [], [], set()
     for r, tokens in zip(rows, split):
-        rel = r[0].strip()
+        rel = cell(r, pcol)
         path = rel if os.path.isabs(rel) else os.path.join(base, rel)
         clip_id = os.path.splitext(rel)[0]
         idx = [resolve(t) for t in tokens]
@@ -215,13 +212,25 @@ def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Li
             skipped.append(skip(clip_id, path, REASON_DUPLICATE))
             continue
         seen.add(clip_id)
-        clips.append(Clip(clip_id, path, tuple(sorted(set(idx)))))
+        clips.append(Clip(clip_id, path, tuple(sorted(set(idx))), cell(r, fcol)))
     return Listing(labels, clips, skipped)
 
 
-def list_class_folders(root: str) -> Listing:
+def fold_from_path(rel_path: str, fold_pattern: str) -> str:
+    """The fold of a class-folder clip: first group (else the match) of `fold_pattern`
+    searched in its '/'-separated path relative to the root; "" without a match."""
+    if not fold_pattern:
+        return formats.NO_FOLD
+    m = re.search(fold_pattern, rel_path.replace(os.sep, "/"))
+    if m is None:
+        return formats.NO_FOLD
+    return m.group(1) if m.groups() else m.group(0)
+
+
+def list_class_folders(root: str, fold_pattern: str = "", folds: str = "") -> Listing:
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     labels = [Label(i, c, c) for i, c in enumerate(classes)]
+    want = set(formats.fold_list(folds))
     clips = []
     for i, c in enumerate(classes):
         for dirpath, dirs, files in os.walk(os.path.join(root, c)):
@@ -231,5 +240,8 @@ def list_class_folders(root: str) -> Listing:
                     continue
                 path = os.path.join(dirpath, name)
                 rel = os.path.relpath(path, root)
-                clips.append(Clip(os.path.splitext(rel)[0], path, (i,)))
+                fold = fold_from_path(rel, fold_pattern)
+                if want and fold not in want:
+                    continue
+                clips.append(Clip(os.path.splitext(rel)[0], path, (i,), fold))
     return Listing(labels, clips, [])

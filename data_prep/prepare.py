@@ -1,5 +1,9 @@
 """Audio files -> class-grouped, sharded TFRecords + manifest.json + labels.csv.
 
+The formats (record fields, file names, labels.csv rule, manifest fields, folds) are those of
+`panns_keras.data.formats`. Shards are planned per (fold, class group): every shard holds
+clips of one fold, named in its manifest entry, so a reader selects folds by shard.
+
 Importing this module does not import TensorFlow: worker processes only decode,
 resample and encode (numpy / soundfile / soxr); the parent writes the shards.
 """
@@ -19,12 +23,12 @@ from absl import logging
 
 from data_prep import inputs as inputs_lib
 from panns_keras import audio as audio_lib
-from panns_keras.data import example_codec
+from panns_keras.data import example_codec, formats
 
-MANIFEST_NAME = "manifest.json"
-LABELS_NAME = "labels.csv"
+MANIFEST_NAME = formats.MANIFEST_NAME
+LABELS_NAME = formats.LABELS_NAME
 STATE_DIR = ".prepare_state"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = formats.MANIFEST_VERSION
 # Test hook: os._exit(3) after this many shards were written in this run.
 EXIT_AFTER_ENV = "PANNS_PREPARE_EXIT_AFTER_SHARDS"
 UNLABELLED_GROUP = -1
@@ -36,10 +40,10 @@ class ShardPlan:
     group: int
     clips: tuple  # tuple[inputs.Clip, ...]
     filename: str
+    fold: str = formats.NO_FOLD
 
 
-def shard_filename(name: str, index: int, total: int) -> str:
-    return f"{name}-{index:05d}-of-{total:05d}.tfrecord"
+shard_filename = formats.shard_filename
 
 
 def rarest_label_groups(clips) -> dict[str, int]:
@@ -55,22 +59,23 @@ def rarest_label_groups(clips) -> dict[str, int]:
 
 
 def plan_shards(clips, name: str, clips_per_shard: int) -> list[ShardPlan]:
-    """Deterministic assignment: groups in index order, clips sorted by id, split evenly."""
+    """Deterministic assignment: (fold, group) in order, clips sorted by id, split evenly.
+    Without folds (every fold "") this is the plan of manifest version 1."""
     groups = rarest_label_groups(clips)
-    by_group: dict[int, list] = {}
+    by_key: dict[tuple[str, int], list] = {}
     for c in clips:
-        by_group.setdefault(groups[c.clip_id], []).append(c)
+        by_key.setdefault((c.fold, groups[c.clip_id]), []).append(c)
     chunks = []
-    for g in sorted(by_group):
-        members = sorted(by_group[g], key=lambda c: (c.clip_id, c.source))
+    for fold, g in sorted(by_key):
+        members = sorted(by_key[(fold, g)], key=lambda c: (c.clip_id, c.source))
         k = max(1, math.ceil(len(members) / clips_per_shard))
         bounds = [round(j * len(members) / k) for j in range(k + 1)]
         for j in range(k):
-            chunks.append((g, tuple(members[bounds[j] : bounds[j + 1]])))
+            chunks.append((fold, g, tuple(members[bounds[j] : bounds[j + 1]])))
     total = len(chunks)
     return [
-        ShardPlan(i, g, members, shard_filename(name, i, total))
-        for i, (g, members) in enumerate(chunks)
+        ShardPlan(i, g, members, shard_filename(name, i, total), fold)
+        for i, (fold, g, members) in enumerate(chunks)
     ]
 
 
@@ -81,7 +86,7 @@ def encode_clip(clip, sample_rate: int, clip_samples: int):
     except audio_lib.AudioError as e:
         return None, inputs_lib.skip(clip.clip_id, clip.source, e.reason, e.detail)
     data = example_codec.serialize_clip(
-        wav, clip.labels, clip.clip_id, clip.source, sample_rate, clip_samples
+        wav, clip.labels, clip.clip_id, clip.source, sample_rate, clip_samples, clip.fold
     )
     return data, None
 
@@ -94,8 +99,9 @@ def _encode_job(job):
 def _fingerprint(shard: ShardPlan, sample_rate: int, clip_samples: int) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([shard.filename, shard.group, sample_rate, clip_samples]).encode())
-    for c in shard.clips:
-        h.update(json.dumps([c.clip_id, c.source, list(c.labels)]).encode())
+    for c in shard.clips:  # the fold enters only when set: fold-less fingerprints unchanged
+        h.update(json.dumps([c.clip_id, c.source, list(c.labels)] + ([c.fold] if c.fold else [])
+                            ).encode())  # fmt: skip
     return h.hexdigest()
 
 
@@ -221,6 +227,7 @@ def list_inputs(
     generic_csv: str = "",
     folds: str = "",
     class_dir: str = "",
+    fold_pattern: str = "",
 ) -> inputs_lib.Listing:
     chosen = [bool(audioset_csv), bool(generic_csv), bool(class_dir)]
     if sum(chosen) != 1:
@@ -228,10 +235,14 @@ def list_inputs(
     if audioset_csv:
         if not (audio_dir and labels_csv):
             raise ValueError("audioset_csv needs audio_dir and labels_csv")
+        if folds or fold_pattern:
+            raise ValueError("folds / fold_pattern apply to generic_csv and class_dir")
         return inputs_lib.list_audioset(audioset_csv, audio_dir, labels_csv, filename_pattern)
     if generic_csv:
+        if fold_pattern:
+            raise ValueError("generic_csv takes folds from its fold column, not fold_pattern")
         return inputs_lib.list_generic_csv(generic_csv, labels_csv, folds)
-    return inputs_lib.list_class_folders(class_dir)
+    return inputs_lib.list_class_folders(class_dir, fold_pattern, folds)
 
 
 def precheck(listing: inputs_lib.Listing) -> tuple[list, list]:
@@ -257,6 +268,7 @@ def prepare(
     generic_csv: str = "",
     folds: str = "",
     class_dir: str = "",
+    fold_pattern: str = "",
     name: str = "train",
     sample_rate: int = 32000,
     clip_seconds: float = 10.0,
@@ -277,6 +289,7 @@ def prepare(
         generic_csv,
         folds,
         class_dir,
+        fold_pattern,
     )
     clips, pre_skipped = precheck(listing)
     clip_samples = round(clip_seconds * sample_rate)
@@ -341,10 +354,14 @@ def build_manifest(
     name, labels, shards, states, pre_skipped, sample_rate, clip_samples, num_inputs
 ) -> dict:
     class_counts: dict[str, int] = {}
+    fold_counts: dict[str, int] = {}
     shard_entries, skipped = [], list(pre_skipped)
     for s in shards:
         st = states[s.index]
         entry = {k: st[k] for k in ("file", "group", "num_clips", "sha256", "bytes")}
+        entry["fold"] = s.fold
+        if s.fold:
+            fold_counts[s.fold] = fold_counts.get(s.fold, 0) + st["num_clips"]
         entry["class_counts"] = st["class_counts"]
         group_label = labels[s.group].display_name if 0 <= s.group < len(labels) else None
         entry["group_name"] = group_label
@@ -371,6 +388,7 @@ def build_manifest(
         "skipped_by_reason": reasons,
         "class_counts": dict(sorted(class_counts.items(), key=lambda kv: int(kv[0]))),
         "grouping": "rarest_label",
+        "fold_counts": dict(sorted(fold_counts.items())),
         "shards": shard_entries,
         "skipped": skipped,
     }

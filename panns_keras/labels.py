@@ -2,51 +2,33 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from importlib import resources
 from pathlib import Path
 
-from panns_keras.errors import UserError
+from panns_keras.data import formats
 
-LABELS_FILENAME = "labels.csv"
+LABELS_FILENAME = formats.LABELS_NAME
 
 
-def _parse(text: str, source: str) -> list[tuple[str, str]]:
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or [c.strip() for c in rows[0][:3]] != ["index", "mid", "display_name"]:
-        raise UserError(f"{source}: not a label file (expected header index,mid,display_name)")
-    out = []
-    for i, row in enumerate(rows[1:]):
-        if not row:
-            continue
-        if len(row) < 3 or row[0].strip() != str(i):
-            raise UserError(f"{source}: row {i + 2} is not '{i},mid,display_name'")
-        out.append((row[1].strip(), row[2].strip()))
-    return out
+def _pairs(labels: list[formats.Label]) -> list[tuple[str, str]]:
+    return [(label.mid, label.display_name) for label in labels]
 
 
 def read_label_file(path: str | Path) -> list[tuple[str, str]]:
-    """``[(mid, display_name), ...]`` in index order."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: label file not found")
-    return _parse(path.read_text(encoding="utf-8"), str(path))
+    """``[(mid, display_name), ...]`` in index order (the one rule:
+    ``formats.parse_labels_csv``)."""
+    return _pairs(formats.read_labels_csv(path))
 
 
 def write_label_file(path: str | Path, labels: list[tuple[str, str]]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(["index", "mid", "display_name"])
-    for i, (mid, name) in enumerate(labels):
-        writer.writerow([i, mid, name])
-    Path(path).write_text(buf.getvalue(), encoding="utf-8")
+    formats.write_labels_csv(path, [formats.Label(i, m, n) for i, (m, n) in enumerate(labels)])
 
 
 def audioset_labels() -> list[tuple[str, str]]:
     """The 527 AudioSet classes in PANNs' output order (bundled copy of the official CSV)."""
     text = resources.files("panns_keras").joinpath("assets/class_labels_indices.csv")
-    return _parse(text.read_text(encoding="utf-8"), "bundled class_labels_indices.csv")
+    return _pairs(formats.parse_labels_csv(text.read_text(encoding="utf-8"),
+                                           "bundled class_labels_indices.csv"))  # fmt: skip
 
 
 def display_names(labels: list[tuple[str, str]]) -> list[str]:

@@ -11,10 +11,10 @@ import numpy as np
 GOLDEN_DIR = Path(__file__).parent / "assets" / "golden"
 
 
-def load_golden(reference_name: str):
-    """(meta, state_dict, outputs, tolerances, input waveform) of one reference class."""
-    z = np.load(GOLDEN_DIR / f"{reference_name}.npz")
-    meta = json.loads(str(z["meta"]))
+def golden_state(z, meta) -> dict[str, np.ndarray]:
+    """The torch-layout state_dict of a golden npz by the golden weight rule: ``w/<K>``
+    verbatim, else regenerated from ``seed/<K>``, ``scale/<K>``, ``shape/<K>`` (checked
+    against ``meta['seeded_sha256']``). Derived front-end buffers are left out."""
     state = {}
     for key in meta["state_dict_keys"]:
         if f"w/{key}" in z:
@@ -26,6 +26,14 @@ def load_golden(reference_name: str):
             digest = hashlib.sha256(np.ascontiguousarray(w, dtype="<f4").tobytes()).hexdigest()
             assert digest == meta["seeded_sha256"][key], f"regenerated {key} differs"
             state[key] = w
+    return state
+
+
+def load_golden(reference_name: str):
+    """(meta, state_dict, outputs, tolerances, input waveform) of one reference class."""
+    z = np.load(GOLDEN_DIR / f"{reference_name}.npz")
+    meta = json.loads(str(z["meta"]))
+    state = golden_state(z, meta)
     outputs = {k[4:]: z[k] for k in z.files if k.startswith("out/")}
     tols = {k[4:]: float(z[k]) for k in z.files if k.startswith("tol/")}
     inp = np.load(GOLDEN_DIR / meta["input_file"])

@@ -25,6 +25,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       random_crop: crop longer clips at a random offset (else from the start).
       num_parallel_reads: files read in parallel (-1 = AUTOTUNE).
       cycle_length: interleave cycle length per class group.
+      eval_folds: comma list of held-out folds (`formats`: the fold of each clip): eval reads
+        only these, train never reads them ('' = eval reads every fold).
+      train_folds: comma list of folds train reads ('' = every fold not in eval_folds).
     """
     c = ml_collections.ConfigDict()
     c.train_files = ""
@@ -42,6 +45,8 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.random_crop = True
     c.num_parallel_reads = -1
     c.cycle_length = 4
+    c.eval_folds = ""
+    c.train_folds = ""
     return c
 
 

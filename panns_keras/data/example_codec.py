@@ -3,14 +3,16 @@
 Data preparation workers use it so they never import TensorFlow. It writes the
 protobuf wire format of `tf.train.Example` directly, with the features in a fixed
 order, so the same clip always gives the same bytes (shard sha256s are stable).
-The field layout is described in `panns_keras.data.schema`.
+The field layout is described in `panns_keras.data.formats`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-INT16_SCALE = 32767.0
+from panns_keras.data import formats
+
+INT16_SCALE = formats.INT16_SCALE
 
 
 def _varint(n: int) -> bytes:
@@ -73,6 +75,7 @@ def serialize_clip(
     source: str = "",
     sample_rate: int = 32000,
     clip_samples: int | None = None,
+    fold: str = "",
 ) -> bytes:
     """Serializes one clip as `tf.train.Example` bytes (fields: `panns_keras.data.schema`).
 
@@ -83,6 +86,8 @@ def serialize_clip(
       source: source path (informational).
       sample_rate: the waveform's sample rate.
       clip_samples: fixed length (zero-padded / trimmed); None keeps the waveform's length.
+      fold: cross-validation fold; "" writes no fold field (byte-identical to records
+        written before folds existed, which read as fold "").
     """
     waveform = np.asarray(waveform)
     if waveform.ndim != 1:
@@ -91,13 +96,14 @@ def serialize_clip(
     if clip_samples is None:
         clip_samples = pcm.shape[0]
     pcm, n = fit_length(pcm, clip_samples)
-    return encode_example(
-        {
-            "audio": ("bytes", [pcm.astype("<i2").tobytes()]),
-            "num_samples": ("int64", [n]),
-            "sample_rate": ("int64", [int(sample_rate)]),
-            "labels": ("int64", sorted({int(i) for i in labels})),
-            "clip_id": ("bytes", [str(clip_id).encode("utf-8")]),
-            "source": ("bytes", [str(source).encode("utf-8")]),
-        }
-    )
+    features = {
+        formats.AUDIO: ("bytes", [pcm.astype("<i2").tobytes()]),
+        formats.NUM_SAMPLES: ("int64", [n]),
+        formats.SAMPLE_RATE: ("int64", [int(sample_rate)]),
+        formats.LABELS: ("int64", sorted({int(i) for i in labels})),
+        formats.CLIP_ID: ("bytes", [str(clip_id).encode("utf-8")]),
+        formats.SOURCE: ("bytes", [str(source).encode("utf-8")]),
+    }
+    if fold:
+        features[formats.FOLD] = ("bytes", [str(fold).encode("utf-8")])
+    return encode_example(features)

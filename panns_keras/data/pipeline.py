@@ -15,17 +15,16 @@ a warning naming it goes to stderr and `corrupt_shard_count()` is incremented.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import tensorflow as tf
 from absl import logging
 
+from panns_keras.data import formats, schema
 from panns_keras.data import mixup as mixup_lib
-from panns_keras.data import schema
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = formats.MANIFEST_NAME
 _RECORD_OVERHEAD = 16  # 8-byte length + 4-byte length CRC + 4-byte data CRC
 
 _CORRUPT_COUNTER = None
@@ -45,12 +44,13 @@ def _corrupt_counter() -> tf.Variable:
 
 
 def read_manifest(directory: str) -> dict:
-    """Loads `<directory>/manifest.json` (or the path itself if it is a file)."""
+    """Loads `<directory>/manifest.json` (or the path itself if it is a file), any readable
+    version, as the current one (`formats.parse_manifest`); through tf.io.gfile (GCS...)."""
     path = directory
     if tf.io.gfile.isdir(directory):
-        path = os.path.join(directory, MANIFEST_NAME)
+        path = formats.manifest_path(directory)
     with tf.io.gfile.GFile(path, "r") as f:
-        return json.load(f)
+        return formats.parse_manifest(f.read(), path)
 
 
 def list_files(patterns) -> list[str]:
@@ -68,26 +68,75 @@ def list_files(patterns) -> list[str]:
     return files
 
 
-def _shard_groups(files: list[str], manifest_dir: str = "") -> dict[str, int]:
-    """Maps each file to its class group from the manifest(s) beside the shards."""
+def _manifest_entries(files: list[str], manifest_dir: str = "") -> dict[str, dict]:
+    """Maps each file that a manifest beside the shards (or in manifest_dir) lists to its
+    shard entry."""
     dirs = {manifest_dir} if manifest_dir else {os.path.dirname(f) for f in files}
-    groups = {}
+    entries = {}
     for d in sorted(dirs):
         try:
             m = read_manifest(d)
         except (tf.errors.NotFoundError, FileNotFoundError):
             continue
-        for s in m.get("shards", []):
-            groups[os.path.join(d, s["file"])] = int(s["group"])
-            groups[s["file"]] = int(s["group"])  # basename fallback
-    out = {}
-    missing = []
-    for f in files:
-        g = groups.get(f, groups.get(os.path.basename(f)))
-        if g is None:
-            missing.append(f)
-        else:
-            out[f] = g
+        for s in m["shards"]:
+            entries[os.path.join(d, s["file"])] = s
+            entries[s["file"]] = s  # basename fallback
+    return {f: e for f in files if (e := entries.get(f, entries.get(os.path.basename(f))))}
+
+
+def fold_selection(config, split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(folds, exclude_folds) of the ``train`` or ``eval`` split: eval takes
+    ``data.eval_folds`` (all when empty); train takes ``data.train_folds`` (all when empty)
+    minus ``data.eval_folds``, so a held-out fold never reaches training."""
+    d = config.data
+    eval_folds = formats.fold_list(d.get("eval_folds", ""))
+    if split == "eval":
+        return eval_folds, ()
+    train_folds = formats.fold_list(d.get("train_folds", ""))
+    formats.check_fold_selection(train_folds, eval_folds)
+    return train_folds, eval_folds
+
+
+def select_fold_files(files, folds, exclude_folds, manifest_dir: str = "") -> list[str]:
+    """Drops shards whose manifest entry names a fold outside the selection (data_prep
+    writes single-fold shards). Shards without a fold in the manifest (version 1, or written
+    by other tools, possibly mixing folds) are kept: their records are filtered one by one,
+    as every record is."""
+    if not (folds or exclude_folds):
+        return files
+    entries = _manifest_entries(files, manifest_dir)
+
+    def keep(f):
+        fold = entries[f]["fold"] if f in entries else formats.NO_FOLD
+        return fold == formats.NO_FOLD or formats.fold_selected(fold, folds, exclude_folds)
+
+    kept = [f for f in files if keep(f)]
+    if not kept:
+        raise ValueError(f"no shard holds clips of the selected folds {list(folds)} "
+                         f"(excluding {list(exclude_folds)})")  # fmt: skip
+    return kept
+
+
+def _fold_filter(folds, exclude_folds):
+    """Predicate on a decoded element: its fold is selected (formats.fold_selected)."""
+    include = tf.constant(list(folds) or [""], tf.string)
+    exclude = tf.constant(list(exclude_folds) or [""], tf.string)
+
+    def keep(e):
+        fold = e["fold"]
+        ok = tf.reduce_any(tf.equal(include, fold)) if folds else tf.constant(True)
+        if exclude_folds:
+            ok = tf.logical_and(ok, tf.logical_not(tf.reduce_any(tf.equal(exclude, fold))))
+        return ok
+
+    return keep
+
+
+def _shard_groups(files: list[str], manifest_dir: str = "") -> dict[str, int]:
+    """Maps each file to its class group from the manifest(s) beside the shards."""
+    entries = _manifest_entries(files, manifest_dir)
+    out = {f: int(e["group"]) for f, e in entries.items()}
+    missing = [f for f in files if f not in entries]
     if missing:
         raise ValueError(
             f"balanced sampling needs the shard -> class group map from {MANIFEST_NAME}; "
@@ -234,6 +283,7 @@ def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int
             "waveform": pcm,
             "target": schema.multi_hot(parsed[schema.LABELS], num_classes),
             "clip_id": parsed[schema.CLIP_ID],
+            "fold": parsed[schema.FOLD],
         }
 
     return decode
@@ -275,6 +325,8 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
     parallel = d.get("num_parallel_reads", -1)
     parallel = tf.data.AUTOTUNE if parallel in (None, -1) else int(parallel)
     files = list_files(d.train_files)
+    folds, exclude_folds = fold_selection(config, "train")
+    files = select_fold_files(files, folds, exclude_folds, d.get("manifest_dir", ""))
 
     if d.balanced:
         groups = _shard_groups(files, d.get("manifest_dir", ""))
@@ -307,6 +359,8 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
     )
     if skip:
         ds = ds.ignore_errors()  # unparsable records
+    if folds or exclude_folds:
+        ds = ds.filter(_fold_filter(folds, exclude_folds))
     ds = ds.map(lambda e: {"waveform": e["waveform"], "target": e["target"]})
     ds = ds.batch(batch, drop_remainder=True)
     if mode == "waveform":
@@ -331,6 +385,8 @@ def make_eval_dataset(config, input_context=None) -> tf.data.Dataset:
         eval_batch = input_context.get_per_replica_batch_size(eval_batch)
     clip_samples = int(d.clip_samples)
     files = list_files(d.eval_files)
+    folds, _ = fold_selection(config, "eval")
+    files = select_fold_files(files, folds, (), d.get("manifest_dir", ""))
     pfiles, rshard = _shard_files_or_records(files, pid, npipes)
     ds = _records(pfiles, bool(d.skip_corrupt), 1, None, True, rshard)
     ds = ds.enumerate()
@@ -341,7 +397,10 @@ def make_eval_dataset(config, input_context=None) -> tf.data.Dataset:
     )
     if d.skip_corrupt:
         ds = ds.ignore_errors()
-    ds = ds.map(lambda e: dict(e, mask=tf.constant(1.0, tf.float32)))
+    if folds:
+        ds = ds.filter(_fold_filter(folds, ()))
+    ds = ds.map(lambda e: {**{k: v for k, v in e.items() if k != "fold"},
+                           "mask": tf.constant(1.0, tf.float32)})  # fmt: skip
     ds = ds.batch(eval_batch, drop_remainder=False)
 
     def pad(b):

@@ -1,15 +1,6 @@
-"""The one TFRecord schema for panns-keras clips.
+"""The TFRecord schema as ``tf.io`` parsing: the field names and rules are in
+``panns_keras.data.formats`` (the one module that owns every dataset format).
 
-Each record is a `tf.train.Example` with:
-  audio        bytes   little-endian int16 PCM, mono, exactly `clip_samples` samples
-                       (zero-padded or trimmed)
-  num_samples  int64   true length before padding, capped at `clip_samples`
-  sample_rate  int64
-  labels       int64[] class indices (possibly empty)
-  clip_id      bytes   utf-8 id
-  source       bytes   utf-8 source path
-
-float -> int16: clip to [-1, 1], multiply by 32767, round half to even (numpy rint).
 int16 -> float: divide by 32767 (as the PANNs reference does).
 """
 
@@ -18,16 +9,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from panns_keras.data import example_codec
+from panns_keras.data import example_codec, formats
+from panns_keras.data.formats import AUDIO, CLIP_ID, FOLD, LABELS, NUM_SAMPLES, SAMPLE_RATE, SOURCE
 
-AUDIO = "audio"
-NUM_SAMPLES = "num_samples"
-SAMPLE_RATE = "sample_rate"
-LABELS = "labels"
-CLIP_ID = "clip_id"
-SOURCE = "source"
-
-INT16_SCALE = example_codec.INT16_SCALE
+INT16_SCALE = formats.INT16_SCALE
 
 FEATURE_SPEC = {
     AUDIO: tf.io.FixedLenFeature([], tf.string),
@@ -36,6 +21,7 @@ FEATURE_SPEC = {
     LABELS: tf.io.VarLenFeature(tf.int64),
     CLIP_ID: tf.io.FixedLenFeature([], tf.string, default_value=""),
     SOURCE: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    FOLD: tf.io.FixedLenFeature([], tf.string, default_value=formats.NO_FOLD),
 }
 
 
@@ -84,4 +70,5 @@ def example_to_numpy(serialized: bytes) -> dict:
         LABELS: [int(i) for i in f[LABELS].int64_list.value],
         CLIP_ID: f[CLIP_ID].bytes_list.value[0].decode("utf-8"),
         SOURCE: f[SOURCE].bytes_list.value[0].decode("utf-8"),
+        FOLD: f[FOLD].bytes_list.value[0].decode("utf-8") if FOLD in f else formats.NO_FOLD,
     }

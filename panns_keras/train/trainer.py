@@ -33,10 +33,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from panns_keras.data import formats
 from panns_keras.data import mixup as mixup_lib
 from panns_keras.errors import UserError
 from panns_keras.train import config as config_lib
-from panns_keras.train import evaluation
+from panns_keras.train import evaluation, optimizers
 
 SIGKILL_AT_STEP_ENV = "PANNS_KERAS_SIGKILL_AT_STEP"  # tests: kill -9 self after this step
 _MIXUP_SALT = 0x6D6978  # "mix"
@@ -125,10 +126,11 @@ def make_optimizer(t: ml_collections.ConfigDict,
     if t.optimizer in ("adam", "adamw"):
         kw.update(beta_1=float(t.beta_1), beta_2=float(t.beta_2), epsilon=float(t.epsilon),
                   amsgrad=bool(t.amsgrad))  # fmt: skip
-    if t.optimizer == "adam":
-        opt = keras.optimizers.Adam(weight_decay=float(t.weight_decay) or None, **kw)
-    elif t.optimizer == "adamw":
-        opt = keras.optimizers.AdamW(weight_decay=float(t.weight_decay), **kw)
+    # Adam in torch's form (epsilon outside the bias correction; Keras's form is another
+    # recipe): "adam" is torch Adam (L2 weight decay), "adamw" torch AdamW (decoupled).
+    if t.optimizer in ("adam", "adamw"):
+        opt = optimizers.TorchAdam(weight_decay=float(t.weight_decay) or None,
+                                   decoupled=t.optimizer == "adamw", **kw)  # fmt: skip
     else:
         opt = keras.optimizers.SGD(momentum=float(t.momentum),
                                    weight_decay=float(t.weight_decay) or None, **kw)  # fmt: skip
@@ -203,7 +205,7 @@ def load_labels(config: ml_collections.ConfigDict) -> list[tuple[str, str]]:
     if not candidates:
         try:
             first = list_files(config.data.train_files)[0]
-            candidates.append(os.path.join(os.path.dirname(first), labels_lib.LABELS_FILENAME))
+            candidates.append(os.path.join(os.path.dirname(first), formats.LABELS_NAME))
         except FileNotFoundError:
             pass
     for path in candidates:
@@ -503,8 +505,17 @@ def _export(model, out: Path, labels, config, at: int, res: dict | None) -> None
 
 
 def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_replica, mixup,
-                  base_optimizer=None, base_variables=None):  # fmt: skip
-    """The train step: forward (in-model mixup), BCE, gradients, optimizer update(s).
+                  with_outputs=False, base_optimizer=None, base_variables=None):  # fmt: skip
+    """The training step: ``(train_fn, train_fn_batch)``, ``tf.function``s of an iterator.
+
+    One step takes the next (per-replica) batch ``{'waveform': [2B, n], 'target': [2B, K]}``
+    (``[B, ...]`` without mixup), mixes the targets with the pairs and lambdas of the
+    reference (the model mixes its inputs in its own mixup domain), runs the forward, BCE on
+    probabilities averaged over the global batch, and applies the optimizer(s).
+    A batch that carries ``'mixup_lambda'`` ``[2B]`` uses those lambdas instead of the seeded
+    ones (replaying a recorded trajectory). ``train_fn`` returns the loss (summed over
+    replicas), with ``with_outputs`` also the ``clipwise_output`` of that forward (gathered over
+    replicas); ``train_fn_batch`` returns ``(loss, batch)``.
 
     ``base_optimizer`` / ``base_variables``: finetune's initial-model layers at their own
     learning rate; the rest of ``model.trainable_variables`` goes to ``optimizer``. In the
@@ -531,7 +542,7 @@ def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_re
             loss = tf.nn.compute_average_loss(per_ex, global_batch_size=global_batch)
             scaled = optimizer.scale_loss(loss) if scale else loss
         grads = tape.gradient(scaled, variables)
-        return loss, grads
+        return loss, grads, out["clipwise_output"]
 
     if t.jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True)
@@ -539,35 +550,41 @@ def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_re
     def replica_step(batch, cur):
         waveform, target = batch["waveform"], batch["target"]
         lam = None
-        if mixup:
+        if mixup and "mixup_lambda" in batch:  # prescribed lambdas (replayed trajectories)
+            lam = tf.cast(batch["mixup_lambda"], tf.float32)
+            target = mixup_lib.do_mixup(target, lam)
+        elif mixup:
             # One lambda per GLOBAL pair from (seed, step); replica r takes its slice, so the
             # mixed batch does not depend on how the global batch is split over replicas.
             rid = tf.distribute.get_replica_context().replica_id_in_sync_group
             lam_all = mixup_lib.sample_mixup_lambda(global_batch, alpha, _mixup_seed(config, cur))
             lam = lam_all[rid * 2 * per_replica : (rid + 1) * 2 * per_replica]
             target = mixup_lib.do_mixup(target, lam)
-        loss, grads = forward_backward(waveform, target, lam)
+        loss, grads, clipwise = forward_backward(waveform, target, lam)
         start = 0
         for opt, vs in groups:
             opt.apply_gradients(zip(grads[start : start + len(vs)], vs))
             start += len(vs)
-        return loss
+        return loss, clipwise
 
     def run(iterator):
         batch = next(iterator)
         cur = step.read_value()
-        per_replica_loss = strategy.run(replica_step, args=(batch, cur))
+        per_replica_loss, per_replica_out = strategy.run(replica_step, args=(batch, cur))
         loss = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
         step.assign_add(1)
-        return loss, batch
+        return loss, batch, per_replica_out
 
     @tf.function
     def train_fn(iterator):
-        return run(iterator)[0]
+        loss, _, out = run(iterator)
+        if with_outputs:
+            return loss, strategy.gather(out, axis=0)
+        return loss
 
     @tf.function
     def train_fn_batch(iterator):
-        loss, batch = run(iterator)
+        loss, batch, _ = run(iterator)
         return loss, batch
 
     return train_fn, train_fn_batch

@@ -2,8 +2,8 @@
 
 Transfer-learning datasets (ESC-50, GTZAN, FSDD, ...) are small, so the clips are held in
 memory as one ``(N, samples)`` float32 array; that makes folds, cached embeddings and the
-data hash simple. The TFRecord schema stores no fold, so folds travel beside the shards in
-``folds.json`` (``{clip_id: fold}``), written here when a CSV with a fold column is prepared.
+data hash simple. Each record carries its fold (``panns_keras.data.formats``); folders written
+before that keep theirs in ``folds.json`` beside the shards, still read.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import os
 import numpy as np
 from absl import logging
 
+from panns_keras.data import formats
 from panns_keras.errors import UserError
 
-FOLDS_FILE = "folds.json"
-MANIFEST = "manifest.json"
-LABELS = "labels.csv"
+MANIFEST = formats.MANIFEST_NAME
+LABELS = formats.LABELS_NAME
 
 
 @dataclasses.dataclass
@@ -61,21 +61,6 @@ class ClipSet:
         return h.hexdigest()[:16]
 
 
-def _read_csv_folds(csv_path: str) -> dict[str, str]:
-    """clip_id -> fold from a ``path,labels[,fold]`` CSV (clip id as data_prep makes it)."""
-    import csv
-
-    out = {}
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
-    if rows and rows[0][0].strip().lower() == "path":
-        rows = rows[1:]
-    for r in rows:
-        if len(r) > 2 and r[2].strip():
-            out[os.path.splitext(r[0].strip())[0]] = r[2].strip()
-    return out
-
-
 def prepare_into(data: str, out_dir: str, sample_rate: int, clip_seconds: float,
                  num_workers: int = 1) -> str:  # fmt: skip
     """Runs data_prep on a class folder or a CSV into ``out_dir``; returns ``out_dir``."""
@@ -90,9 +75,6 @@ def prepare_into(data: str, out_dir: str, sample_rate: int, clip_seconds: float,
     skipped = manifest.get("skipped") or []
     if skipped:
         logging.warning("prepare skipped %d input(s), e.g. %s", len(skipped), skipped[0])
-    folds = _read_csv_folds(data) if "generic_csv" in kw else {}
-    with open(os.path.join(out_dir, FOLDS_FILE), "w", encoding="utf-8") as f:
-        json.dump(folds, f, indent=0, sort_keys=True)
     return out_dir
 
 
@@ -103,29 +85,25 @@ def read_tfrecord_dir(directory: str) -> ClipSet:
     from panns_keras.data import schema
     from panns_keras.labels import read_label_file
 
-    files = sorted(glob.glob(os.path.join(directory, "*.tfrecord")))
+    files = sorted(glob.glob(formats.shard_pattern(directory)))
     if not files:
-        raise UserError(f"{directory}: no *.tfrecord files")
+        raise UserError(f"{directory}: no *{formats.SHARD_SUFFIX} files")
     labels = read_label_file(os.path.join(directory, LABELS))
-    folds_path = os.path.join(directory, FOLDS_FILE)
-    fold_map = {}
-    if os.path.isfile(folds_path):
-        with open(folds_path, encoding="utf-8") as f:
-            fold_map = json.load(f)
-    waves, targets, ids, rates = [], [], [], set()
+    legacy_folds = formats.read_legacy_folds(directory)
+    waves, targets, ids, folds, rates = [], [], [], [], set()
     for rec in tf.data.TFRecordDataset(files).map(schema.parse_example):
         waves.append(schema.decode_audio(rec).numpy())
         hot = np.zeros(len(labels), np.float32)
         hot[rec[schema.LABELS].numpy()] = 1.0
         targets.append(hot)
         ids.append(rec[schema.CLIP_ID].numpy().decode("utf-8"))
+        folds.append(rec[schema.FOLD].numpy().decode("utf-8") or legacy_folds.get(ids[-1], ""))
         rates.add(int(rec[schema.SAMPLE_RATE].numpy()))
     if len(rates) != 1:
         raise UserError(f"{directory}: clips with several sample rates {sorted(rates)}")
     if len({w.shape for w in waves}) != 1:
         raise UserError(f"{directory}: clips of different lengths")
-    return ClipSet(np.stack(waves), np.stack(targets), ids, [fold_map.get(i, "") for i in ids],
-                   labels, rates.pop())  # fmt: skip
+    return ClipSet(np.stack(waves), np.stack(targets), ids, folds, labels, rates.pop())
 
 
 def load_clips(data: str, workdir: str, sample_rate: int, clip_seconds: float = 10.0,

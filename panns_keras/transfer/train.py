@@ -13,6 +13,7 @@ import numpy as np
 from absl import logging
 
 from panns_keras.errors import UserError
+from panns_keras.train import probe as probe_lib
 from panns_keras.transfer import data as data_lib
 from panns_keras.transfer import model as model_lib
 
@@ -188,28 +189,13 @@ def embeddings(base, clips: data_lib.ClipSet, cache_dir: str | None = None,
     return emb
 
 
-def train_probe(emb: np.ndarray, targets: np.ndarray, multi_label: bool,
-                opts: TrainOptions) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Linear classifier on fixed embeddings (Adam, mini-batches); returns (W (E, K), b)."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(opts.seed)
-    e, k = emb.shape[1], targets.shape[1]
-    w = tf.Variable(tf.keras.initializers.GlorotUniform(seed=opts.seed)((e, k)))
-    b = tf.Variable(tf.zeros(k))
-    opt = _optimizer(opts.lr, [w, b], opts)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = _loss(tf.matmul(x, w) + b, y, multi_label)
-        opt.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
-        return loss
-
-    for _ in range(opts.steps):
-        idx = rng.choice(len(emb), size=opts.batch_size, replace=len(emb) < opts.batch_size)
-        step(tf.constant(emb[idx]), tf.constant(targets[idx]))
-    return w.numpy(), b.numpy()
+def train_probe(emb: np.ndarray, targets: np.ndarray, multi_label: bool, opts: TrainOptions,
+                groups=None) -> probe_lib.LinearProbe:  # fmt: skip
+    """The converged, standardised linear probe of ``panns_keras.train.probe`` (C chosen by
+    an inner CV on these training clips, by ``groups`` = their folds when there are several);
+    ``.dense_weights()`` folds it into (W (E, K), b) on the raw embedding. The probe needs no
+    steps, batch size or learning rate."""
+    return probe_lib.fit_probe(emb, targets, multi_label, groups=groups, seed=opts.seed)
 
 
 # ------------------------------------------------------------------ finetune API
@@ -246,12 +232,14 @@ def run_split(base, clips, name, train_idx, test_idx, workdir, mode, opts, multi
             emb = embeddings(base, clips, os.path.join(workdir, "embeddings"),
                              opts.eval_batch_size)  # fmt: skip
         emb_te = emb[test_idx] if len(test) else None
-        w, b = train_probe(emb[train_idx], train.targets, multi_label, opts)
+        fitted = train_probe(emb[train_idx], train.targets, multi_label, opts,
+                             groups=np.asarray(train.folds))  # fmt: skip
+        w, b = fitted.dense_weights()
         tm = model_lib.build_transfer_model(base, clips.num_classes, "freeze_l1",
                                             seed=opts.seed)  # fmt: skip
         tm.model.weight_layers()["fc_audioset"].set_weights([w, b])
         logits = emb_te @ w + b if emb_te is not None else np.zeros((0, clips.num_classes))
-        stats = {"train_s": time.perf_counter() - t0}
+        stats = {"train_s": time.perf_counter() - t0, "probe_C": fitted.C}
     else:
         tm = model_lib.build_transfer_model(base, clips.num_classes, mode, hidden=opts.hidden,
                                             multi_label=multi_label, seed=opts.seed,

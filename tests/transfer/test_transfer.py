@@ -107,7 +107,9 @@ def test_probe_equals_frozen_end_to_end_and_cv(base, clips, tmp_path):
     w, b = model.weight_layers()["fc_audioset"].get_weights()
     emb = embeddings(base, clips)  # no cache
     end_to_end = model(clips.waveforms, training=False, return_intermediates=True)["logits"]
-    np.testing.assert_allclose(emb @ w + b, np.asarray(end_to_end), atol=1e-5)
+    # float32 rounding scales with |emb| |w| (the converged probe's weights reach ~10)
+    scale = float(np.max(np.abs(emb) @ np.abs(w)))
+    np.testing.assert_allclose(emb @ w + b, np.asarray(end_to_end), atol=1e-6 * scale + 1e-5)
     # a second run reuses the cache (no new files) and gives the same result
     res2 = finetune(clips, str(tmp_path), init=base, mode="probe", folds="all",
                     steps=30, batch_size=8, lr=1e-2)  # fmt: skip

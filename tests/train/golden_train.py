@@ -1,0 +1,268 @@
+"""Reference training trajectories (../shared/golden/train, copied to tests/assets/golden/train):
+replay them with the trainer's own step and apply the check of their README (section 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from golden import golden_state
+
+GOLDENS_ENV = "PANNS_KERAS_TRAIN_GOLDENS"
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "golden" / "train"
+
+
+def goldens_dir() -> Path:
+    return Path(os.environ.get(GOLDENS_ENV) or ASSET_DIR)
+
+
+def trajectory_names(directory: Path | None = None) -> list[str]:
+    directory = directory or goldens_dir()
+    return sorted(p.name[: -len("_train.npz")] for p in directory.glob("*_train.npz"))
+
+
+class Trajectory:
+    """One ``<ClassName>_train.npz`` with its inputs."""
+
+    def __init__(self, name: str, directory: Path | None = None):
+        directory = directory or goldens_dir()
+        self.name = name
+        self.z = np.load(directory / f"{name}_train.npz")
+        self.meta = json.loads(str(self.z["meta"]))
+        self.state = golden_state(self.z, self.meta)
+        inputs = np.load(directory / self.meta["inputs_file"])
+        self.K, self.B = int(self.meta["K"]), int(self.meta["B"])
+        # The reference loader's int16_to_float32: x / 32767 (float64 division, then rounded).
+        self.x = (inputs["waveform"][: self.K] / 32767.0).astype(np.float32)
+        self.targets = inputs["targets"][: self.K].astype(np.float32)
+        self.lambdas = inputs["mixup_lambda"][: self.K].astype(np.float32)
+
+    def tol(self, key):
+        return self.z[f"tol/{key}"]
+
+
+# ------------------------------------------------------------------ model <-> torch layout
+def _torch_values(layer) -> dict[str, np.ndarray]:
+    """A mapped layer's weights in torch names and layouts (inverse of assign_state_dict)."""
+    import keras
+
+    w = [np.asarray(v.numpy()) for v in layer.weights]
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return dict(zip(("weight", "bias", "running_mean", "running_var"), w))
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kernel = w[0].transpose(2, 3, 0, 1)
+    elif isinstance(layer, keras.layers.Conv2D):
+        kernel = w[0].transpose(3, 2, 0, 1)
+    elif isinstance(layer, keras.layers.Conv1D):
+        kernel = w[0].transpose(2, 1, 0)
+    else:  # Dense
+        kernel = w[0].T
+    out = {"weight": kernel}
+    if len(w) > 1:
+        out["bias"] = w[1]
+    return out
+
+
+def torch_state(model) -> dict[str, np.ndarray]:
+    out = {}
+    for path, layer in model.torch_layers.items():
+        for k, v in _torch_values(layer).items():
+            out[f"{path}.{k}"] = v
+    return out
+
+
+def snapshot(model, traj: Trajectory) -> dict:
+    """The state the check reads, in torch names and layouts: entries with an ``idx/`` in the
+    golden at those indices only, the others whole, and ``[|W|, |W - W0|]`` (float64, W0 the
+    initial weights) of every large entry. Keeps memory flat for 80M-parameter models."""
+    z = traj.z
+    values, norms = {}, {}
+    for name, v in torch_state(model).items():
+        if f"idx/{name}" in z:
+            values[name] = v.reshape(-1)[z[f"idx/{name}"]]
+        else:
+            values[name] = v
+        if name in traj.meta["large_names"]:
+            w = v.astype(np.float64)
+            norms[name] = (np.linalg.norm(w), np.linalg.norm(w - traj.state[name]))
+    return {"values": values, "norms": norms}
+
+
+def trainable_torch_names(model) -> list[str]:
+    """Torch names of ``model.trainable_variables`` (what the optimizer updates)."""
+    import keras
+
+    names = {}
+    for path, layer in model.torch_layers.items():
+        keys = (
+            ("weight", "bias", "running_mean", "running_var")
+            if isinstance(layer, keras.layers.BatchNormalization)
+            else ("weight", "bias")
+        )
+        for k, v in zip(keys, layer.weights):
+            names[id(v)] = f"{path}.{k}"
+    return sorted(names.get(id(v), f"<unmapped {v.path}>") for v in model.trainable_variables)
+
+
+# ------------------------------------------------------------------ replay
+def replay_config(model_name: str, batch: int, **train):
+    """The reference recipe as a trainer config (dropout and SpecAugment off, as the goldens)."""
+    from panns_keras.train.config import base_config
+
+    c = base_config()
+    c.model.name = model_name
+    c.model.overrides.spec_augment = False
+    c.model.disable_dropout = True
+    c.data.num_classes = 527
+    c.data.sample_rate = 32000
+    c.data.mixup = "logmel"  # in-model mixup, in each model's own mixup domain
+    c.train.batch_size = batch
+    c.train.strategy = "default"
+    for k, v in train.items():
+        c.train[k] = v
+    return c
+
+
+def replay(traj: Trajectory, config, mutate_model=None, optimizer=None) -> dict:
+    """Runs the trainer's step (``trainer.make_step_fns``) over the trajectory's K batches,
+    with the trainer's model and optimizer factories (``optimizer`` replaces the latter:
+    mutant recipes)."""
+    import tensorflow as tf
+
+    from panns_keras.convert.mapping import assign_state_dict
+    from panns_keras.train import trainer
+
+    strategy = tf.distribute.get_strategy()
+    model = trainer.build_model_from_config(config)
+    model.build((None, traj.x.shape[-1]))
+    assign_state_dict(model, traj.state)
+    if mutate_model is not None:
+        mutate_model(model)
+    optimizer = optimizer or trainer.make_optimizer(config.train)
+    optimizer.build(model.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    train_fn, _ = trainer.make_step_fns(
+        model, optimizer, step, strategy, config, traj.B, traj.B, True, with_outputs=True
+    )
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"waveform": traj.x, "target": traj.targets, "mixup_lambda": traj.lambdas}
+    )
+    iterator = iter(ds)
+    rec = {"loss": [], "clipwise": [], "steps": [], "trainable": trainable_torch_names(model)}
+    for k in range(traj.K):
+        loss, clipwise = train_fn(iterator)
+        rec["loss"].append(float(loss.numpy()))
+        rec["clipwise"].append(np.asarray(clipwise))
+        rec["steps"].append(int(step.numpy()))
+        if k == 0:
+            rec["step1"] = snapshot(model, traj)
+    rec["final"] = snapshot(model, traj)
+    rec["iterations"] = int(optimizer.iterations.numpy())
+    return rec
+
+
+# ------------------------------------------------------------------ the check (README §6)
+def check(traj: Trajectory, rec: dict) -> dict[str, dict]:
+    """Every part of the README's check: ``{part: {'worst': max value/tolerance, 'where',
+    'failed': [...]}}``; a part passes iff ``failed`` is empty (``worst <= 1``, except the
+    exact parts nbt and params)."""
+    z, meta, K = traj.z, traj.meta, traj.K
+    parts: dict[str, dict] = {}
+
+    def note(part, where, value, tol, ok=None):
+        p = parts.setdefault(part, {"worst": 0.0, "where": "", "failed": []})
+        ratio = float(value) / float(tol) if tol > 0 else (0.0 if value == 0 else np.inf)
+        if ratio > p["worst"]:
+            p["worst"], p["where"] = ratio, where
+        if not (ratio <= 1.0 if ok is None else ok):
+            p["failed"].append(where)
+
+    # Exactly the trainable tensors of the reference are trained.
+    want = sorted(meta["param_names"])
+    parts["params"] = {
+        "worst": 0.0,
+        "where": "",
+        "failed": sorted(set(want) ^ set(rec["trainable"])),
+    }
+    for k in range(K):
+        g = float(z["loss"][k])
+        note("L", f"step {k + 1}", abs(rec["loss"][k] - g) / g, z["tol/loss"][k])
+        err = np.max(np.abs(rec["clipwise"][k].astype(np.float64) - z["clipwise"][k]))
+        note("C", f"step {k + 1}", err, z["tol/clipwise"][k])
+    # num_batches_tracked: the trainer counts steps; the reference's counter starts at 1000.
+    for part, got, want_n, key in (
+        ("nbt", rec["steps"][0], 1, "step1"),
+        ("nbt", rec["steps"][-1], K, "final"),
+    ):
+        ref = [
+            int(z[n])
+            for n in z.files
+            if n.startswith(f"{key}/") and n.endswith("num_batches_tracked")
+        ]
+        ok = got == want_n and all(r == 1000 + want_n for r in ref)
+        note(part, f"{key}: {got} steps", 0 if ok else 1, 1, ok)
+    for part, key, state, tol in (
+        ("B1", "step1", rec["step1"], z["tol/bn_step1"]),
+        ("BK", "final", rec["final"], z["tol/bn_final"]),
+    ):
+        for i, layer in enumerate(meta["bn_layers"]):
+            mean_g = z[f"{key}/{layer}.running_mean"].astype(np.float64)
+            var_g = z[f"{key}/{layer}.running_var"].astype(np.float64)
+            mean = state["values"][f"{layer}.running_mean"].astype(np.float64)
+            var = state["values"][f"{layer}.running_var"].astype(np.float64)
+            note(part, f"{layer} mean", np.max(np.abs(mean - mean_g) / np.sqrt(var_g)), tol[i, 0])
+            note(part, f"{layer} var", np.max(np.abs(var - var_g) / var_g), tol[i, 1])
+    abs_tol = float(z["tol/param_step1_abs"])
+    for t, name in enumerate(meta["param_names"]):
+        p1 = rec["step1"]["values"][name].astype(np.float64)
+        off = int(np.sum(np.abs(p1 - z[f"step1/{name}"]) > abs_tol))
+        note(
+            "P1",
+            name,
+            off,
+            max(int(z["tol/param_step1_count"][t]), 1e-12),
+            off <= int(z["tol/param_step1_count"][t]),
+        )
+        pk = rec["final"]["values"][name].astype(np.float64)
+        med = float(np.median(np.abs(pk - z[f"final/{name}"])))
+        note("PK", name, med, z["tol/param_final_median"][t])
+    for part, key, state, tol in (
+        ("N1", "norm_step1", rec["step1"], z["tol/norm_step1"]),
+        ("NK", "norm_final", rec["final"], z["tol/norm_final"]),
+    ):
+        for j, name in enumerate(meta["large_names"]):
+            norm, delta = state["norms"][name]
+            ref = z[f"{key}/{name}"]
+            note(part, f"{name} |W|", abs(norm / ref[0] - 1), tol[j, 0])
+            note(part, f"{name} |W-W0|", abs(delta / ref[1] - 1), tol[j, 1])
+    return parts
+
+
+def failed_parts(parts: dict) -> list[str]:
+    return sorted(p for p, v in parts.items() if v["failed"])
+
+
+def summary(parts: dict) -> str:
+    """``part:worst`` per part (``!`` = failed; where, for parts above half their tolerance)."""
+    out = []
+    for p, v in sorted(parts.items()):
+        where = f" ({v['where']})" if v["worst"] > 0.5 else ""
+        out.append(f"{p}:{v['worst']:.3g}{'!' if v['failed'] else ''}{where}")
+    return "  ".join(out)
+
+
+# ------------------------------------------------------------------ optimizer probe (§10)
+def adam_probe(optimizer, directory: Path | None = None) -> tuple[float, float]:
+    """Applies the probe's 16 gradients with ``optimizer``; returns (max error, tolerance)."""
+    import keras
+
+    z = np.load((directory or goldens_dir()) / "adam_probe.npz")
+    p = keras.Variable(z["p0"], dtype="float32", name="probe")
+    optimizer.build([p])
+    worst = 0.0
+    for t in range(z["grads"].shape[0]):
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(z["grads"][t]), p)])
+        worst = max(worst, float(np.max(np.abs(np.asarray(p.numpy()) - z["p_after"][t]))))
+    return worst, float(z["tol"])
