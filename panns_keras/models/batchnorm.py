@@ -7,9 +7,12 @@ Inference is Keras's own path, untouched (XLA / SavedModel / TFLite graphs do no
 
 Training step kernels (chosen in :mod:`panns_keras.models.kernels`):
 
-- TensorFlow: ``FusedBatchNormV3`` (oneDNN on CPU, cuDNN on GPU): forward in one pass and
-  backward in one more, where the ``keras.ops`` graph makes a dozen full-size passes.
-- Other backends: ``keras.ops.moments`` and element-wise ops.
+- Default, every backend: two-pass batch statistics (mean, then the mean of squared
+  deviations, as PyTorch) and element-wise ops in ``keras.ops``; this meets the reference
+  training trajectories.
+- Opt-in on TensorFlow (``kernels.set_fused_batchnorm(True)``): ``FusedBatchNormV3`` (oneDNN
+  on CPU, cuDNN on GPU), forward in one pass and backward in one more; faster on CPU, but
+  its backward is less precise than the reference's (see ``kernels``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import keras
 from keras import layers as L
 from keras import ops
 
-from panns_keras.models.kernels import tensorflow_kernels
+from panns_keras.models.kernels import fused_batchnorm
 
 
 @keras.saving.register_keras_serializable(package="panns_keras")
@@ -41,7 +44,7 @@ class BatchNormalization(L.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or not self._own_training_path(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
-        if tensorflow_kernels():
+        if fused_batchnorm():
             y, mean, var = _fused_tf(inputs, self.gamma, self.beta, self.epsilon)
         else:
             y, mean, var = self._ops_training(inputs)
@@ -54,11 +57,14 @@ class BatchNormalization(L.BatchNormalization):
         """Normalised output, batch mean and unbiased batch variance (float32)."""
         x = ops.cast(inputs, "float32")
         axes = list(range(len(x.shape) - 1))
-        mean, var = ops.moments(x, axes=axes)
+        mean = ops.mean(x, axis=axes)
+        centred = x - mean
+        var = ops.mean(ops.square(centred), axis=axes)  # two-pass, as PyTorch
         n = ops.cast(ops.size(x) // x.shape[-1], "float32")
-        y = (x - mean) * ops.rsqrt(var + self.epsilon) * ops.cast(self.gamma, "float32")
+        y = centred * ops.rsqrt(var + self.epsilon) * ops.cast(self.gamma, "float32")
         y = y + ops.cast(self.beta, "float32")
-        return y, mean, var * n / ops.maximum(n - 1.0, 1.0)
+        unbiased = var * n / ops.maximum(n - 1.0, 1.0)
+        return y, ops.stop_gradient(mean), ops.stop_gradient(unbiased)
 
 
 def _fused_tf(inputs, gamma, beta, epsilon):

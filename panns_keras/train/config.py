@@ -67,6 +67,9 @@ def base_config() -> ml_collections.ConfigDict:
     t.jit_compile = False  # XLA for the forward/backward pass
     t.deterministic_ops = False  # tf.config.experimental.enable_op_determinism()
     t.sync_batchnorm = False  # batch statistics over the global batch (all replicas)
+    # FusedBatchNormV3 for BatchNorm training steps (TF): faster on CPU, backward less precise
+    # than the reference's (fails the Wavegram-Logmel training-trajectory check); off = exact.
+    t.fused_batchnorm = False
     t.loss = "bce_prob"  # bce_prob (reference: BCE on sigmoid outputs) | bce_logits
 
     t.optimizer = "adam"  # adam | adamw | sgd

@@ -36,6 +36,7 @@ from absl import logging
 from panns_keras.data import formats
 from panns_keras.data import mixup as mixup_lib
 from panns_keras.errors import UserError
+from panns_keras.models import kernels
 from panns_keras.train import config as config_lib
 from panns_keras.train import evaluation, optimizers
 
@@ -309,6 +310,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
 
     previous_policy = keras.mixed_precision.global_policy().name
     _set_precision(t.precision)
+    previous_fused = kernels.set_fused_batchnorm(bool(t.get("fused_batchnorm", False)))
     stop = _Stop()
     stop.install()
     scratch = None
@@ -490,6 +492,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
     finally:
         stop.uninstall()
         _set_precision(previous_policy)
+        kernels.set_fused_batchnorm(previous_fused)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""The speed layers (im2col Conv2D, fused BatchNormalization) equal Keras's."""
+"""The speed layers (im2col Conv2D, BatchNormalization's training kernels) equal Keras's."""
 
 import numpy as np
 import pytest
@@ -47,9 +47,23 @@ def test_im2col_only_for_wide_3x3_same():
         assert layer._im2col is expect, (kw, cin)
 
 
+@pytest.fixture(params=[False, True], ids=["two_pass", "fused"])
+def fused(request):
+    from panns_keras.models import kernels
+
+    previous = kernels.set_fused_batchnorm(request.param)
+    yield request.param
+    kernels.set_fused_batchnorm(previous)
+
+
 @pytest.mark.parametrize("shape", [(4, 7, 5, 16), (4, 9, 16), (6, 16)])
-def test_fused_batchnorm_matches_keras(shape):
+def test_batchnorm_training_kernels_match_keras(shape, fused):
     x = tf.random.stateless_normal(shape, [1, 0]) * 3.0 + 1.0
+    probe = BatchNormalization(epsilon=1e-5)
+    probe.build(shape)
+    graph = tf.function(lambda v: probe(v, training=True)).get_concrete_function(x).graph
+    kinds = {op.type for op in graph.get_operations()}
+    assert ("FusedBatchNormV3" in kinds) == fused
     ref = L.BatchNormalization(epsilon=1e-5, momentum=0.9)
     ours = BatchNormalization(epsilon=1e-5, momentum=0.9)
     for layer in (ref, ours):
@@ -74,7 +88,7 @@ def test_fused_batchnorm_matches_keras(shape):
     )
 
 
-def test_fused_batchnorm_bfloat16_input():
+def test_batchnorm_bfloat16_input(fused):
     x = tf.cast(tf.random.stateless_normal([4, 7, 5, 16], [2, 0]), tf.bfloat16)
     ref = L.BatchNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
     ours = BatchNormalization(epsilon=1e-5, dtype="mixed_bfloat16")

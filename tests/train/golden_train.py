@@ -65,9 +65,21 @@ def _torch_values(layer) -> dict[str, np.ndarray]:
     return out
 
 
-def torch_state(model) -> dict[str, np.ndarray]:
+def torch_layers(model, traj) -> dict:
+    """Reference module path -> layer, for the modules of the trajectory's state (a layer is
+    named after its module path with '.' -> '_')."""
+    from panns_keras.models.blocks import layer_name
+
+    by_name = model.weight_layers()
+    modules = sorted({key.rpartition(".")[0] for key in traj.state})
+    found = {m: by_name[layer_name(m)] for m in modules if layer_name(m) in by_name}
+    assert len(found) == len(by_name), sorted(set(by_name) - {layer_name(m) for m in found})
+    return found
+
+
+def torch_state(model, traj) -> dict[str, np.ndarray]:
     out = {}
-    for path, layer in model.torch_layers.items():
+    for path, layer in torch_layers(model, traj).items():
         for k, v in _torch_values(layer).items():
             out[f"{path}.{k}"] = v
     return out
@@ -79,7 +91,7 @@ def snapshot(model, traj: Trajectory) -> dict:
     initial weights) of every large entry. Keeps memory flat for 80M-parameter models."""
     z = traj.z
     values, norms = {}, {}
-    for name, v in torch_state(model).items():
+    for name, v in torch_state(model, traj).items():
         if f"idx/{name}" in z:
             values[name] = v.reshape(-1)[z[f"idx/{name}"]]
         else:
@@ -90,12 +102,12 @@ def snapshot(model, traj: Trajectory) -> dict:
     return {"values": values, "norms": norms}
 
 
-def trainable_torch_names(model) -> list[str]:
+def trainable_torch_names(model, traj) -> list[str]:
     """Torch names of ``model.trainable_variables`` (what the optimizer updates)."""
     import keras
 
     names = {}
-    for path, layer in model.torch_layers.items():
+    for path, layer in torch_layers(model, traj).items():
         keys = (
             ("weight", "bias", "running_mean", "running_var")
             if isinstance(layer, keras.layers.BatchNormalization)
@@ -150,7 +162,7 @@ def replay(traj: Trajectory, config, mutate_model=None, optimizer=None) -> dict:
         {"waveform": traj.x, "target": traj.targets, "mixup_lambda": traj.lambdas}
     )
     iterator = iter(ds)
-    rec = {"loss": [], "clipwise": [], "steps": [], "trainable": trainable_torch_names(model)}
+    rec = {"loss": [], "clipwise": [], "steps": [], "trainable": trainable_torch_names(model, traj)}
     for k in range(traj.K):
         loss, clipwise = train_fn(iterator)
         rec["loss"].append(float(loss.numpy()))

@@ -1,0 +1,196 @@
+"""Transfer learning with the one trainer: k-fold cross-validation over prepared TFRecords.
+
+``finetune(data, workdir, config)``:
+
+1. ``data`` is a folder of TFRecords written by ``panns-keras prepare`` (``manifest.json``,
+   ``labels.csv``), or a class folder / ``path,labels[,fold]`` CSV that is first prepared
+   into ``workdir/data`` at the initial model's sample rate.
+2. Splits: ``folds='all'`` holds out each fold of the manifest in turn; ``'a,b'`` holds out
+   those folds, one split each; ``'none'`` trains on everything with no held-out set. Folds
+   are selected by shard and by record (``panns_keras.data.formats``), so a held-out clip
+   never reaches training.
+3. Each split is one :func:`panns_keras.train.trainer.train` run in ``workdir/split_<fold>``
+   (warm start from ``config.model.init`` in ``config.model.mode``; checkpoints, resume,
+   TensorBoard as in pretraining), evaluated on its held-out fold at the end. Mode
+   ``probe``: a linear classifier fit to convergence (:mod:`panns_keras.train.probe`) on the
+   initial model's embeddings, computed once per fold by streaming the shards.
+4. ``workdir/results.json`` (atomic): every split's figures and their means. A finished split
+   keeps its ``split.json``; a re-run skips it, an interrupted one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+import numpy as np
+from absl import logging
+
+from panns_keras.data import formats
+from panns_keras.errors import UserError
+
+RESULTS = "results.json"
+SPLIT_RESULT = "split.json"
+METRICS = ("accuracy", "mAP", "mAUC", "d_prime")
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def init_sample_rate(init: str) -> int:
+    """The initial model's sample rate, without building it."""
+    from panns_keras.train.warm_start import load_init
+
+    path = Path(init)
+    if path.is_dir() and (path / "config.json").is_file():
+        from panns_keras.convert.model_dir import read_model_config
+
+        return int(read_model_config(path)["spec"]["sample_rate"])
+    if path.suffix == ".pth":
+        from panns_keras.models.registry import get_spec, infer_model_name
+
+        try:
+            return int(get_spec(infer_model_name(path.name)).sample_rate)
+        except KeyError as e:
+            raise UserError(str(e.args[0])) from None
+    return int(load_init(path).spec.sample_rate)
+
+
+def prepared_data(data: str, workdir: Path, sample_rate: int, clip_seconds: float) -> Path:
+    """``data`` if it is a prepared TFRecord folder, else ``workdir/data`` prepared from it."""
+    path = Path(data)
+    if not path.exists():
+        raise UserError(f"{data}: not found")
+    if path.is_dir() and (path / formats.MANIFEST_NAME).is_file():
+        return path
+    from data_prep.prepare import prepare
+
+    out = workdir / "data"
+    kw = {"class_dir": str(path)} if path.is_dir() else {"generic_csv": str(path)}
+    beside = path.parent / formats.LABELS_NAME
+    if path.is_file() and beside.is_file():
+        kw["labels_csv"] = str(beside)  # a labels.csv beside the CSV fixes the class order
+    manifest = prepare(str(out), sample_rate=sample_rate, clip_seconds=clip_seconds,
+                       num_workers=1, **kw)  # fmt: skip
+    if manifest.get("num_skipped"):
+        logging.warning("prepare skipped %d input(s)", manifest["num_skipped"])
+    return out
+
+
+def splits(manifest: dict, folds: str) -> list[str | None]:
+    """Held-out fold of each split (None: no held-out set)."""
+    present = sorted({s.get("fold", "") for s in manifest["shards"]} - {formats.NO_FOLD})
+    if folds == "none":
+        return [None]
+    if folds == "all":
+        if len(present) < 2:
+            raise UserError(
+                f"--folds=all needs at least 2 folds in the data, found {present}; "
+                "prepare with a fold column or fold pattern, or use --folds=none"
+            )
+        return list(present)
+    chosen = list(formats.fold_list(folds))
+    unknown = sorted(set(chosen) - set(present))
+    if unknown:
+        raise UserError(f"--folds: no clips in fold(s) {unknown}; the data has {present}")
+    return chosen
+
+
+def split_config(config, data_dir: Path, manifest: dict, held_out: str | None):
+    cfg = ml_collections.ConfigDict(config.to_dict())
+    d = cfg.data
+    d.train_files = formats.shard_pattern(str(data_dir))
+    d.eval_files = d.train_files if held_out is not None else ""
+    d.eval_folds = held_out or ""
+    d.train_folds = ""
+    d.manifest_dir = str(data_dir)
+    d.labels = str(data_dir / formats.LABELS_NAME)
+    d.num_classes = int(manifest["num_classes"])
+    d.sample_rate = int(manifest["sample_rate"])
+    d.clip_samples = int(manifest["clip_samples"])
+    cfg.eval.every = 0  # one evaluation, at the end of the split
+    cfg.eval.keep_best = False
+    return cfg
+
+
+def _metrics(res: dict | None) -> dict:
+    return {k: float(res[k]) for k in METRICS if res and k in res}
+
+
+def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict) -> dict:
+    from panns_keras.train import evaluation, probe
+    from panns_keras.train.warm_start import load_init
+
+    if held_out is None:
+        raise UserError("mode probe needs held-out folds (--folds=all or a list)")
+    present = sorted({s.get("fold", "") for s in manifest["shards"]} - {formats.NO_FOLD})
+    if not fold_cache:
+        import tensorflow as tf
+
+        from panns_keras.data.pipeline import make_eval_dataset
+
+        model = load_init(config.model.init)
+        if model.spec.head.kind != "clip":
+            raise UserError(f"{model.spec.name}: probe needs a clip model with an embedding")
+        embed = tf.function(lambda w: model(w, training=False)["embedding"],
+                            reduce_retracing=True)  # fmt: skip
+        for fold in present:
+            cfg = split_config(config, data_dir, manifest, fold)
+            got = evaluation.predict_dataset(embed, make_eval_dataset(cfg))
+            fold_cache[fold] = (got["scores"], got["target"])
+    train_folds = [f for f in present if f != held_out]
+    x = np.concatenate([fold_cache[f][0] for f in train_folds])
+    y = np.concatenate([fold_cache[f][1] for f in train_folds])
+    groups = np.concatenate([[f] * len(fold_cache[f][0]) for f in train_folds])
+    fitted = probe.fit_probe(x, y, groups=groups)
+    x_test, y_test = fold_cache[held_out]
+    scores = fitted.logits(x_test)  # (N, K); ranking and argmax are what the metrics read
+    res = evaluation.evaluate_scores(y_test, scores)
+    res["accuracy"] = evaluation.top1_accuracy(y_test, scores)
+    return {**_metrics(res), "C": float(fitted.C), "train_clips": len(x),
+            "test_clips": len(x_test)}  # fmt: skip
+
+
+def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.ConfigDict, *,
+             folds: str = "all", clip_seconds: float = 10.0) -> dict:  # fmt: skip
+    """Runs every split (see the module docstring); returns the ``results.json`` content."""
+    from panns_keras.train import trainer
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    mode = str(config.model.mode)
+    if not config.model.init:
+        raise UserError("config.model.init is required: the model to start from")
+    data_dir = prepared_data(data, workdir, init_sample_rate(config.model.init), clip_seconds)
+    manifest = formats.read_manifest(str(data_dir))
+    results, cache = [], {}
+    for held_out in splits(manifest, folds):
+        name = "all" if held_out is None else f"fold_{held_out}"
+        split_dir = workdir / f"split_{name}"
+        done = split_dir / SPLIT_RESULT
+        if done.is_file():
+            results.append(json.loads(done.read_text()))
+            continue
+        split_dir.mkdir(parents=True, exist_ok=True)
+        if mode == "probe":
+            row = _probe_split(config, data_dir, manifest, held_out, cache)
+        else:
+            out = trainer.train(split_config(config, data_dir, manifest, held_out), split_dir)
+            row = {**_metrics(out["eval"]), "steps": int(out["step"]),
+                   "model_dir": str(split_dir / "model")}  # fmt: skip
+        row = {"split": name, "held_out_fold": held_out, **row}
+        _write_json(done, row)
+        results.append(row)
+        logging.info("%s: %s", name, {k: row[k] for k in METRICS if k in row})
+    means = {k: float(np.mean([r[k] for r in results])) for k in METRICS
+             if results and all(k in r for r in results)}  # fmt: skip
+    summary = {"mode": mode, "init": str(config.model.init), "data": str(data_dir),
+               "splits": results, "mean": means}  # fmt: skip
+    _write_json(workdir / RESULTS, summary)
+    return summary
