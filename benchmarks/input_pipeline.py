@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from panns_keras.data import config as config_lib
-from panns_keras.data import pipeline, schema
+from panns_keras.data import formats, pipeline, schema
 
 SR = 32000
 CLIP = 10 * SR
@@ -44,7 +44,7 @@ def write_data(directory: str, clips: int, groups: int) -> str:
                 labels = [g, int(rng.integers(0, NUM_CLASSES))]
                 w.write(schema.serialize_example(pcm, labels, f"c{g}_{j}", "", SR, CLIP))
         shards.append({"file": fn, "group": g, "num_clips": per})
-    with open(os.path.join(directory, "manifest.json"), "w") as f:
+    with open(formats.manifest_path(directory), "w") as f:
         json.dump({"shards": shards}, f)
     return os.path.join(directory, "*.tfrecord")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+from panns_keras.data import formats
+
 REPO = Path(__file__).resolve().parents[1]
 _OUT = flags.DEFINE_string("out", "demo_out", "Output folder (data, workdir, report).")
 _DATA = flags.DEFINE_string("demo_data", str(REPO / "demo_data" / "fsdd"),
@@ -40,7 +42,7 @@ def prepare_data(demo_data: Path, out: Path, sample_rate: int, clip_seconds: flo
     for fold in ("train", "test"):
         manifests[fold] = prepare(
             str(out / fold), generic_csv=str(demo_data / "clips.csv"),
-            labels_csv=str(demo_data / "labels.csv"), folds=fold, name=fold,
+            labels_csv=str(demo_data / formats.LABELS_NAME), folds=fold, name=fold,
             sample_rate=sample_rate, clip_seconds=clip_seconds, clips_per_shard=64,
             num_workers=1,
         )  # fmt: skip
@@ -83,7 +85,7 @@ def main(argv) -> int:
     manifests = prepare_data(demo_data, out / "data", sr, samples / sr)
     config.data.train_files = str(out / "data" / "train" / "train-*.tfrecord")
     config.data.eval_files = str(out / "data" / "test" / "test-*.tfrecord")
-    config.data.labels = str(demo_data / "labels.csv")
+    config.data.labels = str(demo_data / formats.LABELS_NAME)
     config.train.progress = True
     workdir = out / "workdir"
     if _FRESH.value:

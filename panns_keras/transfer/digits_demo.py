@@ -32,6 +32,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+from panns_keras.data import formats
 from panns_keras.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,11 +95,8 @@ def write_csvs(out: Path, s: Settings, fsdd: Path = FSDD) -> dict[str, Path]:
         link = d / "recordings"
         if not link.exists():
             link.symlink_to((fsdd / "recordings").resolve(), target_is_directory=True)
-        with open(d / "labels.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["index", "mid", "display_name"])
-            for i, digit in enumerate(digits):
-                w.writerow([i, f"digit_{digit}", DIGITS[digit]])
+        labels = [formats.Label(i, f"digit_{d_}", DIGITS[d_]) for i, d_ in enumerate(digits)]
+        formats.write_labels_csv(d / formats.LABELS_NAME, labels)
         rows = [(f"recordings/{digit}_{sp}_{take}.wav", DIGITS[digit], sp)
                 for digit in digits for sp in s.speakers for take in range(s.takes)]  # fmt: skip
         missing = [r[0] for r in rows if not (d / r[0]).is_file()]

@@ -101,7 +101,16 @@ def _reference_failed(entry: dict) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("mutant", sorted(MUTANTS))
+SLOW_MUTANTS = {"d_adam_eps_1e-7", "g_lr_1.1e-3"}  # the optimizer probe also catches these
+
+
+@pytest.mark.parametrize(
+    "mutant",
+    [
+        pytest.param(m, marks=[pytest.mark.slow] if m in SLOW_MUTANTS else [])
+        for m in sorted(MUTANTS)
+    ],
+)
 def test_mutant_recipes_fail_cnn6(mutant):
     """A wrong recipe fails the check in the parts where the reference's own run failed."""
     traj = Trajectory("Cnn6")
