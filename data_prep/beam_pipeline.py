@@ -97,11 +97,12 @@ def main(argv=None) -> int:
     fv = flags.FLAGS
     rest = fv(argv if argv is not None else sys.argv, known_only=True)
     manifest = prepare_beam(
-        fv.prepare_output_dir,
+        fv.out,
         pipeline_options=rest[1:] or None,
         **prep_flags.prepare_kwargs(fv),
     )
-    return cli.exit_code(manifest, fv.max_fail_fraction)
+    path = os.path.join(fv.out, "manifest.json")
+    return cli.exit_code(manifest, fv.max_fail_fraction, path, "data_prep.beam_pipeline")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,30 @@ def skip(clip_id: str, source: str, reason: str, detail: str = "") -> dict:
     return {"clip_id": clip_id, "source": source, "reason": reason, "detail": detail}
 
 
+def clip_ids(rel_paths: list[str]) -> list[str]:
+    """The clip id of each input file, unique per file.
+
+    A file's id is its path (relative to the class folder root, or as written in the CSV)
+    without the extension; files that share that stem (``dog/a.wav`` and ``dog/a.flac``)
+    keep their extension instead (``dog/a.wav``, ``dog/a.flac``), so both are kept. The
+    same path listed twice is one file: it gets one id (and is reported as a duplicate).
+    """
+    stems = [os.path.splitext(p)[0] for p in rel_paths]
+    files: dict[str, set[str]] = {}
+    for path, stem in zip(rel_paths, stems):
+        files.setdefault(stem, set()).add(path)
+    return [path if len(files[stem]) > 1 else stem for path, stem in zip(rel_paths, stems)]
+
+
+def read_generic_rows(csv_path: str) -> list[list[str]]:
+    """The data rows of a ``path,labels[,fold]`` CSV (no comments, no header)."""
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
+    if rows and rows[0][0].strip().lower() == "path":
+        rows = rows[1:]
+    return rows
+
+
 def read_labels_csv(path: str) -> list[Label]:
     """Reads AudioSet's class_labels_indices.csv layout: index,mid,display_name."""
     labels = []
@@ -182,13 +206,13 @@ def list_audioset(
 def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Listing:
     """`path,labels[,fold]` rows; optional header row starting with 'path'."""
     base = os.path.dirname(os.path.abspath(csv_path))
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
-    if rows and rows[0][0].strip().lower() == "path":
-        rows = rows[1:]
+    rows = read_generic_rows(csv_path)
+    ids = clip_ids([r[0].strip() for r in rows])  # over every row: the same with any --folds
     want = {s.strip() for s in folds.split(",") if s.strip()} if folds else set()
     if want:
-        rows = [r for r in rows if len(r) > 2 and r[2].strip() in want]
+        keep = [len(r) > 2 and r[2].strip() in want for r in rows]
+        rows = [r for r, k in zip(rows, keep) if k]
+        ids = [i for i, k in zip(ids, keep) if k]
     split = [[t.strip() for t in re.split(r"[;|]", r[1] if len(r) > 1 else "") if t.strip()]
              for r in rows]  # fmt: skip
     if labels_csv:
@@ -202,10 +226,9 @@ def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Li
             labels = [Label(i, t, t) for i, t in enumerate(tokens)]
     resolve = LabelResolver(labels)
     clips, skipped, seen = [], [], set()
-    for r, tokens in zip(rows, split):
+    for r, tokens, clip_id in zip(rows, split, ids):
         rel = r[0].strip()
         path = rel if os.path.isabs(rel) else os.path.join(base, rel)
-        clip_id = os.path.splitext(rel)[0]
         idx = [resolve(t) for t in tokens]
         unknown = [t for t, i in zip(tokens, idx) if i is None]
         if unknown:
@@ -222,7 +245,7 @@ def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Li
 def list_class_folders(root: str) -> Listing:
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     labels = [Label(i, c, c) for i, c in enumerate(classes)]
-    clips = []
+    found = []  # (relative path, path, class index)
     for i, c in enumerate(classes):
         for dirpath, dirs, files in os.walk(os.path.join(root, c)):
             dirs.sort()
@@ -230,6 +253,7 @@ def list_class_folders(root: str) -> Listing:
                 if os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS:
                     continue
                 path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, root)
-                clips.append(Clip(os.path.splitext(rel)[0], path, (i,)))
+                found.append((os.path.relpath(path, root), path, i))
+    ids = clip_ids([rel for rel, _, _ in found])
+    clips = [Clip(cid, path, (i,)) for cid, (_, path, i) in zip(ids, found)]
     return Listing(labels, clips, [])

@@ -21,10 +21,10 @@ _MAX_BATCHES = flags.DEFINE_integer("max_batches", 0, "Stop after N batches (0 =
 
 def main(argv, verb="evaluate"):
     if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; give flags only")
+        raise UserError(f"{argv[1]}: unexpected argument (give flags only)")
     for name, holder in (("model", _MODEL), ("data", _DATA), ("out", _OUT)):
         if not holder.value:
-            raise UserError(f"--{name} is required")
+            raise UserError(f"--{name}: required")
     from panns_keras.data.pipeline import make_eval_dataset
     from panns_keras.train import evaluation
     from panns_keras.train.restore import eval_data_config, load_for_eval

@@ -13,7 +13,6 @@ files, their input length, output order, size, ops and measured differences.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from absl import flags
@@ -42,17 +41,18 @@ _MP_WINDOW = flags.DEFINE_float(
 
 
 def main(argv, verb="export"):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; use --model and --out")
-    if not _MODEL.value or not _OUT.value:
-        raise UserError("--model and --out are required")
+        raise UserError(f"{argv[1]}: unexpected argument (use --model and --out)")
+    for name, holder in (("model", _MODEL), ("out", _OUT)):
+        if not holder.value:
+            raise UserError(f"--{name}: required")
     formats = [f.strip() for f in _FORMATS.value if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise UserError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+        raise UserError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
+                        f"{', '.join(FORMATS)}")  # fmt: skip
     if "tflite_int8" in formats and not _REPRESENTATIVE.value:
-        raise UserError("tflite_int8 needs --representative (audio folder or TFRecords)")
+        raise UserError("--representative: required by tflite_int8 (audio folder or TFRecords)")
     if "onnx" in formats:
         from panns_keras.export.onnx_export import require_onnx
 

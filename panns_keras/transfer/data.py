@@ -63,17 +63,11 @@ class ClipSet:
 
 def _read_csv_folds(csv_path: str) -> dict[str, str]:
     """clip_id -> fold from a ``path,labels[,fold]`` CSV (clip id as data_prep makes it)."""
-    import csv
+    from data_prep.inputs import clip_ids, read_generic_rows
 
-    out = {}
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
-    if rows and rows[0][0].strip().lower() == "path":
-        rows = rows[1:]
-    for r in rows:
-        if len(r) > 2 and r[2].strip():
-            out[os.path.splitext(r[0].strip())[0]] = r[2].strip()
-    return out
+    rows = read_generic_rows(csv_path)
+    ids = clip_ids([r[0].strip() for r in rows])
+    return {i: r[2].strip() for i, r in zip(ids, rows) if len(r) > 2 and r[2].strip()}
 
 
 def prepare_into(data: str, out_dir: str, sample_rate: int, clip_seconds: float,
@@ -171,10 +165,10 @@ def make_splits(clips: ClipSet, folds: str = "", holdout: float = 0.2):
         test = np.array([_holdout(i, holdout) for i in ids], bool)
         return [("holdout", np.flatnonzero(~test), np.flatnonzero(test))]
     if not known:
-        raise UserError("--folds needs fold names (a CSV with a fold column)")
+        raise UserError("--folds: the data has no fold names (give a CSV with a fold column)")
     missing = [f for f in wanted if f not in known]
     if missing:
-        raise UserError(f"unknown fold(s) {missing}; the data has {known}")
+        raise UserError(f"--folds: unknown fold(s) {missing}; the data has {known}")
     splits = []
     for f in wanted:
         test = fold_arr == f

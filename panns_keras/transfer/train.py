@@ -71,7 +71,8 @@ def _optimizer(lr, variables, opts: TrainOptions | None = None, steps: int | Non
     import keras
 
     if opts is not None and opts.schedule not in SCHEDULES:
-        raise UserError(f"unknown schedule {opts.schedule!r}; one of {', '.join(SCHEDULES)}")
+        raise UserError(f"--schedule {opts.schedule}: unknown schedule; one of "
+                        f"{', '.join(SCHEDULES)}")  # fmt: skip
     steps = opts.steps if steps is None and opts is not None else steps
     if opts is not None and opts.schedule == "cosine" and steps > 0:
         lr = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=opts.min_lr_ratio)
@@ -87,7 +88,7 @@ def train_transfer(tm: model_lib.TransferModel, train: data_lib.ClipSet, opts: T
     import tensorflow as tf
 
     if len(train) == 0:
-        raise UserError("no training clips")
+        raise UserError("--data: no training clips in this split")
     head_opt = _optimizer(opts.lr, tm.head_vars, opts)
     # base_lr_scale protects pretrained weights; a scratch base has none, so it trains at lr
     # (else scratch would be handicapped against finetune in a comparison).
@@ -296,7 +297,7 @@ def finetune(data, workdir: str, *, init=None, model_name: str | None = None,
     """
     opts = options or TrainOptions(**option_kw)
     if mode not in (*model_lib.MODES, "probe"):
-        raise UserError(f"unknown mode {mode!r}")
+        raise UserError(f"--mode {mode}: unknown mode")
     os.makedirs(workdir, exist_ok=True)
     base = model_lib.resolve_base(init, model_name, **(overrides or {}))
     if isinstance(data, data_lib.ClipSet):
