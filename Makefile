@@ -50,7 +50,7 @@ test-fast: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 demo: setup
-	$(PY) -m panns_keras.demo --out=$(DEMO_OUT)
+	$(PY) examples/demo.py --out=$(DEMO_OUT)
 
 bench: setup
 	$(PY) benchmarks/model_speed.py
@@ -62,4 +62,4 @@ clean:
 TRANSFER_DEMO_OUT ?= transfer_demo_out
 .PHONY: transfer-demo
 transfer-demo: setup
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m panns_keras.transfer.digits_demo --out=$(TRANSFER_DEMO_OUT)
+	$(PY) examples/transfer_demo.py --out=$(TRANSFER_DEMO_OUT)

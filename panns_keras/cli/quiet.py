@@ -17,10 +17,10 @@ import re
 import sys
 import tempfile
 
-# The native log lines: "I0000 00:00:1796039640.357710    5600 port.cc:153] ...", absl's
+# The native (C++) log lines: "I0000 00:00:1796039640.357710    5600 port.cc:153] ...", absl's
 # pre-InitializeLog banner, and the continuation line of the CPU-feature message.
 NATIVE_LINE = re.compile(
-    r"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] "
+    r"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+\.(?:cc|cpp|c|h):\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .* rebuild TensorFlow)"
 )

@@ -1,6 +1,6 @@
 """The CPU demo: a small Cnn6 on 8 kHz spoken digits (FSDD subset in demo_data/), 10 classes.
 
-`python -m panns_keras.demo` fills in the data paths; by hand:
+`make demo` (examples/demo.py) fills in the data paths; by hand:
 --config=demo --config.data.train_files=DIR/train-*.tfrecord ...
 """
 
