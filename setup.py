@@ -18,7 +18,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "panns_keras/__init__.py
 # Upper ends: the next release after the tested pins where a release line may break the API
 # (TensorFlow minor versions), else the next major version.
 INSTALL_REQUIRES = [
-    "tensorflow>=2.16.1,<2.22",
+    "tensorflow>=2.16.2,<2.22",
     "keras>=3.3.3,<4",
     "numpy>=1.26.4,<3",
     "absl-py>=1.0",

@@ -74,7 +74,7 @@ class Progress:
         self.postfix = ""
         self.start = time.monotonic()
         self._last = self.start
-        self._shown = False
+        self._shown_at = None  # self.done when a line was last shown
         self._closed = False
 
     def line(self) -> str:
@@ -118,14 +118,15 @@ class Progress:
         else:
             self.stream.write(self.line() + "\n")
         self.stream.flush()
-        self._shown = True
+        self._shown_at = self.done
 
     def close(self) -> None:
-        """Shows the final line (once)."""
+        """Shows the final line (once; off a terminal not again if it is already shown)."""
         if self._closed:
             return
         self._closed = True
-        self._show(final=True)
+        if self.tty or self._shown_at != self.done:
+            self._show(final=True)
 
     def __enter__(self) -> Progress:
         return self

@@ -26,13 +26,15 @@ def main(argv, verb="evaluate"):
         if not holder.value:
             raise UserError(f"--{name}: required")
     from panns_keras.data.pipeline import make_eval_dataset
+    from panns_keras.progress import Progress
     from panns_keras.train import evaluation
     from panns_keras.train.restore import eval_data_config, load_for_eval
 
     model, names = load_for_eval(_MODEL.value)
     config = eval_data_config(_DATA.value, model, _BATCH.value)
-    result = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config),
-                                 _MAX_BATCHES.value)  # fmt: skip
+    with Progress(None, "evaluate", unit="clips") as progress:
+        result = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config),
+                                     _MAX_BATCHES.value, progress)  # fmt: skip
     paths = evaluation.write_report(result, names, _OUT.value)
     print(evaluation.summary_line(result))
     excluded = result["excluded_classes"]

@@ -13,6 +13,7 @@ files, their input length, output order, size, ops and measured differences.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from absl import flags
@@ -76,6 +77,9 @@ def main(argv, verb="export"):
         length = window_length(model, _WINDOW.value)
         rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate, length)
     info = {"model": model.spec.name, "sample_rate": model.spec.sample_rate, "artifacts": {}}
+    from panns_keras.progress import Progress
+
+    progress = Progress(len(formats), "export", unit="formats")
     for fmt in formats:
         if fmt == "savedmodel":
             path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
@@ -91,7 +95,11 @@ def main(argv, verb="export"):
             entry = export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,
                                   window_seconds=_WINDOW.value, representative=rep)  # fmt: skip
         info["artifacts"][fmt] = entry
+        progress.update(1, postfix=f"{fmt} done", force=True)
         size = entry.get("bytes")
         print(f"{fmt}: {entry['path']}" + (f" ({size / 1e6:.1f} MB)" if size else ""))
-    (out / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    progress.close()
+    tmp = out / "export_info.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, out / "export_info.json")
     return 0

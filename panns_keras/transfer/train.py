@@ -13,6 +13,7 @@ import numpy as np
 from absl import logging
 
 from panns_keras.errors import UserError
+from panns_keras.progress import Progress
 from panns_keras.transfer import data as data_lib
 from panns_keras.transfer import model as model_lib
 
@@ -311,10 +312,15 @@ def finetune(data, workdir: str, *, init=None, model_name: str | None = None,
         t0 = time.perf_counter()
         emb = embeddings(base, clips, os.path.join(workdir, "embeddings"), opts.eval_batch_size)
         logging.info("embeddings of %d clips: %.1f s", len(clips), time.perf_counter() - t0)
-    for name, tr, te in data_lib.make_splits(clips, folds):
-        results.append(run_split(base, clips, name, tr, te, workdir, mode, opts, multi_label,
-                                 emb))  # fmt: skip
     metric = "mAP" if multi_label else "accuracy"
+    splits = list(data_lib.make_splits(clips, folds))
+    with Progress(len(splits), "finetune", unit="splits") as progress:
+        for name, tr, te in splits:
+            results.append(run_split(base, clips, name, tr, te, workdir, mode, opts,
+                                     multi_label, emb))  # fmt: skip
+            shown = results[-1].get(metric)
+            progress.update(1, force=True, postfix=f"{name} {metric} "
+                            + ("n/a" if shown is None else f"{shown:.3f}"))  # fmt: skip
     vals = [r[metric] for r in results if metric in r]
     summary = {"mode": mode, "model": base.spec.name, "multi_label": multi_label,
                "metric": metric, "mean": float(np.mean(vals)) if vals else None,
