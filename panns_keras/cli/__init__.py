@@ -63,8 +63,9 @@ def _flags_parser(prog: str):
     return parse
 
 
-def _quiet_logging(prog: str) -> None:
-    """absl warnings as ``panns-keras VERB: warning: ...`` (no timestamp / thread prefix)."""
+def _quiet_logging(prog: str):
+    """absl warnings as ``panns-keras VERB: warning: ...`` (no timestamp / thread prefix);
+    returns the formatter it replaced."""
     import logging as std_logging
 
     from absl import logging
@@ -74,7 +75,10 @@ def _quiet_logging(prog: str) -> None:
             level = record.levelname.lower()
             return f"{prog}: {level}: {record.getMessage()}"
 
-    logging.get_absl_handler().setFormatter(Plain())
+    handler = logging.get_absl_handler()
+    previous = handler.formatter
+    handler.setFormatter(Plain())
+    return previous
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from panns_keras.errors import UserError
 
     def run(args):
-        if verbosity < 0:
-            _quiet_logging(prog)
+        previous = _quiet_logging(prog) if verbosity < 0 else None
         try:
             return module.main(args, verb=verb) or 0
         except UserError as e:
@@ -123,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130
+        finally:
+            if previous is not None:  # main() may be called in-process (tests)
+                from absl import logging
+
+                logging.get_absl_handler().setFormatter(previous)
 
     try:
         app.run(lambda a: sys.exit(run(a)), argv=[prog, *args], flags_parser=_flags_parser(prog))
