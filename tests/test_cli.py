@@ -66,6 +66,25 @@ def test_native_log_line_pattern():
     assert quiet.verbosity_of(["-v", "0"]) == 0 and quiet.verbosity_of(["--model=x"]) is None
 
 
+def test_export_shows_progress_and_no_runtime_lines(tmp_path):
+    """export: its result lines on stdout; on stderr only the progress lines (the TFLite
+    runtime's "INFO: Created TensorFlow Lite XNNPACK delegate" is dropped)."""
+    from panns_keras.convert.model_dir import save_model_dir
+
+    model = panns_keras.build_model("cnn6", num_classes=3, sample_rate=8000, window_size=256,
+                                    hop_size=160, fmax=4000.0, mel_bins=32, seed=0)  # fmt: skip
+    labels = [(f"/m/{i}", f"class {i}") for i in range(3)]
+    d = save_model_dir(model, tmp_path / "m", labels)
+    out = tmp_path / "export"
+    p = cli("export", "--model", d, "--out", out, "--formats", "tflite_float32",
+            "--window_seconds", "1")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"tflite_float32: {out}/cnn6_float32.tflite (")
+    assert re.fullmatch(r"export: 1/1 formats \(100\.0%\) [\d.]+ formats/s, \d+ s, "
+                        r"tflite_float32 done\n", p.stderr), p.stderr  # fmt: skip
+    assert (out / "export_info.json").is_file() and not list(out.glob("*.tmp"))
+
+
 # (verb, arguments) that are each a user mistake, and the THING the one line must name.
 MISTAKES = [
     ("convert", ["x.pth"], "--out"),

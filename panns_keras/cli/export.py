@@ -60,14 +60,10 @@ def main(argv, verb="export"):
         require_onnx()  # before the model loads: a missing package is a one-line error
 
     from panns_keras.api import load_model
-    from panns_keras.export import (
-        export_mediapipe,
-        export_onnx,
-        export_savedmodel,
-        export_tflite,
-    )
+    from panns_keras.cli.quiet import native_quiet
     from panns_keras.export.representative import representative_windows
     from panns_keras.export.tflite import window_length
+    from panns_keras.progress import Progress
 
     model = load_model(_MODEL.value)
     out = Path(_OUT.value)
@@ -77,29 +73,34 @@ def main(argv, verb="export"):
         length = window_length(model, _WINDOW.value)
         rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate, length)
     info = {"model": model.spec.name, "sample_rate": model.spec.sample_rate, "artifacts": {}}
-    from panns_keras.progress import Progress
-
     progress = Progress(len(formats), "export", unit="formats")
     for fmt in formats:
-        if fmt == "savedmodel":
-            path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
-            entry = {"path": str(path), "input": "waveform [batch, samples] float32"}
-        elif fmt == "mediapipe":
-            window = _MP_WINDOW.value or _WINDOW.value
-            entry = export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
-                                     window_seconds=window, verify_inputs=rep)  # fmt: skip
-        elif fmt == "onnx":
-            entry = export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
-        else:
-            variant = fmt[len("tflite_") :]
-            entry = export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,
-                                  window_seconds=_WINDOW.value, representative=rep)  # fmt: skip
+        with native_quiet():  # the TFLite runtime's INFO line when an artifact is checked
+            entry = _export_one(fmt, model, out, rep)
         info["artifacts"][fmt] = entry
-        progress.update(1, postfix=f"{fmt} done", force=True)
         size = entry.get("bytes")
         print(f"{fmt}: {entry['path']}" + (f" ({size / 1e6:.1f} MB)" if size else ""))
+        progress.update(1, postfix=f"{fmt} done", force=True)
     progress.close()
     tmp = out / "export_info.json.tmp"
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, out / "export_info.json")
     return 0
+
+
+def _export_one(fmt, model, out, rep) -> dict:
+    """One artifact, exported and re-checked; its export_info.json entry."""
+    from panns_keras.export import export_mediapipe, export_onnx, export_savedmodel, export_tflite
+
+    if fmt == "savedmodel":
+        path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
+        return {"path": str(path), "input": "waveform [batch, samples] float32"}
+    if fmt == "mediapipe":
+        window = _MP_WINDOW.value or _WINDOW.value
+        return export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
+                                window_seconds=window, verify_inputs=rep)  # fmt: skip
+    if fmt == "onnx":
+        return export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
+    variant = fmt[len("tflite_") :]
+    return export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,
+                         window_seconds=_WINDOW.value, representative=rep)  # fmt: skip

@@ -22,8 +22,10 @@ import tempfile
 NATIVE_LINE = re.compile(
     r"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+\.(?:cc|cpp|c|h):\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|To enable the following instructions: .* rebuild TensorFlow)"
+    r"|To enable the following instructions: .* rebuild TensorFlow"
+    r"|INFO: (?:Created|Initialized) TensorFlow Lite)"
 )
+_quiet = False
 
 
 def is_native_log_line(line: str) -> bool:
@@ -95,11 +97,26 @@ def verbosity_of(args: list[str]) -> int | None:
     return value
 
 
+def enabled() -> bool:
+    """Whether :func:`setup` made this process quiet."""
+    return _quiet
+
+
+def native_quiet():
+    """A context that drops native log lines (e.g. the TFLite runtime's "INFO: Created
+    TensorFlow Lite XNNPACK delegate") written while it is open, when quiet; else a no-op."""
+    import contextlib
+
+    return capture_native_stderr() if _quiet else contextlib.nullcontext()
+
+
 def setup(verbosity: int) -> None:
     """Quiet (verbosity < 0): TF C++ logging off, native import lines dropped. Must run
     before TensorFlow is imported; a no-op for that part if it already was."""
+    global _quiet
     if verbosity >= 0:
         return
+    _quiet = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if "tensorflow" not in sys.modules and not any(
