@@ -11,6 +11,7 @@ DEMO_OUT ?= demo_out
 
 $(VENV)/.runtime: constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) wheel  # setup.py's build needs it (--no-build-isolation: no separate build venv)
 	$(PIP) -c constraints.txt --no-build-isolation -e .
 	touch $@
 
@@ -40,7 +41,8 @@ SMOKE := tests/models/test_registry.py "tests/models/test_golden.py::test_golden
 	tests/test_cli_infer.py::test_tag_formats_and_errors
 test-lowest:
 	test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
-	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LOWEST) pytest
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LOWEST) \
+		pytest wheel
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--no-build-isolation -e .
 	$(LOWEST_VENV)/bin/python tests/check_versions.py $(LOWEST)
