@@ -1,21 +1,22 @@
 # `make demo`: set up and run the main job on the bundled real recordings.
-# `make test`: set up and run the test suite (what CI runs).
+# `make test`: set up and run the test suite (what CI runs), then `make test-lowest`.
+# Installs use the exact pins of constraints.txt; setup.py holds the supported ranges.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO_OUT ?= demo_out
 
-.PHONY: setup setup-test test test-fast test-jax lint demo bench clean
+.PHONY: setup setup-test test test-fast test-jax test-lowest lint demo bench clean
 
-$(VENV)/.runtime: requirements.txt setup.py
+$(VENV)/.runtime: constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements.txt
-	$(PIP) --no-deps --no-build-isolation -e .
+	$(PIP) wheel  # setup.py's build needs it (--no-build-isolation: no separate build venv)
+	$(PIP) -c constraints.txt --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.test: $(VENV)/.runtime requirements-test.txt
-	$(PIP) -r requirements-test.txt
+$(VENV)/.test: $(VENV)/.runtime constraints.txt
+	$(PIP) -c constraints.txt --no-build-isolation -e '.[test]'
 	touch $@
 
 setup: $(VENV)/.runtime
@@ -29,13 +30,16 @@ test: setup-test
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) test-jax
+	$(MAKE) test-lowest
 
 # The model layer, the converter and model directories in an environment WITHOUT TensorFlow,
 # under the JAX backend (goldens of six families, converted .pth files).
 JAX_VENV ?= .venv-jax
-$(JAX_VENV)/.ready: requirements-jax.txt setup.py
+JAX_PACKAGES := keras jax jaxlib numpy h5py absl-py ml-collections soundfile pytest wheel
+$(JAX_VENV)/.ready: constraints.txt setup.py
 	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
-	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-jax.txt
+	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+		$(JAX_PACKAGES)
 	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		--no-build-isolation -e .
 	! $(JAX_VENV)/bin/python -c "import tensorflow" 2>/dev/null
@@ -45,20 +49,37 @@ test-jax: $(JAX_VENV)/.ready
 	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 		tests/convert/test_backends.py
 
+# The lower end of setup.py's ranges: a venv that already holds the lowest supported
+# TensorFlow / Keras / NumPy gets the package installed on top (ranges, no constraints);
+# pip must keep those versions, and a smoke subset (build every model, golden Cnn6, tag)
+# must pass. The venv and pip's wheel cache are kept, so a rerun takes seconds.
+LOWEST_VENV ?= .venv-lowest
+LOWEST ?= tensorflow==2.16.2 keras==3.3.3 numpy==1.26.4
+SMOKE := tests/models/test_registry.py "tests/models/test_golden.py::test_golden_outputs[Cnn6]" \
+	tests/test_cli_infer.py::test_tag_formats_and_errors
+test-lowest:
+	test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LOWEST) \
+		pytest wheel
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--no-build-isolation -e .
+	$(LOWEST_VENV)/bin/python tests/check_versions.py $(LOWEST)
+	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(SMOKE)
+
 test-fast: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
 
 demo: setup
-	$(PY) -m panns_keras.demo --out=$(DEMO_OUT)
+	$(PY) examples/demo.py --out=$(DEMO_OUT)
 
 bench: setup
 	$(PY) benchmarks/model_speed.py
 
 clean:
-	rm -rf $(VENV) $(JAX_VENV) $(DEMO_OUT) build *.egg-info
+	rm -rf $(VENV) $(JAX_VENV) $(LOWEST_VENV) $(DEMO_OUT) build *.egg-info
 
 # `make transfer-demo`: every transfer mode on the bundled digits (stand-in init, CPU).
 TRANSFER_DEMO_OUT ?= transfer_demo_out
 .PHONY: transfer-demo
 transfer-demo: setup
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m panns_keras.transfer.digits_demo --out=$(TRANSFER_DEMO_OUT)
+	$(PY) examples/transfer_demo.py --out=$(TRANSFER_DEMO_OUT)

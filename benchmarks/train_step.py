@@ -5,7 +5,7 @@ python benchmarks/train_step.py --models=cnn14 --batch_size=8 --steps=3
   [--device=/CPU:0|/GPU:0]
 
 Each configuration runs `panns_keras.train.trainer.make_step_fns`, the step `panns-keras
-train` runs: the reference recipe of configs/audioset.py (Adam with amsgrad, BCE on
+train` runs: the reference recipe of panns_keras/configs/audioset.py (Adam with amsgrad, BCE on
 probabilities, SpecAugment, log-mel mixup of 2 x batch clips down to batch, balanced
 sampling), fed by `make_train_dataset` through `distribute_datasets_from_function` when
 --data names TFRecords (32 kHz, 10 s clips: `panns-keras prepare ... --clip_seconds=10`),
@@ -16,10 +16,8 @@ allocator peak, or the process's peak RSS on CPU (cumulative over the configurat
 
 from __future__ import annotations
 
-import importlib.util
 import resource
 import time
-from pathlib import Path
 
 import tensorflow as tf
 from absl import app, flags
@@ -55,11 +53,9 @@ def peak_memory_mb(device: str) -> float:
 
 
 def recipe(name: str, precision: str, xla: bool):
-    path = Path(__file__).resolve().parents[1] / "configs" / "audioset.py"
-    spec = importlib.util.spec_from_file_location("audioset_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config(name)
+    from panns_keras import configs
+
+    c = configs.get_config(f"audioset:{name}")
     c.train.batch_size = _BATCH.value
     c.train.precision = precision
     c.train.jit_compile = xla

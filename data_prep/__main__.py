@@ -1,4 +1,4 @@
-"""`python -m data_prep --prepare_output_dir=... (--audioset_csv|--generic_csv|--class_dir)=..."""
+"""`python -m data_prep --out=... (--audioset_csv|--generic_csv|--class_dir)=..."""
 
 from data_prep import cli
 

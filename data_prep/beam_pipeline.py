@@ -5,7 +5,7 @@ same shard writer as the local path, so the shards, their sha256s and manifest.j
 identical to `prepare.prepare`'s. The output folder must be reachable by every worker
 under the same path (local disk for DirectRunner, a shared mount otherwise).
 
-usage: python -m data_prep.beam_pipeline --prepare_output_dir=... --class_dir=... \
+usage: python -m data_prep.beam_pipeline --out=... --class_dir=... \
          [--runner=DirectRunner --direct_num_workers=4 ...Beam pipeline options]
 """
 
@@ -92,16 +92,19 @@ def main(argv=None) -> int:
 
     from data_prep import cli
     from data_prep import flags as prep_flags
+    from panns_keras.cli.flagnames import rewrite
 
     prep_flags.define_flags()
     fv = flags.FLAGS
-    rest = fv(argv if argv is not None else sys.argv, known_only=True)
+    argv = list(argv if argv is not None else sys.argv)
+    rest = fv([argv[0], *rewrite("prepare", argv[1:])], known_only=True)
     manifest = prepare_beam(
-        fv.prepare_output_dir,
+        fv.out,
         pipeline_options=rest[1:] or None,
         **prep_flags.prepare_kwargs(fv),
     )
-    return cli.exit_code(manifest, fv.max_fail_fraction)
+    path = os.path.join(fv.out, "manifest.json")
+    return cli.exit_code(manifest, fv.max_fail_fraction, path, "data_prep.beam_pipeline")
 
 
 if __name__ == "__main__":

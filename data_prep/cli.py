@@ -1,51 +1,66 @@
-"""Entry points: `run(flag_values) -> exit code` and absl `main(argv)`."""
+"""Entry points: `run(flag_values) -> manifest`, the failure check, and `python -m data_prep`
+(the same program as `panns-keras prepare`: same flags, messages and exit codes)."""
 
 from __future__ import annotations
 
-from absl import app, flags, logging
+import os
+import sys
 
-from data_prep import flags as prep_flags
+from absl import flags, logging
+
 from data_prep import prepare as prepare_lib
+from panns_keras.errors import UserError
 
 
-def run(fv: flags.FlagValues = flags.FLAGS) -> int:
-    """Runs prepare from parsed flags; 0 = ok, 1 = too many failed inputs."""
-    if not fv.prepare_output_dir:
-        raise app.UsageError("--prepare_output_dir is required")
-    manifest = prepare_lib.prepare(
-        fv.prepare_output_dir,
-        **prep_flags.prepare_kwargs(fv),
-        num_workers=fv.num_workers,
-    )
-    return exit_code(manifest, fv.max_fail_fraction)
+def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
+    """Runs prepare from parsed flags and returns the manifest.
+
+    Raises:
+        UserError: no --out, or more failed inputs than --max_fail_fraction allows.
+    """
+    from data_prep import flags as prep_flags
+
+    if not fv.out:
+        raise UserError("--out: required (the output folder)")
+    manifest = prepare_lib.prepare(fv.out, **prep_flags.prepare_kwargs(fv),
+                                   num_workers=fv.num_workers)  # fmt: skip
+    manifest_path = os.path.join(fv.out, prepare_lib.MANIFEST_NAME)
+    problem = failure(manifest, fv.max_fail_fraction, manifest_path)
+    if problem:
+        raise UserError(problem)
+    return manifest
 
 
-def exit_code(manifest: dict, max_fail_fraction: float) -> int:
+def summary(manifest: dict) -> str:
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(manifest["skipped_by_reason"].items()))
+    shown = f" ({reasons})" if reasons else ""
+    return (f"{manifest['num_clips']} clips in {len(manifest['shards'])} shards, "
+            f"{manifest['num_skipped']} skipped{shown}")  # fmt: skip
+
+
+def failure(manifest: dict, max_fail_fraction: float, manifest_path: str) -> str | None:
+    """The one-line problem when too many inputs failed, else None."""
     frac = manifest["fail_fraction"]
-    logging.info(
-        "prepare: %d clips in %d shards, %d skipped (%s), fail fraction %.3f",
-        manifest["num_clips"],
-        len(manifest["shards"]),
-        manifest["num_skipped"],
-        manifest["skipped_by_reason"],
-        frac,
-    )
-    if frac > max_fail_fraction:
-        logging.error(
-            "prepare: fail fraction %.3f > --max_fail_fraction %.3f",
-            frac,
-            max_fail_fraction,
-        )
+    logging.info("prepare: %s, fail fraction %.3f", summary(manifest), frac)
+    if frac <= max_fail_fraction:
+        return None
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(manifest["skipped_by_reason"].items()))
+    return (f"{manifest_path}: {manifest['num_skipped']} of {manifest['num_inputs']} inputs "
+            f"failed ({reasons}), fail fraction {frac:.3f} > --max_fail_fraction "
+            f"{max_fail_fraction:g}; the manifest lists each with its reason")  # fmt: skip
+
+
+def exit_code(manifest: dict, max_fail_fraction: float, manifest_path: str = "manifest.json",
+              prog: str = "prepare") -> int:  # fmt: skip
+    """0, or 1 after printing the one-line failure (the Beam pipeline's exit)."""
+    problem = failure(manifest, max_fail_fraction, manifest_path)
+    if problem:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
         return 1
     return 0
 
 
-def main(argv) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    return run(flags.FLAGS)
-
-
 def entry() -> None:
-    prep_flags.define_flags()
-    app.run(main)
+    from panns_keras.cli import main
+
+    sys.exit(main(["panns-keras", "prepare", *sys.argv[1:]]))

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from absl import flags
 
-_DEFINED_MARKER = "prepare_output_dir"
+_DEFINED_MARKER = "max_fail_fraction"  # the last flag define_flags defines
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     if _DEFINED_MARKER in flag_values:
         return
     fv = flag_values
-    flags.DEFINE_string(
-        _DEFINED_MARKER, None, "Output folder for shards and manifest.", flag_values=fv
-    )
-    flags.DEFINE_string("prepare_name", "train", "Shard name prefix.", flag_values=fv)
+    flags.DEFINE_string("out", None, "Output folder for shards and manifest.", flag_values=fv)
+    flags.DEFINE_string("name", "train", "Shard name prefix.", flag_values=fv)
     flags.DEFINE_string("audioset_csv", "", "AudioSet segments CSV (layout a).", flag_values=fv)
     flags.DEFINE_string("audio_dir", "", "Audio folder for --audioset_csv.", flag_values=fv)
     flags.DEFINE_string(
@@ -52,12 +50,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Folder with one sub-folder per class (layout c).",
         flag_values=fv,
     )
-    flags.DEFINE_integer("prepare_sample_rate", 32000, "Target sample rate (Hz).", flag_values=fv)
+    flags.DEFINE_integer("sample_rate", 32000, "Target sample rate (Hz).", flag_values=fv)
     flags.DEFINE_float("clip_seconds", 10.0, "Clip length; pad with zeros or trim.", flag_values=fv)
     flags.DEFINE_integer("clips_per_shard", 256, "Maximum clips per shard.", flag_values=fv)
     flags.DEFINE_integer("num_workers", 0, "Decoding processes (0 = all cores).", flag_values=fv)
     flags.DEFINE_float(
-        "max_fail_fraction",
+        _DEFINED_MARKER,
         0.1,
         "Exit non-zero when skipped inputs / all inputs exceeds this.",
         flag_values=fv,
@@ -75,8 +73,8 @@ def prepare_kwargs(fv: flags.FlagValues = flags.FLAGS) -> dict:
         folds=fv.folds,
         fold_pattern=fv.fold_pattern,
         class_dir=fv.class_dir,
-        name=fv.prepare_name,
-        sample_rate=fv.prepare_sample_rate,
+        name=fv.name,
+        sample_rate=fv.sample_rate,
         clip_seconds=fv.clip_seconds,
         clips_per_shard=fv.clips_per_shard,
     )

@@ -67,6 +67,21 @@ read_labels_csv = formats.read_labels_csv
 write_labels_csv = formats.write_labels_csv
 
 
+def clip_ids(rel_paths: list[str]) -> list[str]:
+    """The clip id of each input file, unique per file.
+
+    A file's id is its path (relative to the class folder root, or as written in the CSV)
+    without the extension; files that share that stem (``dog/a.wav`` and ``dog/a.flac``)
+    keep their extension instead (``dog/a.wav``, ``dog/a.flac``), so both are kept. The
+    same path listed twice is one file: it gets one id (and is reported as a duplicate).
+    """
+    stems = [os.path.splitext(p)[0] for p in rel_paths]
+    files: dict[str, set[str]] = {}
+    for path, stem in zip(rel_paths, stems):
+        files.setdefault(stem, set()).add(path)
+    return [path if len(files[stem]) > 1 else stem for path, stem in zip(rel_paths, stems)]
+
+
 class LabelResolver:
     """Maps an index, MID or display name (case-insensitive) to a class index."""
 
@@ -184,9 +199,12 @@ def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Li
     def cell(r, c):
         return r[c].strip() if 0 <= c < len(r) else ""
 
+    ids = clip_ids([cell(r, pcol) for r in rows])  # over every row: the same with any folds
     want = set(formats.fold_list(folds))
     if want:
-        rows = [r for r in rows if cell(r, fcol) in want]
+        keep = [cell(r, fcol) in want for r in rows]
+        rows = [r for r, k in zip(rows, keep) if k]
+        ids = [i for i, k in zip(ids, keep) if k]
     split = [[t.strip() for t in re.split(r"[;|]", cell(r, lcol)) if t.strip()] for r in rows]
     if labels_csv:
         labels = read_labels_csv(labels_csv)
@@ -199,10 +217,9 @@ def list_generic_csv(csv_path: str, labels_csv: str = "", folds: str = "") -> Li
             labels = [Label(i, t, t) for i, t in enumerate(tokens)]
     resolve = LabelResolver(labels)
     clips, skipped, seen = [], [], set()
-    for r, tokens in zip(rows, split):
+    for r, tokens, clip_id in zip(rows, split, ids):
         rel = cell(r, pcol)
         path = rel if os.path.isabs(rel) else os.path.join(base, rel)
-        clip_id = os.path.splitext(rel)[0]
         idx = [resolve(t) for t in tokens]
         unknown = [t for t, i in zip(tokens, idx) if i is None]
         if unknown:
@@ -231,7 +248,7 @@ def list_class_folders(root: str, fold_pattern: str = "", folds: str = "") -> Li
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     labels = [Label(i, c, c) for i, c in enumerate(classes)]
     want = set(formats.fold_list(folds))
-    clips = []
+    found = []  # (relative path, path, class index, fold)
     for i, c in enumerate(classes):
         for dirpath, dirs, files in os.walk(os.path.join(root, c)):
             dirs.sort()
@@ -243,5 +260,7 @@ def list_class_folders(root: str, fold_pattern: str = "", folds: str = "") -> Li
                 fold = fold_from_path(rel, fold_pattern)
                 if want and fold not in want:
                     continue
-                clips.append(Clip(os.path.splitext(rel)[0], path, (i,), fold))
+                found.append((rel, path, i, fold))
+    ids = clip_ids([rel for rel, _, _, _ in found])
+    clips = [Clip(cid, path, (i,), fold) for cid, (_, path, i, fold) in zip(ids, found)]
     return Listing(labels, clips, [])

@@ -16,21 +16,19 @@ import json
 import math
 import multiprocessing
 import os
-import sys
-import time
+from collections.abc import Callable
 
 from absl import logging
 
 from data_prep import inputs as inputs_lib
 from panns_keras import audio as audio_lib
 from panns_keras.data import example_codec, formats
+from panns_keras.progress import Progress
 
 MANIFEST_NAME = formats.MANIFEST_NAME
 LABELS_NAME = formats.LABELS_NAME
 STATE_DIR = ".prepare_state"
 MANIFEST_VERSION = formats.MANIFEST_VERSION
-# Test hook: os._exit(3) after this many shards were written in this run.
-EXIT_AFTER_ENV = "PANNS_PREPARE_EXIT_AFTER_SHARDS"
 UNLABELLED_GROUP = -1
 
 
@@ -153,35 +151,6 @@ def _load_state(out_dir: str, shard: ShardPlan, fingerprint: str) -> dict | None
     return state
 
 
-class _Progress:
-    """One-line progress on stderr (at most every `interval` s) plus absl log lines."""
-
-    def __init__(self, total: int, interval: float = 1.0):
-        self.total, self.done, self.failed = total, 0, 0
-        self.start = self.last = time.monotonic()
-        self.interval = interval
-        self.tty = sys.stderr.isatty()
-
-    def update(self, n: int = 1, failed: int = 0, force: bool = False) -> None:
-        self.done += n
-        self.failed += failed
-        now = time.monotonic()
-        if not force and now - self.last < self.interval and self.done < self.total:
-            return
-        self.last = now
-        rate = self.done / max(now - self.start, 1e-9)
-        pct = 100.0 * self.done / max(self.total, 1)
-        line = (
-            f"prepare: {self.done}/{self.total} clips ({pct:.1f}%), "
-            f"{rate:.1f} clips/s, {self.failed} failed"
-        )
-        if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if self.done >= self.total else ""))
-            sys.stderr.flush()
-        else:
-            logging.info(line)
-
-
 def _write_shard(out_dir, shard, results, fingerprint, num_classes_hint) -> dict:
     """Writes one shard atomically from an iterator of encode results; returns its state."""
     import tensorflow as tf  # parent process only
@@ -231,16 +200,16 @@ def list_inputs(
 ) -> inputs_lib.Listing:
     chosen = [bool(audioset_csv), bool(generic_csv), bool(class_dir)]
     if sum(chosen) != 1:
-        raise ValueError("give exactly one of audioset_csv, generic_csv, class_dir")
+        raise ValueError("--audioset_csv/--generic_csv/--class_dir: give exactly one input layout")
     if audioset_csv:
         if not (audio_dir and labels_csv):
-            raise ValueError("audioset_csv needs audio_dir and labels_csv")
+            raise ValueError("--audioset_csv: needs --audio_dir and --labels_csv")
         if folds or fold_pattern:
-            raise ValueError("folds / fold_pattern apply to generic_csv and class_dir")
+            raise ValueError("--folds / --fold_pattern: apply to --generic_csv and --class_dir")
         return inputs_lib.list_audioset(audioset_csv, audio_dir, labels_csv, filename_pattern)
     if generic_csv:
         if fold_pattern:
-            raise ValueError("generic_csv takes folds from its fold column, not fold_pattern")
+            raise ValueError("--fold_pattern: --generic_csv takes folds from its fold column")
         return inputs_lib.list_generic_csv(generic_csv, labels_csv, folds)
     return inputs_lib.list_class_folders(class_dir, fold_pattern, folds)
 
@@ -274,8 +243,11 @@ def prepare(
     clip_seconds: float = 10.0,
     clips_per_shard: int = 256,
     num_workers: int = 0,
+    on_shard: Callable[[int, str], None] | None = None,
 ) -> dict:
     """Writes shards, labels.csv and manifest.json into output_dir; returns the manifest.
+
+    ``on_shard(n, path)`` is called after the n-th shard of this run is complete on disk.
 
     Complete shards from an earlier run with the same inputs and settings are kept
     (checked by a fingerprint of their planned contents and their size), so an
@@ -311,8 +283,7 @@ def prepare(
         "prepare: %d clips (%d skipped before decoding) -> %d shards, %d to write, %d kept",
         len(clips), len(pre_skipped), len(shards), len(todo), len(states),
     )  # fmt: skip
-    exit_after = int(os.environ.get(EXIT_AFTER_ENV, "0") or 0)
-    progress = _Progress(total_todo)
+    progress = Progress(total_todo, "prepare", unit="clips")
     if todo:
         workers = int(num_workers) or (os.cpu_count() or 1)
         jobs = ((c, sample_rate, clip_samples) for s, _ in todo for c in s.clips)
@@ -330,15 +301,13 @@ def prepare(
                         yield r
 
                 states[s.index] = _write_shard(output_dir, s, shard_results(), fp, None)
-                if exit_after and written >= exit_after:
-                    logging.warning("prepare: %s=%d reached, exiting", EXIT_AFTER_ENV, exit_after)
-                    sys.stderr.flush()
-                    os._exit(3)
+                if on_shard is not None:
+                    on_shard(written, os.path.join(output_dir, s.filename))
         finally:
             if pool is not None:
                 pool.terminate()
                 pool.join()
-        progress.update(0, force=True)
+        progress.close()
     manifest = build_manifest(
         name, listing.labels, shards, states, pre_skipped, sample_rate, clip_samples,
         len(listing.clips) + len(listing.skipped),

@@ -83,6 +83,7 @@ class InferenceEngine:
         if self.keep_framewise:
             keys.append("framewise_output")
         self.keys = tuple(keys)
+        self.progress = None  # a panns_keras.progress.Progress counting seconds of audio
 
         def step(x):
             out = model(x, training=False)
@@ -145,6 +146,8 @@ class InferenceEngine:
             acc[idx] = {"starts": [], "lengths": [], "full": []}
             try:
                 for start, w in self._segments(path):
+                    if self.progress is not None:
+                        self.progress.update(len(w) / self.sample_rate)
                     if self.window is not None and len(w) == self.window:
                         pending.append((idx, start, w))
                         if len(pending) >= self.batch_size:
@@ -154,6 +157,8 @@ class InferenceEngine:
                         self._add(acc[idx], start, len(w), {k: v[0] for k, v in out.items()}, False)
             except AudioError as e:
                 results[idx].error = str(e)
+                if self.progress is not None:
+                    self.progress.update(0, failed=1)
                 pending[:] = [p for p in pending if p[0] != idx]
                 acc[idx] = None
         flush()

@@ -77,10 +77,10 @@ def test_sed_csv_and_plot(tmp_path):
     model = panns_keras.build_model("cnn14_decision_level_max", seed=0)
     labels = audioset_labels()
     d = save_model_dir(model, tmp_path / "sed_model", labels)
-    out_csv, png = tmp_path / "ev.tsv", tmp_path / "sed.png"
-    cli("sed", AUDIO / "ovos_rooster.wav", "--model", d, "--out_csv", out_csv, "--plot", png,
+    out_tsv, png = tmp_path / "ev.tsv", tmp_path / "sed.png"
+    cli("sed", AUDIO / "ovos_rooster.wav", "--model", d, "--out_tsv", out_tsv, "--plot", png,
         "--threshold", "0.3", "--window_seconds", "1", check_rc=0)  # fmt: skip
-    rows = [r.split("\t") for r in out_csv.read_text().splitlines()]
+    rows = [r.split("\t") for r in out_tsv.read_text().splitlines()]
     assert rows[0] == ["filename", "onset", "offset", "event_label", "score"]
     names = {n for _, n in labels}
     for r in rows[1:]:

@@ -1,12 +1,16 @@
 """``panns-keras <verb> [flags]``: one entry point; each verb is an absl program.
 
 Only the chosen verb's module is imported, so its absl flags are the only ones defined.
-A :class:`~panns_keras.errors.UserError` is printed as one line (no traceback).
+Every user mistake ends the run with one line on stderr,
+``panns-keras VERB: error: THING: PROBLEM`` (a :class:`~panns_keras.errors.UserError`, a
+bad or unknown flag), and no traceback. Quiet by default: warnings and errors only;
+``--verbosity=0`` adds absl INFO lines and TensorFlow's own log lines.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -21,6 +25,7 @@ VERBS = {
     "embed": ("panns_keras.cli.infer", "clip embeddings to .npy"),
     "finetune": ("panns_keras.cli.finetune", "transfer learning on a new dataset"),
 }
+QUIET_VERBOSITY = -1  # absl: warnings and errors
 
 
 def _available() -> dict[str, tuple[str, str]]:
@@ -28,26 +33,82 @@ def _available() -> dict[str, tuple[str, str]]:
 
 
 def usage() -> str:
-    lines = ["usage: panns-keras <verb> [flags]   (panns-keras <verb> --help for its flags)", ""]
+    lines = ["usage: panns-keras <verb> [flags]   (panns-keras <verb> --help for its flags)",
+             "       panns-keras --version", ""]  # fmt: skip
     lines += [f"  {verb:<9} {help_}" for verb, (_, help_) in _available().items()]
     return "\n".join(lines)
 
 
+def version() -> str:
+    from panns_keras import __version__
+
+    return __version__
+
+
+def _flags_parser(prog: str):
+    """absl's parser, with a bad or unknown flag as one line instead of absl's two."""
+    from absl import flags
+
+    def parse(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as e:
+            message = str(e)
+            if message.startswith("Unknown command line flag"):
+                name = message.split("'")[1] if "'" in message else message
+                message = f"--{name}: unknown flag (see {prog} --help)"
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            sys.exit(2)
+
+    return parse
+
+
+def _quiet_logging(prog: str):
+    """absl warnings as ``panns-keras VERB: warning: ...`` (no timestamp / thread prefix);
+    returns the formatter it replaced."""
+    import logging as std_logging
+
+    from absl import logging
+
+    class Plain(std_logging.Formatter):
+        def format(self, record):
+            level = record.levelname.lower()
+            return f"{prog}: {level}: {record.getMessage()}"
+
+    handler = logging.get_absl_handler()
+    previous = handler.formatter
+    handler.setFormatter(Plain())
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if len(argv) >= 2 and argv[1] in ("--version", "-V", "version"):
+        print(f"panns-keras {version()}")
+        return 0
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(usage())
         return 0 if len(argv) >= 2 else 2
     verb = argv[1]
     verbs = _available()
     if verb not in verbs:
-        print(f"panns-keras: error: unknown verb {verb!r}\n\n{usage()}", file=sys.stderr)
+        print(f"panns-keras: error: {verb}: unknown verb\n\n{usage()}", file=sys.stderr)
         return 2
+    prog = f"panns-keras {verb}"
+
+    from panns_keras.cli import flagnames, quiet
+
+    args = flagnames.rewrite(verb, argv[2:])
+    verbosity = quiet.verbosity_of(args)
+    if verbosity is None:
+        verbosity = QUIET_VERBOSITY
+        args = [f"--verbosity={QUIET_VERBOSITY}", *args]
+    quiet.setup(verbosity)  # before anything imports TensorFlow
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if verbosity < 0 else "0")
     module = importlib.import_module(verbs[verb][0])
     from absl import app, flags
 
-    if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[2:]):
+    if any(a in ("-h", "--help", "-help", "--helpshort") for a in args):
         doc = (module.__doc__ or "").strip()
         helps = [flags.FLAGS.module_help(m) for m in (module, *getattr(module, "HELP_MODULES", ()))]
         print(f"{doc}\n\nflags:\n" + "\n".join(h for h in helps if h.strip()))
@@ -56,17 +117,23 @@ def main(argv: list[str] | None = None) -> int:
     from panns_keras.errors import UserError
 
     def run(args):
+        previous = _quiet_logging(prog) if verbosity < 0 else None
         try:
             return module.main(args, verb=verb) or 0
         except UserError as e:
-            print(f"panns-keras {verb}: error: {e}", file=sys.stderr)
+            print(f"{prog}: error: {e}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
-            print(f"panns-keras {verb}: interrupted", file=sys.stderr)
+            print(f"{prog}: interrupted", file=sys.stderr)
             return 130
+        finally:
+            if previous is not None:  # main() may be called in-process (tests)
+                from absl import logging
+
+                logging.get_absl_handler().setFormatter(previous)
 
     try:
-        app.run(lambda args: sys.exit(run(args)), argv=[f"panns-keras {verb}"] + argv[2:])
+        app.run(lambda a: sys.exit(run(a)), argv=[prog, *args], flags_parser=_flags_parser(prog))
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0

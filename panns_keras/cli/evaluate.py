@@ -21,18 +21,20 @@ _MAX_BATCHES = flags.DEFINE_integer("max_batches", 0, "Stop after N batches (0 =
 
 def main(argv, verb="evaluate"):
     if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; give flags only")
+        raise UserError(f"{argv[1]}: unexpected argument (give flags only)")
     for name, holder in (("model", _MODEL), ("data", _DATA), ("out", _OUT)):
         if not holder.value:
-            raise UserError(f"--{name} is required")
+            raise UserError(f"--{name}: required")
     from panns_keras.data.pipeline import make_eval_dataset
+    from panns_keras.progress import Progress
     from panns_keras.train import evaluation
     from panns_keras.train.restore import eval_data_config, load_for_eval
 
     model, names = load_for_eval(_MODEL.value)
     config = eval_data_config(_DATA.value, model, _BATCH.value)
-    result = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config),
-                                 _MAX_BATCHES.value)  # fmt: skip
+    with Progress(None, "evaluate", unit="clips") as progress:
+        result = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config),
+                                     _MAX_BATCHES.value, progress)  # fmt: skip
     paths = evaluation.write_report(result, names, _OUT.value)
     print(evaluation.summary_line(result))
     excluded = result["excluded_classes"]

@@ -42,31 +42,28 @@ _MP_WINDOW = flags.DEFINE_float(
 
 
 def main(argv, verb="export"):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; use --model and --out")
-    if not _MODEL.value or not _OUT.value:
-        raise UserError("--model and --out are required")
+        raise UserError(f"{argv[1]}: unexpected argument (use --model and --out)")
+    for name, holder in (("model", _MODEL), ("out", _OUT)):
+        if not holder.value:
+            raise UserError(f"--{name}: required")
     formats = [f.strip() for f in _FORMATS.value if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise UserError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
+        raise UserError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
+                        f"{', '.join(FORMATS)}")  # fmt: skip
     if "tflite_int8" in formats and not _REPRESENTATIVE.value:
-        raise UserError("tflite_int8 needs --representative (audio folder or TFRecords)")
+        raise UserError("--representative: required by tflite_int8 (audio folder or TFRecords)")
     if "onnx" in formats:
         from panns_keras.export.onnx_export import require_onnx
 
         require_onnx()  # before the model loads: a missing package is a one-line error
 
     from panns_keras.api import load_model
-    from panns_keras.export import (
-        export_mediapipe,
-        export_onnx,
-        export_savedmodel,
-        export_tflite,
-    )
+    from panns_keras.cli.quiet import native_quiet
     from panns_keras.export.representative import representative_windows
     from panns_keras.export.tflite import window_length
+    from panns_keras.progress import Progress
 
     model = load_model(_MODEL.value)
     out = Path(_OUT.value)
@@ -76,22 +73,34 @@ def main(argv, verb="export"):
         length = window_length(model, _WINDOW.value)
         rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate, length)
     info = {"model": model.spec.name, "sample_rate": model.spec.sample_rate, "artifacts": {}}
+    progress = Progress(len(formats), "export", unit="formats")
     for fmt in formats:
-        if fmt == "savedmodel":
-            path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
-            entry = {"path": str(path), "input": "waveform [batch, samples] float32"}
-        elif fmt == "mediapipe":
-            window = _MP_WINDOW.value or _WINDOW.value
-            entry = export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
-                                     window_seconds=window, verify_inputs=rep)  # fmt: skip
-        elif fmt == "onnx":
-            entry = export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
-        else:
-            variant = fmt[len("tflite_") :]
-            entry = export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,
-                                  window_seconds=_WINDOW.value, representative=rep)  # fmt: skip
+        with native_quiet():  # the TFLite runtime's INFO line when an artifact is checked
+            entry = _export_one(fmt, model, out, rep)
         info["artifacts"][fmt] = entry
         size = entry.get("bytes")
         print(f"{fmt}: {entry['path']}" + (f" ({size / 1e6:.1f} MB)" if size else ""))
-    (out / "export_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        progress.update(1, postfix=f"{fmt} done", force=True)
+    progress.close()
+    tmp = out / "export_info.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, out / "export_info.json")
     return 0
+
+
+def _export_one(fmt, model, out, rep) -> dict:
+    """One artifact, exported and re-checked; its export_info.json entry."""
+    from panns_keras.export import export_mediapipe, export_onnx, export_savedmodel, export_tflite
+
+    if fmt == "savedmodel":
+        path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
+        return {"path": str(path), "input": "waveform [batch, samples] float32"}
+    if fmt == "mediapipe":
+        window = _MP_WINDOW.value or _WINDOW.value
+        return export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
+                                window_seconds=window, verify_inputs=rep)  # fmt: skip
+    if fmt == "onnx":
+        return export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
+    variant = fmt[len("tflite_") :]
+    return export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,
+                         window_seconds=_WINDOW.value, representative=rep)  # fmt: skip

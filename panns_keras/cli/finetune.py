@@ -1,9 +1,12 @@
-"""panns-keras finetune --data=FOLDER|CSV|TFRECORD_DIR --workdir=DIR [--init=MODEL_DIR|.pth]
-[--model=NAME] [--mode=finetune|scratch|freeze_l1|freeze_l3|probe] [--folds=all]
+"""panns-keras finetune --data=FOLDER|CSV|TFRECORD_DIR --out=DIR [--model=MODEL_DIR|.pth]
+[--arch=NAME] [--mode=finetune|scratch|freeze_l1|freeze_l3|probe] [--folds=all]
+
+--model: the pretrained model to start from; --arch: the architecture (needed for a .pth whose
+name does not tell it, or alone for a randomly initialised base).
 
 Transfer learning of a PANNs model on a new dataset. A folder (one sub-folder per class) or
-a path,labels[,fold] CSV is first prepared into WORKDIR/data at the model's sample rate.
-Writes WORKDIR/<split>/ (TensorBoard events, split.json, model/) and WORKDIR/results.json.
+a path,labels[,fold] CSV is first prepared into OUT/data at the model's sample rate.
+Writes OUT/<split>/ (TensorBoard events, split.json, model/) and OUT/results.json.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from panns_keras.errors import UserError
 
 _DATA = flags.DEFINE_string("data", None, "Class folder, CSV path,labels[,fold], or TFRecord "
                             "folder written by `panns-keras prepare`.")  # fmt: skip
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder.")
-_INIT = flags.DEFINE_string("init", None, "Pretrained model directory or PANNs .pth file.")
-_MODEL = flags.DEFINE_string("model", None, "Model name (for a .pth, or a random base).")
+_OUT = flags.DEFINE_string("out", None, "Output folder (a rerun reuses finished splits).")
+_MODEL = flags.DEFINE_string("model", None, "Pretrained model directory or PANNs .pth file.")
+_ARCH = flags.DEFINE_string("arch", None, "Architecture name (for a .pth, or a random base).")
 _MODE = flags.DEFINE_enum("mode", "finetune",
                           ["finetune", "scratch", "freeze_l1", "freeze_l3", "probe"],
                           "Transfer mode (PANNs paper; probe = freeze_l1 on cached "
@@ -51,9 +54,10 @@ def main(argv, verb="finetune"):
     from panns_keras.transfer.train import TrainOptions, finetune
 
     if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]} (use --data=...)")
-    if not _DATA.value or not _WORKDIR.value:
-        raise UserError("--data and --workdir are required")
+        raise UserError(f"{argv[1]}: unexpected argument (use --data=...)")
+    for name, holder in (("data", _DATA), ("out", _OUT)):
+        if not holder.value:
+            raise UserError(f"--{name}: required")
     opts = TrainOptions(
         steps=_STEPS.value, batch_size=_BATCH.value, lr=_LR.value,
         schedule=_SCHEDULE.value, min_lr_ratio=_MIN_LR.value,
@@ -61,7 +65,7 @@ def main(argv, verb="finetune"):
         mixup_alpha=_MIXUP.value, gain_db=_GAIN.value, time_shift=_SHIFT.value,
         spec_augment=_SPECAUG.value, hidden=_HIDDEN.value, seed=_SEED.value,
     )  # fmt: skip
-    res = finetune(_DATA.value, _WORKDIR.value, init=_INIT.value, model_name=_MODEL.value,
+    res = finetune(_DATA.value, _OUT.value, init=_MODEL.value, model_name=_ARCH.value,
                    mode=_MODE.value, folds=_FOLDS.value, clip_seconds=_CLIP.value,
                    options=opts)  # fmt: skip
     metric = res["metric"]

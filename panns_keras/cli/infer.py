@@ -1,14 +1,14 @@
 """panns-keras tag|sed|embed FILE... --model DIR
 
   tag    top-k labels per file            [--top_k 5] [--format table|json|csv]
-  sed    sound event detection             --out_csv EVENTS.csv [--plot PLOT.png]
+  sed    sound event detection             --out_tsv EVENTS.tsv [--plot PLOT.png]
          [--threshold 0.5] [--min_duration 0] [--min_gap 0]
   embed  clip embeddings to <stem>.npy     --out DIR
 
 Long files are processed in --window_seconds windows (bounded memory); scores are the max
 over windows, embeddings the mean. A file that cannot be used (missing, a directory,
 unreadable, empty, NaN samples) gives a one-line error; the other files are still
-processed and the exit code is 1.
+processed and the exit code is 1. Progress (seconds of audio done) goes to stderr.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per batch.")
 _THRESHOLD = flags.DEFINE_float("threshold", 0.5, "sed: frame score threshold.")
 _MIN_DURATION = flags.DEFINE_float("min_duration", 0.0, "sed: drop shorter events (s).")
 _MIN_GAP = flags.DEFINE_float("min_gap", 0.0, "sed: merge same-label events closer than this.")
-_OUT_CSV = flags.DEFINE_string("out_csv", None, "sed: events CSV (DCASE columns + score).")
+_OUT_TSV = flags.DEFINE_string("out_tsv", None, "sed: events, tab-separated (DCASE columns + "
+                               "score).")  # fmt: skip
 _PLOT = flags.DEFINE_string("plot", None, "sed: PNG with waveform, log-mel, top classes.")
 _PLOT_CLASSES = flags.DEFINE_integer("plot_classes", 5, "sed: classes in the plot.")
 _OUT = flags.DEFINE_string("out", None, "embed: output directory for <stem>.npy files.")
@@ -40,7 +41,7 @@ _OUT = flags.DEFINE_string("out", None, "embed: output directory for <stem>.npy 
 
 def _load_model():
     if not _MODEL.value:
-        raise UserError("--model DIR is required (models are not downloaded)")
+        raise UserError("--model: required (a model directory; models are not downloaded)")
     from panns_keras.api import load_model
 
     model = load_model(_MODEL.value)
@@ -57,10 +58,38 @@ def _report_errors(results, verb) -> int:
     return 1 if failed else 0
 
 
+def _audio_seconds(paths) -> float | None:
+    """Total duration from the file headers (None when a header does not tell)."""
+    import soundfile as sf
+
+    total = 0.0
+    for p in paths:
+        try:
+            info = sf.info(str(p))
+        except Exception:  # a bad file is reported by the run itself
+            continue
+        if info.frames <= 0 or info.samplerate <= 0:
+            return None
+        total += info.frames / info.samplerate
+    return total or None
+
+
+def _engine(model, paths, verb, keep_framewise=False):
+    from panns_keras.inference import InferenceEngine
+    from panns_keras.progress import Progress
+
+    engine = InferenceEngine(model, window_seconds=_WINDOW.value, batch_size=_BATCH.value,
+                             keep_framewise=keep_framewise)  # fmt: skip
+    engine.progress = Progress(_audio_seconds(paths), verb, unit="audio s")
+    return engine
+
+
 def _tag(paths, model, labels) -> int:
     from panns_keras.inference import tag_files
 
-    results = tag_files(model, paths, window_seconds=_WINDOW.value, batch_size=_BATCH.value)
+    engine = _engine(model, paths, "tag")
+    results = tag_files(model, paths, engine=engine)
+    engine.progress.close()
     ok = [r for r in results if r.ok]
     k = max(1, _TOP_K.value)
     if _FORMAT.value == "json":
@@ -87,17 +116,19 @@ def _tag(paths, model, labels) -> int:
 def _sed(paths, model, labels) -> int:
     from panns_keras.inference import detect_events
 
-    if not _OUT_CSV.value and not _PLOT.value:
-        raise UserError("sed needs --out_csv EVENTS.csv and/or --plot PLOT.png")
+    if not _OUT_TSV.value and not _PLOT.value:
+        raise UserError("--out_tsv: required (EVENTS.tsv), or --plot PLOT.png")
     if _PLOT.value and len(paths) != 1:
-        raise UserError("--plot takes exactly one input file")
+        raise UserError(f"--plot: takes exactly one input file ({len(paths)} given)")
+    engine = _engine(model, paths, "sed", keep_framewise=True)
     found = detect_events(model, paths, labels=labels, threshold=_THRESHOLD.value,
                           min_duration=_MIN_DURATION.value, min_gap=_MIN_GAP.value,
-                          window_seconds=_WINDOW.value, batch_size=_BATCH.value)  # fmt: skip
+                          engine=engine)  # fmt: skip
+    engine.progress.close()
     events = [e for _, evs in found for e in evs]
-    if _OUT_CSV.value:
-        write_events_csv(_OUT_CSV.value, events)
-        print(f"{len(events)} events -> {_OUT_CSV.value}")
+    if _OUT_TSV.value:
+        write_events_tsv(_OUT_TSV.value, events)
+        print(f"{len(events)} events -> {_OUT_TSV.value}")
     results = [r for r, _ in found]
     if _PLOT.value and results[0].ok:
         plot_sed(_PLOT.value, model, results[0], labels, _PLOT_CLASSES.value)
@@ -105,14 +136,18 @@ def _sed(paths, model, labels) -> int:
     return _report_errors(results, "sed")
 
 
-def write_events_csv(path, events) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+def write_events_tsv(path, events) -> None:
+    """DCASE-style events, tab-separated, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["filename", "onset", "offset", "event_label", "score"])
         for e in events:
             w.writerow([e["filename"], f"{e['onset']:.3f}", f"{e['offset']:.3f}",
                         e["event_label"], f"{e['score']:.4f}"])  # fmt: skip
+    os.replace(tmp, path)
 
 
 def plot_sed(path, model, result, labels, n_classes=5) -> None:
@@ -172,10 +207,12 @@ def _embed(paths, model) -> int:
     from panns_keras.inference import embed_files
 
     if not _OUT.value:
-        raise UserError("embed needs --out DIR")
+        raise UserError("--out: required (the folder for <stem>.npy files)")
     out = Path(_OUT.value)
     out.mkdir(parents=True, exist_ok=True)
-    results = embed_files(model, paths, window_seconds=_WINDOW.value, batch_size=_BATCH.value)
+    engine = _engine(model, paths, "embed")
+    results = embed_files(model, paths, engine=engine)
+    engine.progress.close()
     stems = {}
     for r in results:
         if not r.ok:
@@ -190,10 +227,10 @@ def _embed(paths, model) -> int:
 
 
 def main(argv, verb="tag"):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     paths = argv[1:]
     if not paths:
-        raise UserError(f"give at least one audio file: panns-keras {verb} FILE... --model DIR")
+        raise UserError(f"FILE: give at least one audio file (panns-keras {verb} FILE... "
+                        "--model DIR)")  # fmt: skip
     model, labels = _load_model()
     if verb == "sed":
         return _sed(paths, model, labels)

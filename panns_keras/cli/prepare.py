@@ -1,8 +1,9 @@
-"""panns-keras prepare --prepare_output_dir=OUT (--class_dir=DIR | --generic_csv=CSV |
---audioset_csv=CSV --audio_dir=DIR --labels_csv=CSV) [--prepare_sample_rate=32000]
-[--clip_seconds=10]
+"""panns-keras prepare --out=OUT (--class_dir=DIR | --generic_csv=CSV |
+--audioset_csv=CSV --audio_dir=DIR --labels_csv=CSV) [--sample_rate=32000] [--clip_seconds=10]
 
-Audio files and labels -> sharded TFRecords, manifest.json and labels.csv (see data_prep/)."""
+Audio files and labels -> sharded TFRecords, manifest.json and labels.csv (see data_prep/).
+Exits 1 with one line naming the manifest when more than --max_fail_fraction of the inputs
+could not be used; the manifest lists every skipped input with its reason."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ def main(argv, verb="prepare"):
     from panns_keras.errors import UserError
 
     if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]} (inputs are given by flags)")
-    if not flags.FLAGS.prepare_output_dir:
-        raise UserError("--prepare_output_dir=OUT is required")
+        raise UserError(f"{argv[1]}: unexpected argument (inputs are given by flags)")
     try:
-        return cli.run(flags.FLAGS)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        manifest = cli.run(flags.FLAGS)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise UserError(f"{e.filename}: {e.strerror}" if e.filename else str(e)) from None
+    except ValueError as e:
         raise UserError(str(e)) from None
+    print(f"prepared {cli.summary(manifest)} -> {flags.FLAGS.out}")
+    return 0

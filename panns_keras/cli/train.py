@@ -1,8 +1,12 @@
-"""panns-keras train --config=configs/audioset.py:cnn14 --workdir=DIR [--config.x.y=value ...]
+"""panns-keras train --config=audioset:cnn14 --out=DIR [--config.x.y=value ...]
 
-Trains (or resumes from the newest checkpoint in DIR) under a tf.distribute strategy: all
-visible GPUs, several workers via TF_CONFIG, or one device. Every config field can be
-overridden, e.g. --config.train.batch_size=64 --config.data.train_files='data/*.tfrecord'.
+--config: a packaged recipe NAME[:ARG] (audioset, audioset_balanced, demo; see
+panns_keras/configs/) or a PATH.py[:ARG] of your own with get_config(arg).
+
+Trains (or resumes from the newest checkpoint in DIR, the training workdir) under a
+tf.distribute strategy: all visible GPUs, several workers via TF_CONFIG, or one device.
+Every config field can be overridden, e.g. --config.train.batch_size=64
+--config.data.train_files='data/*.tfrecord'.
 TensorBoard: tensorboard --logdir DIR.
 """
 
@@ -17,9 +21,10 @@ from ml_collections.config_flags import config_path
 from panns_keras.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Config file with get_config(arg): path[:arg], e.g. configs/audioset.py:cnn14."
+    "config", None, "Packaged recipe NAME[:ARG] (e.g. audioset:cnn14) or PATH.py[:ARG]."
 )
-_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs, exported models.")
+_OUT = flags.DEFINE_string("out", None, "Training workdir: checkpoints, TensorBoard logs, "
+                            "exported models (a rerun resumes from it).")  # fmt: skip
 
 
 def _missing_fields(flag, argument) -> list[str]:
@@ -40,6 +45,13 @@ def one_line_missing_field_errors(holder, prog: str = "panns-keras train") -> No
     original = flag._parse
 
     def parse(argument):
+        from panns_keras import configs
+
+        try:
+            argument = configs.resolve_flag(argument)
+        except UserError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            sys.exit(2)
         try:
             return original(argument)
         except (AttributeError, KeyError) as e:
@@ -57,14 +69,14 @@ one_line_missing_field_errors(_CONFIG)
 
 def main(argv, verb="train"):
     if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; give flags only")
+        raise UserError(f"{argv[1]}: unexpected argument (give flags only)")
     if _CONFIG.value is None:
-        raise UserError("--config=configs/<recipe>.py[:model] is required")
-    if not _WORKDIR.value:
-        raise UserError("--workdir DIR is required")
+        raise UserError("--config: required (a recipe such as audioset:cnn14, or FILE.py[:ARG])")
+    if not _OUT.value:
+        raise UserError("--out: required (the training workdir)")
     from panns_keras.train.trainer import train
 
-    result = train(_CONFIG.value, _WORKDIR.value)
+    result = train(_CONFIG.value, _OUT.value)
     ev = result["eval"]
     line = f"trained to step {result['step']} (loss {result['loss']:.4f})"
     if ev is not None:
@@ -72,5 +84,5 @@ def main(argv, verb="train"):
     if result["stopped_early"]:
         line += "; stopped by signal (checkpoint saved, rerun to resume)"
     print(line)
-    print(f"workdir: {_WORKDIR.value} (tensorboard --logdir {_WORKDIR.value})")
+    print(f"workdir: {_OUT.value} (tensorboard --logdir {_OUT.value})")
     return 0

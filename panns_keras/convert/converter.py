@@ -12,7 +12,7 @@ from panns_keras.convert.model_dir import save_model_dir
 from panns_keras.convert.torch_format import CheckpointError, load_state_dict_from_checkpoint
 from panns_keras.errors import UserError
 from panns_keras.labels import audioset_labels, read_label_file
-from panns_keras.models.registry import canonical_name, infer_model_name
+from panns_keras.models.registry import canonical_name, infer_model_name, list_models
 
 
 def _num_classes(state_dict) -> int | None:
@@ -38,7 +38,10 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None):
     try:
         name = canonical_name(model_name) if model_name else infer_model_name(path.name)
     except KeyError as e:
-        raise UserError(str(e.args[0])) from None
+        if model_name:
+            raise UserError(f"--arch {model_name}: {e.args[0]}") from None
+        raise UserError(f"{path.name}: cannot infer the architecture from the file name; pass "
+                        f"--arch (one of: {', '.join(list_models())})") from None  # fmt: skip
     try:
         state_dict, extra = load_state_dict_from_checkpoint(path)
     except CheckpointError as e:

@@ -593,7 +593,7 @@ def load_checkpoint_object(path: str | os.PathLike) -> Any:
             if zipfile.is_zipfile(fileobj):
                 fileobj.seek(0)
                 return _load_zip(fileobj)
-            raise _NotCheckpoint("not a PyTorch checkpoint (neither a zip nor a pickle)")
+            raise _NotCheckpoint("neither a zip archive nor a pickle")
     except _Refused as exc:
         raise CheckpointError(f"{where}: {_one_line(exc)}") from None
     except _NotCheckpoint as exc:

@@ -33,7 +33,8 @@ def label_names(model, labels=None) -> list[str]:
         return [f"class_{i}" for i in range(model.spec.num_classes)]
     names = [x[1] if isinstance(x, (tuple, list)) else str(x) for x in labels]
     if len(names) != model.spec.num_classes:
-        raise UserError(f"{len(names)} labels for a model with {model.spec.num_classes} classes")
+        raise UserError(f"labels: {len(names)} labels for a model with {model.spec.num_classes} "
+                        "classes")  # fmt: skip
     return names
 
 

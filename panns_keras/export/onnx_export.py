@@ -40,7 +40,7 @@ def require_onnx() -> None:
         except ImportError:
             missing.append(package)
     if missing:
-        raise UserError(f"ONNX export needs {', '.join(missing)}: {PIP_HINT}")
+        raise UserError(f"onnx: export needs {', '.join(missing)}: {PIP_HINT}")
 
 
 def convert(model, labels=None, opset: int = OPSET) -> bytes:

@@ -91,7 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
     t.checkpoint_input = "iterator"  # iterator: exact data position | reseed: new seed on resume
     t.image_every = 2000  # log-mel image + audio of a training batch
     t.num_audio_samples = 3
-    t.progress = False  # a progress bar on stderr (the demo)
+    t.progress = True  # progress on stderr: a bar on a terminal, else a line every 30 s
 
     e = c.eval = ml_collections.ConfigDict()
     e.every = 2000
@@ -118,22 +118,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
     ]
     for name, value, allowed in checks:
         if value not in allowed:
-            raise UserError(f"config.{name}={value!r}; allowed: {', '.join(allowed)}")
+            raise UserError(f"config.{name}: {value!r} is not one of {', '.join(allowed)}")
     if int(config.train.batch_size) < 1:
-        raise UserError("config.train.batch_size must be >= 1")
+        raise UserError("config.train.batch_size: must be >= 1")
     if not config.data.train_files:
-        raise UserError("config.data.train_files is empty (a glob of TFRecord shards)")
+        raise UserError("config.data.train_files: empty (give a glob of TFRecord shards)")
     if config.model.mode != "scratch" and not config.model.init:
-        raise UserError(f"config.model.mode={config.model.mode} needs config.model.init "
+        raise UserError(f"config.model.mode: {config.model.mode} needs config.model.init "
                         "(a model directory, .keras or .pth file)")  # fmt: skip
     if config.model.init:
         fixed = sorted(k for k, v in overrides_dict(config).items()
                        if k not in ("spec_augment", "conv_dropout"))  # fmt: skip
         if fixed:
-            raise UserError(f"config.model.overrides {fixed} do not apply with "
+            raise UserError(f"config.model.overrides: {fixed} do not apply with "
                             "config.model.init (the initial model fixes them)")  # fmt: skip
     if float(config.model.base_lr_scale) <= 0:
-        raise UserError("config.model.base_lr_scale must be > 0")
+        raise UserError("config.model.base_lr_scale: must be > 0")
 
 
 def overrides_dict(config: ml_collections.ConfigDict) -> dict:

@@ -27,11 +27,15 @@ def make_predict_fn(model) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def predict_dataset(
-    predict: Callable[[tf.Tensor], tf.Tensor], dataset: tf.data.Dataset, max_batches: int = 0
+    predict: Callable[[tf.Tensor], tf.Tensor],
+    dataset: tf.data.Dataset,
+    max_batches: int = 0,
+    progress=None,
 ) -> dict[str, np.ndarray]:
     """Runs ``predict`` over eval batches ({'waveform','target','mask','clip_id'}).
 
     Returns the real (mask == 1) rows: ``scores`` (N, K), ``target`` (N, K), ``clip_id`` (N,).
+    ``progress``: a :class:`panns_keras.progress.Progress` counting clips, or None.
     """
     scores, targets, ids = [], [], []
     for i, batch in enumerate(dataset):
@@ -41,6 +45,8 @@ def predict_dataset(
         scores.append(np.asarray(predict(batch["waveform"]))[keep])
         targets.append(batch["target"].numpy()[keep])
         ids.append(batch["clip_id"].numpy()[keep])
+        if progress is not None:
+            progress.update(int(keep.sum()))
     if not scores:
         raise ValueError("the evaluation set is empty")
     return {
@@ -50,9 +56,10 @@ def predict_dataset(
     }
 
 
-def evaluate(predict, dataset: tf.data.Dataset, max_batches: int = 0) -> dict[str, Any]:
+def evaluate(predict, dataset: tf.data.Dataset, max_batches: int = 0,
+             progress=None) -> dict[str, Any]:  # fmt: skip
     """``evaluate_scores`` of the model's outputs plus ``accuracy`` (argmax, single-label rows)."""
-    pred = predict_dataset(predict, dataset, max_batches)
+    pred = predict_dataset(predict, dataset, max_batches, progress)
     result = evaluate_scores(pred["target"], pred["scores"])
     result["accuracy"] = top1_accuracy(pred["target"], pred["scores"])
     result["num_clips"] = int(pred["target"].shape[0])

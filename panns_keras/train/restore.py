@@ -89,6 +89,6 @@ def eval_data_config(pattern: str, model, batch_size: int) -> ml_collections.Con
     c.data.sample_rate = int(manifest.get("sample_rate", model.spec.sample_rate))
     c.data.clip_samples = int(manifest.get("clip_samples", 10 * c.data.sample_rate))
     if c.data.sample_rate != model.spec.sample_rate:
-        raise UserError(f"data sample rate {c.data.sample_rate} Hz != the model's "
+        raise UserError(f"--data: clips at {c.data.sample_rate} Hz, but the model runs at "
                         f"{model.spec.sample_rate} Hz")  # fmt: skip
     return c

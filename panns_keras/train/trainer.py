@@ -24,6 +24,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,10 @@ from panns_keras.data import formats
 from panns_keras.data import mixup as mixup_lib
 from panns_keras.errors import UserError
 from panns_keras.models import kernels
+from panns_keras.progress import Progress
 from panns_keras.train import config as config_lib
 from panns_keras.train import evaluation, optimizers
 
-SIGKILL_AT_STEP_ENV = "PANNS_KERAS_SIGKILL_AT_STEP"  # tests: kill -9 self after this step
 _MIXUP_SALT = 0x6D6978  # "mix"
 
 
@@ -184,7 +185,7 @@ def build_model_from_config(config: ml_collections.ConfigDict, init=None):
                                 seed=int(config.seed),
                                 **config_lib.overrides_dict(config))  # fmt: skip
         except (KeyError, ValueError) as e:
-            raise UserError(f"model: {e}") from None
+            raise UserError(f"config.model.name: {e}") from None
     if config.model.disable_dropout:
         for layer in model.sublayers():
             if isinstance(layer, keras.layers.Dropout):
@@ -280,8 +281,12 @@ def _write_config(config: ml_collections.ConfigDict, workdir: Path) -> str:
     return text
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict[str, Any]:
+def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+          on_step: Callable[[int], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Trains (or resumes) per ``config`` in ``workdir``; returns a summary dict.
+
+    ``on_step(step)`` is called after each training step (1-based), before any evaluation
+    or checkpoint of that step.
 
     Returns:
         ``{'step', 'loss', 'eval' (last evaluation or None), 'best_map', 'stopped_early',
@@ -297,7 +302,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
     replicas = strategy.num_replicas_in_sync
     global_batch = int(t.batch_size)
     if global_batch % replicas:
-        raise UserError(f"train.batch_size={global_batch} is not divisible by {replicas} replicas")
+        raise UserError(f"config.train.batch_size: {global_batch} is not divisible by "
+                        f"{replicas} replicas")  # fmt: skip
     per_replica = global_batch // replicas
     mixup = config.data.mixup in ("in_model", "logmel")  # 'logmel': in_model's former name
     logging.info("strategy %s: %d replica(s), global batch %d (%d per replica), chief=%s",
@@ -341,8 +347,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best_map = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_map")
         if model.spec.sample_rate != int(config.data.sample_rate):
-            raise UserError(f"model sample_rate {model.spec.sample_rate} != "
-                            f"config.data.sample_rate {config.data.sample_rate}")  # fmt: skip
+            raise UserError(f"config.data.sample_rate: {config.data.sample_rate} Hz, but the "
+                            f"model runs at {model.spec.sample_rate} Hz")  # fmt: skip
 
         ckpt_dir = workdir / "checkpoints"
         if not chief:  # every worker writes (collectives); only the chief's copy is kept
@@ -432,9 +438,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
 
         num_steps = int(t.num_steps)
         start = int(step.numpy())
-        kill_at = int(os.environ.get(SIGKILL_AT_STEP_ENV, "0") or 0)
-        progbar = keras.utils.Progbar(num_steps, stateful_metrics=["loss"]) if (
-            t.progress and chief) else None  # fmt: skip
+        progress = Progress(num_steps - start, "train", unit="steps",
+                            enabled=bool(t.progress) and chief)  # fmt: skip
         loss_value = float("nan")
         window_t, window_steps = time.perf_counter(), 0
         t0 = time.perf_counter()
@@ -461,10 +466,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
                     tf.summary.scalar("throughput (clips/s)", rate, step=done)
                 logging.info("step %d loss %.5f  %.1f clips/s", done, loss_value, rate)
                 window_t, window_steps = now, 0
-            if progbar is not None:
-                progbar.update(done, values=[("loss", float(loss.numpy()))])
-            if kill_at and done == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
+            progress.update(1, postfix=f"step {done}, loss {loss_value:.4f}")
+            if on_step is not None:
+                on_step(done)
             evaluated = False
             if has_eval and int(config.eval.every) > 0 and done % int(config.eval.every) == 0:
                 last_eval = run_eval(done)
@@ -476,6 +480,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict
             if stop.requested:
                 stopped = True
                 break
+        progress.close()
         if not stopped and int(step.numpy()) == start:  # nothing to do: already trained
             last_eval = None
         elapsed = time.perf_counter() - t0

@@ -149,10 +149,10 @@ def make_splits(clips: ClipSet, folds: str = "", holdout: float = 0.2):
         test = np.array([_holdout(i, holdout) for i in ids], bool)
         return [("holdout", np.flatnonzero(~test), np.flatnonzero(test))]
     if not known:
-        raise UserError("--folds needs fold names (a CSV with a fold column)")
+        raise UserError("--folds: the data has no fold names (give a CSV with a fold column)")
     missing = [f for f in wanted if f not in known]
     if missing:
-        raise UserError(f"unknown fold(s) {missing}; the data has {known}")
+        raise UserError(f"--folds: unknown fold(s) {missing}; the data has {known}")
     splits = []
     for f in wanted:
         test = fold_arr == f

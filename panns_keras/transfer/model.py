@@ -34,7 +34,8 @@ def resolve_base(init=None, model_name: str | None = None, **overrides):
         return init
     if init is None:
         if not model_name:
-            raise UserError("give --init (model dir or .pth) or --model for a random base")
+            raise UserError("--model: required (a model directory or .pth), or --arch NAME for a "
+                            "randomly initialised base")  # fmt: skip
         import panns_keras
 
         return panns_keras.build_model(model_name, **overrides)
@@ -57,7 +58,7 @@ def copy_base_weights(src, dst) -> int:
             continue
         other = theirs.get(path)
         if other is None:
-            raise UserError(f"layer {path} missing in the target model")
+            raise UserError(f"{path}: layer missing in the target model")
         other.set_weights(layer.get_weights())
         n += 1
     return n
@@ -159,7 +160,7 @@ def build_transfer_model(base, num_classes: int, mode: str, *, hidden: int = 512
     """New K-class model for ``mode`` from ``base`` (an AudioTagger; its weights are copied
     for every mode but ``scratch``; ``base`` itself is never modified)."""
     if mode not in MODES:
-        raise UserError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+        raise UserError(f"--mode {mode}: unknown mode; one of {', '.join(MODES)}")
     if base.spec.head.kind != "clip":
         raise UserError(f"{base.spec.name}: transfer needs a clip-level model (no decision-level)")
     if seed is not None:

@@ -13,6 +13,7 @@ import numpy as np
 from absl import logging
 
 from panns_keras.errors import UserError
+from panns_keras.progress import Progress
 from panns_keras.train import probe as probe_lib
 from panns_keras.transfer import data as data_lib
 from panns_keras.transfer import model as model_lib
@@ -72,7 +73,8 @@ def _optimizer(lr, variables, opts: TrainOptions | None = None, steps: int | Non
     import keras
 
     if opts is not None and opts.schedule not in SCHEDULES:
-        raise UserError(f"unknown schedule {opts.schedule!r}; one of {', '.join(SCHEDULES)}")
+        raise UserError(f"--schedule {opts.schedule}: unknown schedule; one of "
+                        f"{', '.join(SCHEDULES)}")  # fmt: skip
     steps = opts.steps if steps is None and opts is not None else steps
     if opts is not None and opts.schedule == "cosine" and steps > 0:
         lr = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=opts.min_lr_ratio)
@@ -88,7 +90,7 @@ def train_transfer(tm: model_lib.TransferModel, train: data_lib.ClipSet, opts: T
     import tensorflow as tf
 
     if len(train) == 0:
-        raise UserError("no training clips")
+        raise UserError("--data: no training clips in this split")
     head_opt = _optimizer(opts.lr, tm.head_vars, opts)
     # base_lr_scale protects pretrained weights; a scratch base has none, so it trains at lr
     # (else scratch would be handicapped against finetune in a comparison).
@@ -284,7 +286,7 @@ def finetune(data, workdir: str, *, init=None, model_name: str | None = None,
     """
     opts = options or TrainOptions(**option_kw)
     if mode not in (*model_lib.MODES, "probe"):
-        raise UserError(f"unknown mode {mode!r}")
+        raise UserError(f"--mode {mode}: unknown mode")
     os.makedirs(workdir, exist_ok=True)
     base = model_lib.resolve_base(init, model_name, **(overrides or {}))
     if isinstance(data, data_lib.ClipSet):
@@ -298,10 +300,15 @@ def finetune(data, workdir: str, *, init=None, model_name: str | None = None,
         t0 = time.perf_counter()
         emb = embeddings(base, clips, os.path.join(workdir, "embeddings"), opts.eval_batch_size)
         logging.info("embeddings of %d clips: %.1f s", len(clips), time.perf_counter() - t0)
-    for name, tr, te in data_lib.make_splits(clips, folds):
-        results.append(run_split(base, clips, name, tr, te, workdir, mode, opts, multi_label,
-                                 emb))  # fmt: skip
     metric = "mAP" if multi_label else "accuracy"
+    splits = list(data_lib.make_splits(clips, folds))
+    with Progress(len(splits), "finetune", unit="splits") as progress:
+        for name, tr, te in splits:
+            results.append(run_split(base, clips, name, tr, te, workdir, mode, opts,
+                                     multi_label, emb))  # fmt: skip
+            shown = results[-1].get(metric)
+            progress.update(1, force=True, postfix=f"{name} {metric} "
+                            + ("n/a" if shown is None else f"{shown:.3f}"))  # fmt: skip
     vals = [r[metric] for r in results if metric in r]
     summary = {"mode": mode, "model": base.spec.name, "multi_label": multi_label,
                "metric": metric, "mean": float(np.mean(vals)) if vals else None,

@@ -135,3 +135,27 @@ def test_cli_convert_one_line_errors(leenet11_ckpts, tmp_path):
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].endswith("nope.pth: checkpoint not found")
+    # Not a checkpoint at all: the problem is said once, in the one-line form.
+    text = tmp_path / "Cnn6_notes.pth"
+    text.write_text("not a checkpoint\n")
+    bad = subprocess.run(cmd + [str(text), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1
+    assert bad.stderr == (f"panns-keras convert: error: {text}: not a PyTorch checkpoint: "
+                          "neither a zip archive nor a pickle\n")  # fmt: skip
+    # An architecture the file name does not tell: --arch (the old --model still works).
+    anon = tmp_path / "weights.pth"
+    anon.write_bytes(leenet11_ckpts["zip"].read_bytes())
+    bad = subprocess.run(cmd + [str(anon), "--out", str(tmp_path / "y")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith(
+        "panns-keras convert: error: weights.pth: cannot infer the architecture from the file "
+        "name; pass --arch (one of: cnn10, ")  # fmt: skip
+    old = subprocess.run(cmd + [str(anon), "--model", "leenet11", "--out", str(tmp_path / "y")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert old.returncode == 0, old.stderr
+    assert old.stderr == (
+        "panns-keras convert: note: --model is deprecated and goes away in the next release; "
+        "use --arch (--model now names a model to load)\n"
+    )
+    assert panns_keras.load_model(tmp_path / "y").spec.name == "leenet11"

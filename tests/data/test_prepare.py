@@ -188,10 +188,31 @@ def test_audioset_layout(tmp_path, assets_dir):
     assert m2["num_clips"] == 1
 
 
+# A prepare run that dies (os._exit, as from a kill) once its n-th shard is on disk.
+_DIE_AFTER = """
+import os, sys
+from data_prep import prepare as prep
+
+def die(n, path):
+    if n >= {n}:
+        os._exit(3)
+
+prep.prepare({out!r}, class_dir={class_dir!r}, clip_seconds=1.0, clips_per_shard=1,
+             num_workers=2, on_shard=die)
+"""
+
+
+def _run_dying(out, class_dir, n):
+    code = _DIE_AFTER.format(n=n, out=str(out), class_dir=str(class_dir))
+    return subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO,
+                          env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
+                          text=True, timeout=240)  # fmt: skip
+
+
 def _run_cli(out, class_dir, env_extra=None):
     env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
     cmd = [
-        sys.executable, "-m", "data_prep", f"--prepare_output_dir={out}",
+        sys.executable, "-m", "data_prep", f"--out={out}",
         f"--class_dir={class_dir}", "--clip_seconds=1", "--clips_per_shard=1",
         "--num_workers=2", "--max_fail_fraction=0.5",
     ]  # fmt: skip
@@ -206,7 +227,7 @@ def test_interrupted_run_resumes_to_identical_shards(class_dir, tmp_path):
         num_workers=2,
     )  # fmt: skip
     out = str(tmp_path / "out")
-    r = _run_cli(out, class_dir, {prep.EXIT_AFTER_ENV: "3"})
+    r = _run_dying(out, class_dir, 3)
     assert r.returncode == 3, r.stderr[-2000:]
     done = sorted(f for f in os.listdir(out) if f.endswith(".tfrecord"))
     assert len(done) == 3 and not os.path.exists(os.path.join(out, "manifest.json"))
@@ -219,5 +240,64 @@ def test_interrupted_run_resumes_to_identical_shards(class_dir, tmp_path):
     for f in done:  # kept, not rewritten
         assert os.stat(os.path.join(out, f)).st_mtime_ns == stamps[f]
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
-    r = _run_cli(out, class_dir, {"PANNS_PREPARE_EXIT_AFTER_SHARDS": "1"})  # nothing left to do
+    r = _run_dying(out, class_dir, 1)  # nothing left to do: no shard is written
     assert r.returncode == 0
+
+
+def test_files_sharing_a_stem_both_land(tmp_path, assets_dir):
+    root = tmp_path / "classes"
+    (root / "dog").mkdir(parents=True)
+    shutil.copy(os.path.join(assets_dir, "ovos_sheep.wav"), root / "dog" / "a.wav")
+    shutil.copy(os.path.join(assets_dir, "ovos_rooster_44k_stereo.flac"), root / "dog" / "a.flac")
+    shutil.copy(os.path.join(assets_dir, "fsdd_0_george_0.wav"), root / "dog" / "b.wav")
+    out = str(tmp_path / "out")
+    m = prep.prepare(out, class_dir=str(root), clip_seconds=0.5, num_workers=1)
+    assert m["num_inputs"] == 3 and m["num_clips"] == 3 and m["num_skipped"] == 0
+    recs = _records(out, m)
+    # The two a's keep their extension; b keeps the extension-free id of earlier releases.
+    assert sorted(recs) == ["dog/a.flac", "dog/a.wav", "dog/b"]
+    assert recs["dog/a.flac"][0]["source"].endswith("a.flac")
+    assert recs["dog/a.wav"][0]["source"].endswith("a.wav")
+    a_wav, a_flac = (
+        schema.int16_to_float(recs[k][0]["audio"]) for k in ("dog/a.wav", "dog/a.flac")
+    )
+    assert np.max(np.abs(a_wav - a_flac)) > 0.01  # two different recordings
+
+    # A CSV: the same rule, and the same path listed twice is still one clip.
+    listing = root / "clips.csv"
+    listing.write_text("dog/a.wav,dog,f1\ndog/a.flac,dog,f2\ndog/b.wav,dog,f1\ndog/a.wav,dog,f1\n")
+    m2 = prep.prepare(str(tmp_path / "out2"), generic_csv=str(listing), clip_seconds=0.5,
+                      num_workers=1)  # fmt: skip
+    assert m2["num_clips"] == 3
+    assert [(s["clip_id"], s["reason"]) for s in m2["skipped"]] == [("dog/a.wav", "duplicate")]
+    from panns_keras.transfer.data import _read_csv_folds
+
+    assert _read_csv_folds(str(listing)) == {"dog/a.wav": "f1", "dog/a.flac": "f2", "dog/b": "f1"}
+    # --folds keeps the ids of the whole listing
+    m3 = prep.prepare(str(tmp_path / "out3"), generic_csv=str(listing), folds="f2",
+                      clip_seconds=0.5, num_workers=1)  # fmt: skip
+    assert sorted(_records(str(tmp_path / "out3"), m3)) == ["dog/a.flac"]
+
+
+def test_cli_failure_threshold_is_one_line(class_dir, tmp_path):
+    """More failures than --max_fail_fraction: one error line naming the manifest and the
+    count; an old flag spelling still works with a one-line note."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "data_prep", f"--prepare_output_dir={out}",
+           f"--class_dir={class_dir}", "--clip_seconds=1", "--num_workers=1",
+           "--max_fail_fraction=0.1"]  # fmt: skip
+    r = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=REPO),
+                       capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert r.returncode == 1, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert lines[0] == ("panns-keras prepare: note: --prepare_output_dir is deprecated and goes "
+                        "away in the next release; use --out")  # fmt: skip
+    errors = [ln for ln in lines if "error" in ln]
+    assert errors == [
+        f"panns-keras prepare: error: {out}/manifest.json: 3 of 11 inputs failed "
+        "(1 not finite, 1 unreadable, 1 zero-length), fail fraction 0.273 > "
+        "--max_fail_fraction 0.1; the manifest lists each with its reason"
+    ]
+    assert "Traceback" not in r.stderr and "\r" not in r.stderr  # not a terminal: plain lines
+    assert lines[-2].startswith("prepare: 11/11 clips (100.0%)") and lines[-2].endswith("3 failed")
+    assert json.loads((out / "manifest.json").read_text())["num_skipped"] == 3

@@ -60,26 +60,32 @@ def test_same_seed_same_weights_and_summaries(data, tmp_path):
 
 
 _RUN = """
-import sys
+import os, signal, sys
 from conftest_train import tiny_config
 from panns_keras.train.trainer import train
+
+
+def kill_at(step):  # kill -9 of this process right after step {kill_at} (0: never)
+    if step == {kill_at}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 cfg = tiny_config({data!r}, num_steps={steps}, checkpoint_every=2)
-r = train(cfg, {workdir!r})
+r = train(cfg, {workdir!r}, on_step=kill_at)
 print("STEP", r["step"])
 """
 
 
 def test_resume_after_kill9_matches_uninterrupted(data, tmp_path):
     from panns_keras import load_model
-    from panns_keras.train.trainer import SIGKILL_AT_STEP_ENV, train
+    from panns_keras.train.trainer import train
 
     wd = str(tmp_path / "resumed")
-    code = _RUN.format(data=data[0], steps=5, workdir=wd)
-    killed = run_py(code, env={SIGKILL_AT_STEP_ENV: "3"})
+    killed = run_py(_RUN.format(data=data[0], steps=5, workdir=wd, kill_at=3))
     assert killed.returncode == -9, killed.stderr[-2000:]
     ckpts = sorted(os.listdir(os.path.join(wd, "checkpoints")))
     assert any(c.startswith("ckpt-2.") for c in ckpts) and not any("ckpt-4" in c for c in ckpts)
-    done = run_py(code)
+    done = run_py(_RUN.format(data=data[0], steps=5, workdir=wd, kill_at=0))
     assert done.returncode == 0 and "STEP 5" in done.stdout, done.stderr[-2000:]
 
     ref = train(tiny_config(data[0], num_steps=5, checkpoint_every=2), tmp_path / "straight")
@@ -89,28 +95,51 @@ def test_resume_after_kill9_matches_uninterrupted(data, tmp_path):
 
 
 def test_missing_override_field_is_one_line_error(tmp_path):
-    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=configs/demo.py",
-           "--config.train.no_such_field=1", f"--workdir={tmp_path}"]  # fmt: skip
-    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
+    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=demo",
+           "--config.train.no_such_field=1", f"--out={tmp_path}"]  # fmt: skip
+    # From outside the checkout: the packaged recipe is found by name.
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=REPO))  # fmt: skip
     assert p.returncode != 0
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, p.stderr
-    assert "--config.train.no_such_field" in lines[0] and "no such field" in lines[0]
+    assert lines[0].startswith("panns-keras train: error: --config.train.no_such_field: ")
+    assert "no such field in " in lines[0] and "panns_keras/configs/demo.py" in lines[0]
 
 
-def test_config_files_load():
-    import importlib.util
+def test_config_files_load(tmp_path):
+    from panns_keras import configs
+    from panns_keras.errors import UserError
 
-    for name, arg in (("audioset", "cnn14"), ("audioset_balanced", "mobilenet_v1"), ("demo", None)):
-        spec = importlib.util.spec_from_file_location(
-            name, os.path.join(REPO, "configs", f"{name}.py")
-        )
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        cfg = mod.get_config(arg)
-        assert cfg.model.name == (arg or "cnn6")
+    assert configs.names() == ["audioset", "audioset_balanced", "demo", "finetune"]
+    cases = [("audioset:cnn14", "cnn14"), ("audioset_balanced:mobilenet_v1", "mobilenet_v1"),
+             ("demo", "cnn6"), ("configs/demo.py", "cnn6")]  # fmt: skip
+    for spec, model in cases:
+        cfg = configs.get_config(spec)
+        assert cfg.model.name == model
         assert cfg.train.batch_size > 0 and cfg.data.mixup == "in_model"
+    assert configs.get_config("audioset:cnn14").train.num_steps == 600_000
+    # A file of one's own, by path, with an argument.
+    own = tmp_path / "mine.py"
+    own.write_text("from panns_keras.configs.demo import get_config as demo\n\n"
+                   "def get_config(arg):\n    c = demo()\n    c.train.num_steps = int(arg)\n"
+                   "    return c\n")  # fmt: skip
+    assert configs.get_config(f"{own}:7").train.num_steps == 7
+    assert configs.resolve(f"{own}:7") == (str(own), "7")
+    with pytest.raises(UserError, match="^nope.py: no such config file or packaged recipe"):
+        configs.resolve("nope.py:cnn14")
+
+
+def test_packaged_config_from_any_directory(tmp_path):
+    """--config=NAME:ARG works outside the checkout (a one-line error for an unknown one)."""
+    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=nope:cnn6", f"--out={tmp_path}"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 2
+    assert p.stderr.strip() == (
+        "panns-keras train: error: nope: no such config file or packaged recipe (packaged: "
+        "audioset, audioset_balanced, demo; or give a path to a .py file with get_config(arg))"
+    )
 
 
 def test_evaluate_cli_writes_report(data, tmp_path):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from examples import transfer_demo as digits_demo
 from panns_keras.errors import UserError
-from panns_keras.transfer import digits_demo
 
 
 def test_digits_demo_tiny_slice(tmp_path):

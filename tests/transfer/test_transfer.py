@@ -135,7 +135,7 @@ def test_cli_on_csv_with_folds(base, fsdd_rows, tmp_path):
     rows = [f"{p},{label},{spk}" for p, label, spk in fsdd_rows if spk in ("george", "lucas")]
     csv.write_text("path,labels,fold\n" + "\n".join(rows) + "\n")
     work = tmp_path / "work"
-    rc = main(["panns-keras", "finetune", f"--data={csv}", f"--init={init}", f"--workdir={work}",
+    rc = main(["panns-keras", "finetune", f"--data={csv}", f"--model={init}", f"--out={work}",
                "--mode=freeze_l1", "--folds=all", "--steps=2", "--batch_size=4",
                "--clip_seconds=1"])  # fmt: skip
     assert rc == 0

@@ -1,6 +1,6 @@
 """PANNs recipe on the balanced AudioSet subset (~20k clips): same model/optimizer, fewer steps.
 
-Usage: --config=configs/audioset_balanced.py:cnn14
+Usage: --config=audioset_balanced:cnn14
 """
 
 from panns_keras.train.config import base_config

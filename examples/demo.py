@@ -1,14 +1,12 @@
 """End-to-end CPU demo: spoken digits -> TFRecords -> train a small Cnn6 -> evaluate -> tag.
 
-``python -m panns_keras.demo --out=demo_out`` uses the bundled Free Spoken Digit Dataset
-subset (demo_data/fsdd, CC BY-SA 4.0): 4 speakers x 10 digits, takes 5-11 for training,
-takes 0-4 held out for evaluation, one more clip held back and tagged at the end.
+``python examples/demo.py --out=demo_out`` (``make demo``) uses the bundled Free Spoken
+Digit Dataset subset (demo_data/fsdd, CC BY-SA 4.0): 4 speakers x 10 digits, takes 5-11 for
+training, takes 0-4 held out for evaluation, one more clip held back and tagged at the end.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,21 +15,19 @@ from absl import app, flags, logging
 
 from panns_keras.data import formats
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # an example: it runs from the repository
 _OUT = flags.DEFINE_string("out", "demo_out", "Output folder (data, workdir, report).")
 _DATA = flags.DEFINE_string("demo_data", str(REPO / "demo_data" / "fsdd"),
                             "Folder with clips.csv, labels.csv and recordings/.")  # fmt: skip
-_STEPS = flags.DEFINE_integer("steps", 0, "Training steps (0 = configs/demo.py's value).")
+_STEPS = flags.DEFINE_integer("steps", 0, "Training steps (0 = the demo recipe's value).")
 _FRESH = flags.DEFINE_bool("fresh", True, "Start training from scratch (delete out/workdir).")
 
 
 def load_demo_config():
-    """``configs/demo.py:get_config()``."""
-    path = REPO / "configs" / "demo.py"
-    spec = importlib.util.spec_from_file_location("panns_demo_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    """The packaged ``demo`` recipe (panns_keras/configs/demo.py)."""
+    from panns_keras import configs
+
+    return configs.get_config("demo")
 
 
 def prepare_data(demo_data: Path, out: Path, sample_rate: int, clip_seconds: float) -> dict:
@@ -86,7 +82,6 @@ def main(argv) -> int:
     config.data.train_files = str(out / "data" / "train" / "train-*.tfrecord")
     config.data.eval_files = str(out / "data" / "test" / "test-*.tfrecord")
     config.data.labels = str(demo_data / formats.LABELS_NAME)
-    config.train.progress = True
     workdir = out / "workdir"
     if _FRESH.value:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -126,6 +121,8 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from panns_keras.cli import quiet
+
+    quiet.setup(-1)  # before TensorFlow is imported: no native log lines
     logging.set_verbosity(logging.WARNING)
     app.run(main)

@@ -1,7 +1,7 @@
 """Transfer learning from a pretrained PANNs model (the one trainer, warm start).
 
-    panns-keras train --config=configs/finetune.py:freeze_l1 \
-        --config.model.init=Cnn14_mAP=0.431.pth --config.data.train_files=... --workdir=...
+    panns-keras train --config=finetune:freeze_l1 \
+        --config.model.init=Cnn14_mAP=0.431.pth --config.data.train_files=... --out=...
 
 or k-fold cross-validation over prepared shards with ``panns_keras.train.finetune``. The
 variant (after ':') is the transfer mode: finetune (default), freeze_l1, freeze_l3, scratch.

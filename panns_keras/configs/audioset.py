@@ -1,6 +1,6 @@
 """The PANNs reference AudioSet recipe (full training set, 600k steps).
 
-Usage: --config=configs/audioset.py:cnn14 (the argument is the model name) and e.g.
+Usage: --config=audioset:cnn14 (the argument is the model name) and e.g.
 --config.data.train_files='data/train/*.tfrecord' --config.data.eval_files='data/eval/*.tfrecord'.
 """
 

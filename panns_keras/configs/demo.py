@@ -1,7 +1,7 @@
 """The CPU demo: a small Cnn6 on 8 kHz spoken digits (FSDD subset in demo_data/), 10 classes.
 
-`python -m panns_keras.demo` fills in the data paths; by hand:
---config=configs/demo.py --config.data.train_files=DIR/train-*.tfrecord ...
+`make demo` (examples/demo.py) fills in the data paths; by hand:
+--config=demo --config.data.train_files=DIR/train-*.tfrecord ...
 """
 
 from panns_keras.train.config import base_config

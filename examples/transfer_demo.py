@@ -1,13 +1,13 @@
 """Transfer learning on the bundled spoken digits: every mode, cross-speaker folds, one command.
 
-``python -m panns_keras.transfer.digits_demo --out=transfer_demo_out`` (``make transfer-demo``)
+``python examples/transfer_demo.py --out=transfer_demo_out`` (``make transfer-demo``)
 
 No pretrained PANNs checkpoint can be assumed offline, so the run makes its own stand-in:
 
 1. Source task: digits 0-4 of demo_data/fsdd (4 speakers x 5 digits x 12 takes). A Cnn6 at
    8 kHz / 32 mel bins / hop 160 / 128-d embedding (the ``make demo`` model) is trained from
    random weights on it with ``finetune --mode=scratch`` (a 20% clip-hash holdout reports
-   the source accuracy); its model directory is the ``--init`` of step 2.
+   the source accuracy); its model directory is the ``--model`` of step 2.
 2. Target task: digits 5-9 (clips and labels never seen in pretraining), fold = speaker,
    ``--folds=all``: each speaker in turn is the test set, so every number is accuracy on a
    speaker the target model never heard say those digits.
@@ -35,7 +35,7 @@ from absl import app, flags, logging
 from panns_keras.data import formats
 from panns_keras.errors import UserError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # an example: it runs from the repository
 FSDD = REPO / "demo_data" / "fsdd"
 SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -143,8 +143,8 @@ def _options(s: Settings, **changes):
 
 def _cli(data: Path, workdir: Path, mode: str, opts, init: Path, folds: str = "all") -> str:
     """The ``panns-keras finetune`` command line that runs the same step."""
-    parts = ["panns-keras finetune", f"--data={data}", f"--workdir={workdir}",
-             f"--init={init}", f"--mode={mode}", f"--folds={folds}", f"--steps={opts.steps}",
+    parts = ["panns-keras finetune", f"--data={data}", f"--out={workdir}",
+             f"--model={init}", f"--mode={mode}", f"--folds={folds}", f"--steps={opts.steps}",
              f"--batch_size={opts.batch_size}", f"--lr={opts.lr:g}",
              f"--schedule={opts.schedule}"]  # fmt: skip
     if mode == "finetune":  # the only mode that trains a pretrained base
@@ -282,7 +282,7 @@ def markdown(summary: dict) -> str:
         "Caveat: the init is a stand-in, pretrained on digits 0-4 of the same four speakers "
         "(no target clip or label was seen, but the test speakers' voices were). For a real "
         "PANNs checkpoint: `panns-keras convert` it to a model directory and pass it as "
-        "`--init`.",
+        "`--model`.",
         "",
         "Commands (each step is one `panns-keras finetune` run):",
         "",
@@ -381,6 +381,9 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
+    from panns_keras.cli import quiet
+
+    quiet.setup(-1)  # before TensorFlow is imported: no native log lines
     define_flags()
     logging.set_verbosity(logging.WARNING)
     app.run(main)

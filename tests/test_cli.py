@@ -1,0 +1,193 @@
+"""The command line as a whole: --version, quiet output, one-line errors of every verb, one
+meaning per flag name (old spellings rewritten with a note), the progress display."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import panns_keras
+from panns_keras.cli import flagnames, quiet
+from panns_keras.progress import Progress
+
+REPO = Path(__file__).resolve().parents[1]
+WAV = REPO / "tests" / "assets" / "audio" / "ovos_rooster.wav"
+ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user has it
+ENV.update(PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "panns_keras", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=ENV, timeout=300)  # fmt: skip
+
+
+def test_version(tmp_path):
+    p = cli("--version", cwd=tmp_path)
+    assert p.returncode == 0 and p.stdout == f"panns-keras {panns_keras.__version__}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", panns_keras.__version__)
+
+
+def test_quiet_by_default_no_native_log_lines(tmp_path):
+    """A verb that imports TensorFlow prints only its own line (TensorFlow's oneDNN / cudart
+    lines are dropped at import; TF_CPP_MIN_LOG_LEVEL is not set by the caller)."""
+    missing = tmp_path / "no_model"
+    code = ("import sys; from panns_keras.cli import main; "
+            f"rc = main(['panns-keras', 'tag', {str(WAV)!r}, '--model', {str(missing)!r}]); "
+            "print('tensorflow' in sys.modules, rc)")  # fmt: skip
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
+                       timeout=300)  # fmt: skip
+    assert p.stdout == "True 1\n"  # TensorFlow was imported, and nothing of it shows
+    assert p.stderr == f"panns-keras tag: error: {missing}: model not found\n"
+
+
+def test_native_log_line_pattern():
+    native = [
+        "I0000 00:00:1796039640.357710    5600 port.cc:153] oneDNN custom operations are on.",
+        "I0000 00:00:1796039640.358283    5600 cudart_stub.cc:31] Could not find cuda drivers",
+        "E0000 00:00:1796039670.114833    5771 cuda_platform.cc:52] failed call to cuInit: x",
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild "
+        "TensorFlow with the appropriate compiler flags.",
+    ]
+    kept = [
+        "panns-keras tag: error: x.wav: missing",
+        "W1130 11:55:45.763268 139950909938560 abt.py:3] a Python absl warning line",
+        "Traceback (most recent call last):",
+    ]
+    assert all(quiet.is_native_log_line(line) for line in native)
+    assert not any(quiet.is_native_log_line(line) for line in kept)
+    assert quiet.verbosity_of(["--model=x", "--verbosity=1"]) == 1
+    assert quiet.verbosity_of(["-v", "0"]) == 0 and quiet.verbosity_of(["--model=x"]) is None
+
+
+def test_export_shows_progress_and_no_runtime_lines(tmp_path):
+    """export: its result lines on stdout; on stderr only the progress lines (the TFLite
+    runtime's "INFO: Created TensorFlow Lite XNNPACK delegate" is dropped)."""
+    from panns_keras.convert.model_dir import save_model_dir
+
+    model = panns_keras.build_model("cnn6", num_classes=3, sample_rate=8000, window_size=256,
+                                    hop_size=160, fmax=4000.0, mel_bins=32, seed=0)  # fmt: skip
+    labels = [(f"/m/{i}", f"class {i}") for i in range(3)]
+    d = save_model_dir(model, tmp_path / "m", labels)
+    out = tmp_path / "export"
+    p = cli("export", "--model", d, "--out", out, "--formats", "tflite_float32",
+            "--window_seconds", "1")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"tflite_float32: {out}/cnn6_float32.tflite (")
+    assert re.fullmatch(r"export: 1/1 formats \(100\.0%\) [\d.]+ formats/s, \d+ s, "
+                        r"tflite_float32 done\n", p.stderr), p.stderr  # fmt: skip
+    assert (out / "export_info.json").is_file() and not list(out.glob("*.tmp"))
+
+
+# (verb, arguments) that are each a user mistake, and the THING the one line must name.
+MISTAKES = [
+    ("convert", ["x.pth"], "--out"),
+    ("prepare", ["--class_dir=."], "--out"),
+    ("train", ["--out=somewhere"], "--config"),
+    ("evaluate", ["--data=x"], "--model"),
+    ("export", ["--out=x"], "--model"),
+    ("tag", [], "FILE"),
+    ("sed", [str(WAV)], "--model"),
+    ("embed", [str(WAV), "--model=no_such_model"], "no_such_model"),
+    ("finetune", ["--out=x"], "--data"),
+    ("tag", [str(WAV), "--top_kk=3"], "--top_kk"),
+    ("train", ["--config=no_such_recipe", "--out=x"], "no_such_recipe"),
+]
+
+
+@pytest.mark.parametrize("verb,args,thing", MISTAKES, ids=[f"{m[0]}-{m[2]}" for m in MISTAKES])
+def test_user_errors_are_one_line(verb, args, thing, tmp_path):
+    p = cli(verb, *args, cwd=tmp_path)
+    assert p.returncode in (1, 2), p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"panns-keras {verb}: error: {thing}: "), lines[0]
+    assert len(lines[0].split(": error: ")[1].split(": ", 1)[1]) > 5  # says the problem
+
+
+def test_old_flag_spellings_are_rewritten_with_one_note():
+    notes = []
+    args = ["--prepare_output_dir=o", "--prepare_name", "n", "--class_dir=c",
+            "--prepare_output_dir=p", "--noprepare_sample_rate"]  # fmt: skip
+    assert flagnames.rewrite("prepare", args, notes.append) == [
+        "--out=o", "--name", "n", "--class_dir=c", "--out=p", "--nosample_rate"]  # fmt: skip
+    assert notes == [
+        "panns-keras prepare: note: --prepare_output_dir is deprecated and goes away in the "
+        "next release; use --out",
+        "panns-keras prepare: note: --prepare_name is deprecated and goes away in the next "
+        "release; use --name",
+        "panns-keras prepare: note: --prepare_sample_rate is deprecated and goes away in the "
+        "next release; use --sample_rate",
+    ]
+    notes.clear()
+    # finetune: --init is now --model; an old --model NAME is an architecture (--arch); a
+    # --model that is a path stays a model to load.
+    got = flagnames.rewrite("finetune", ["--init=base", "--model", "cnn14", "--workdir", "w"],
+                            notes.append)  # fmt: skip
+    assert got == ["--model=base", "--arch=cnn14", "--out", "w"]
+    assert [n.split("note: ")[1].split(" is")[0] for n in notes] == ["--init", "--model",
+                                                                   "--workdir"]  # fmt: skip
+    assert "(--model now names a model to load)" in notes[1]
+    notes.clear()
+    assert flagnames.rewrite("finetune", ["--model", "runs/base", "--model=x.pth"],
+                             notes.append) == ["--model=runs/base", "--model=x.pth"]  # fmt: skip
+    assert flagnames.rewrite("convert", ["a.pth", "--model", "cnn6"], notes.append) == [
+        "a.pth", "--arch", "cnn6"]  # fmt: skip
+    assert flagnames.rewrite("sed", ["--out_csv=e.tsv"], notes.append) == ["--out_tsv=e.tsv"]
+    assert flagnames.rewrite("train", ["--workdir=w"], notes.append) == ["--out=w"]
+    notes.clear()
+    # The new spellings, other verbs and positional arguments pass unchanged.
+    same = ["x.wav", "--model=m", "--out", "o", "--", "--workdir=literal"]
+    assert flagnames.rewrite("tag", same, notes.append) == same
+    assert flagnames.rewrite("train", same, notes.append) == same and notes == []
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_plain_lines_off_a_terminal(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    out = io.StringIO()
+    p = Progress(10, "tag", unit="files", stream=out, interval=0)
+    p.update(5, failed=1)
+    p.update(5)
+    p.close()
+    p.close()  # once
+    lines = out.getvalue().splitlines()  # close() does not repeat the 10/10 line
+    assert len(lines) == 2 and "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+    assert re.fullmatch(r"tag: 5/10 files \(50\.0%\) [\d.]+ files/s, eta \d+ s, 1 failed",
+                        lines[0]), lines[0]  # fmt: skip
+    assert re.fullmatch(r"tag: 10/10 files \(100\.0%\) [\d.]+ files/s, \d+ s, 1 failed", lines[1])
+    # a long interval: nothing until close
+    out = io.StringIO()
+    p = Progress(None, "train", unit="steps", stream=out, interval=3600)
+    for _ in range(50):
+        p.update(1, postfix="loss 0.5")
+    assert out.getvalue() == ""
+    p.close()
+    assert re.fullmatch(r"train: 50 steps [\d.]+ steps/s, \d+ s, loss 0\.5\n", out.getvalue())
+
+
+def test_progress_bar_on_a_terminal_and_lines_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    term = _Terminal()
+    p = Progress(4, "prepare", unit="clips", stream=term)
+    p.update(4, force=True)
+    p.close()
+    text = term.getvalue()
+    assert text.startswith("\r\x1b[Kprepare: 4/4 clips (100.0%)") and text.endswith("\n")
+    assert text.count("\n") == 1  # redrawn in place, one newline at the end
+    monkeypatch.setenv("CI", "true")
+    term = _Terminal()
+    p = Progress(4, "prepare", unit="clips", stream=term, interval=0)
+    p.update(2)
+    p.close()
+    assert "\r" not in term.getvalue() and term.getvalue().count("\n") == 1
