@@ -1,79 +1,68 @@
-"""panns-keras finetune --data=FOLDER|CSV|TFRECORD_DIR --out=DIR [--model=MODEL_DIR|.pth]
-[--arch=NAME] [--mode=finetune|scratch|freeze_l1|freeze_l3|probe] [--folds=all]
+"""panns-keras finetune --data=FOLDER|CSV|TFRECORD_DIR --model=MODEL --out=DIR
+[--mode=finetune|freeze_l1|freeze_l3|scratch|probe] [--folds=all|a,b|none]
+[--config=finetune] [--config.train.num_steps=500 ...]
 
---model: the pretrained model to start from; --arch: the architecture (needed for a .pth whose
-name does not tell it, or alone for a randomly initialised base).
-
-Transfer learning of a PANNs model on a new dataset. A folder (one sub-folder per class) or
-a path,labels[,fold] CSV is first prepared into OUT/data at the model's sample rate.
-Writes OUT/<split>/ (TensorBoard events, split.json, model/) and OUT/results.json.
+Transfer learning with the trainer `panns-keras train` uses: --model (a model directory,
+.keras file or PANNs .pth) is the initial model, the data's classes get a new head. A class
+folder or a path,labels[,fold] CSV is first prepared into OUT/data at the model's sample
+rate; a folder written by `panns-keras prepare` is read as it is. Each split holds out one
+fold (--folds=all: every fold in turn) and is one training run in OUT/split_fold_<f>/
+(checkpoints, TensorBoard, model/); OUT/results.json has every split's accuracy and mAP and
+their means. A re-run skips finished splits and resumes an interrupted one.
+--config: the recipe (default: the packaged `finetune` one); every field can be overridden
+as in `train`, e.g. --config.train.num_steps=500 --config.model.base_lr_scale=0.1.
 """
 
 from __future__ import annotations
 
 from absl import flags
+from ml_collections import config_flags
 
+from panns_keras.cli.train import one_line_missing_field_errors
 from panns_keras.errors import UserError
 
+MODES = ("finetune", "freeze_l1", "freeze_l3", "scratch", "probe")
 _DATA = flags.DEFINE_string("data", None, "Class folder, CSV path,labels[,fold], or TFRecord "
                             "folder written by `panns-keras prepare`.")  # fmt: skip
 _OUT = flags.DEFINE_string("out", None, "Output folder (a rerun reuses finished splits).")
-_MODEL = flags.DEFINE_string("model", None, "Pretrained model directory or PANNs .pth file.")
-_ARCH = flags.DEFINE_string("arch", None, "Architecture name (for a .pth, or a random base).")
-_MODE = flags.DEFINE_enum("mode", "finetune",
-                          ["finetune", "scratch", "freeze_l1", "freeze_l3", "probe"],
-                          "Transfer mode (PANNs paper; probe = freeze_l1 on cached "
-                          "embeddings).")  # fmt: skip
-_FOLDS = flags.DEFINE_string(
-    "folds",
-    "",
-    "'all' (cross-validation), 'a,b' (these test folds),"
-    " 'none' (no test), '' (fold 'test' or a 20% hash holdout).",
-)
-_STEPS = flags.DEFINE_integer("steps", 200, "Training steps per split.")
-_BATCH = flags.DEFINE_integer("batch_size", 16, "Batch size.")
-_LR = flags.DEFINE_float("lr", 1e-3, "Head learning rate (Adam).")
-_SCHEDULE = flags.DEFINE_enum("schedule", "constant", ["constant", "cosine"],
-                              "Learning rate: constant, or cosine decay to lr * "
-                              "--min_lr_ratio over --steps.")  # fmt: skip
-_MIN_LR = flags.DEFINE_float("min_lr_ratio", 0.05, "Final lr / lr for --schedule=cosine.")
-_BASE_LR = flags.DEFINE_float("base_lr_scale", 0.1, "Pretrained base's learning rate = lr * "
-                              "this (scratch trains every weight at lr).")  # fmt: skip
-_UNFREEZE = flags.DEFINE_integer("unfreeze_after", 0, "Frozen modes: train the base too from "
-                                 "this step (0: never).")  # fmt: skip
-_MIXUP = flags.DEFINE_float("mixup_alpha", 0.0, "Waveform mixup Beta(alpha, alpha); 0 = off.")
-_GAIN = flags.DEFINE_float("gain_db", 0.0, "Random gain in +-dB.")
-_SHIFT = flags.DEFINE_float("time_shift", 0.0, "Random circular shift, fraction of the clip.")
-_SPECAUG = flags.DEFINE_bool("spec_augment", True, "Base's SpecAugment while the base trains.")
-_HIDDEN = flags.DEFINE_integer("hidden", 512, "freeze_l3 MLP width.")
+_MODEL = flags.DEFINE_string("model", None, "The initial model: model directory, .keras or "
+                             "PANNs .pth file.")  # fmt: skip
+_MODE = flags.DEFINE_enum("mode", None, MODES, "Transfer mode (default: the config's, "
+                          "finetune); probe = a linear classifier fit to convergence on the "
+                          "initial model's embeddings.")  # fmt: skip
+_FOLDS = flags.DEFINE_string("folds", "all", "'all' (each fold held out in turn), 'a,b' "
+                             "(these folds, one split each) or 'none' (train on everything).")
+_ARCH = flags.DEFINE_string("arch", None, "Not used by finetune (it starts from --model); "
+                            "to train an architecture from scratch use `panns-keras train`.")
 _CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length when preparing a folder/CSV.")
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "finetune", "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune)."
+)
+one_line_missing_field_errors(_CONFIG, prog="panns-keras finetune")
 
 
 def main(argv, verb="finetune"):
-    from panns_keras.transfer.train import TrainOptions, finetune
+    from panns_keras.train.finetune import finetune
 
     if len(argv) > 1:
         raise UserError(f"{argv[1]}: unexpected argument (use --data=...)")
-    for name, holder in (("data", _DATA), ("out", _OUT)):
+    if _ARCH.value:
+        raise UserError("--arch: finetune starts from a model (--model=DIR|.keras|.pth); to "
+                        "train an architecture from scratch use `panns-keras train`")
+    for name, holder in (("data", _DATA), ("out", _OUT), ("model", _MODEL)):
         if not holder.value:
             raise UserError(f"--{name}: required")
-    opts = TrainOptions(
-        steps=_STEPS.value, batch_size=_BATCH.value, lr=_LR.value,
-        schedule=_SCHEDULE.value, min_lr_ratio=_MIN_LR.value,
-        base_lr_scale=_BASE_LR.value, unfreeze_after=_UNFREEZE.value,
-        mixup_alpha=_MIXUP.value, gain_db=_GAIN.value, time_shift=_SHIFT.value,
-        spec_augment=_SPECAUG.value, hidden=_HIDDEN.value, seed=_SEED.value,
-    )  # fmt: skip
-    res = finetune(_DATA.value, _OUT.value, init=_MODEL.value, model_name=_ARCH.value,
-                   mode=_MODE.value, folds=_FOLDS.value, clip_seconds=_CLIP.value,
-                   options=opts)  # fmt: skip
-    metric = res["metric"]
+    config = _CONFIG.value
+    config.model.init = _MODEL.value
+    if _MODE.value:
+        config.model.mode = _MODE.value
+    res = finetune(_DATA.value, _OUT.value, config, folds=_FOLDS.value,
+                   clip_seconds=_CLIP.value)  # fmt: skip
     for s in res["splits"]:
-        value = s.get(metric)
-        shown = "n/a" if value is None else f"{value:.4f}"
-        print(f"{s['split']}: {metric} {shown} ({s['train_clips']} train / {s['test_clips']} "
-              f"test clips, {s['train_s']:.1f} s) -> {s['model_dir']}")  # fmt: skip
-    if res["mean"] is not None:
-        print(f"mean {metric}: {res['mean']:.4f} over {len(res['splits'])} split(s)")
+        shown = ", ".join(f"{k} {s[k]:.4f}" for k in ("accuracy", "mAP") if k in s)
+        print(f"{s['split']}: {shown or 'trained (no held-out fold)'}")
+    if res["mean"]:
+        shown = ", ".join(f"{k} {res['mean'][k]:.4f}" for k in ("accuracy", "mAP")
+                          if k in res["mean"])  # fmt: skip
+        print(f"mean over {len(res['splits'])} split(s): {shown}")
     return 0

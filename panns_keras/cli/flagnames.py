@@ -20,7 +20,12 @@ RENAMED: dict[str, dict[str, str]] = {
     "prepare": {"prepare_output_dir": "out", "prepare_name": "name",
                 "prepare_sample_rate": "sample_rate"},
     "train": {"workdir": "out"},
-    "finetune": {"workdir": "out", "init": "model"},
+    "finetune": {"workdir": "out", "init": "model", "steps": "config.train.num_steps",
+                 "batch_size": "config.train.batch_size", "lr": "config.train.learning_rate",
+                 "schedule": "config.train.schedule", "min_lr_ratio": "config.train.min_lr_ratio",
+                 "base_lr_scale": "config.model.base_lr_scale",
+                 "hidden": "config.model.mlp_hidden", "seed": "config.seed",
+                 "mixup_alpha": "config.data.mixup_alpha"},
     "convert": {"model": "arch"},
     "sed": {"out_csv": "out_tsv"},
 }  # fmt: skip
