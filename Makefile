@@ -9,9 +9,10 @@ DEMO_OUT ?= demo_out
 
 .PHONY: setup setup-test test test-fast test-jax test-lowest lint demo bench clean
 
+# `wheel` first: the editable install builds with --no-build-isolation (no separate build venv).
 $(VENV)/.runtime: constraints.txt setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) wheel  # setup.py's build needs it (--no-build-isolation: no separate build venv)
+	$(PIP) wheel
 	$(PIP) -c constraints.txt --no-build-isolation -e .
 	touch $@
 

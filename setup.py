@@ -23,6 +23,8 @@ INSTALL_REQUIRES = [
     "numpy>=1.26.4,<3",
     "absl-py>=1.0",
     "ml-collections>=0.1.1",
+    # tf.summary needs it; TensorFlow 2.16 installs it, 2.21 no longer does.
+    "tensorboard>=2.16.2,<3",
     "soundfile>=0.12.1",
     "soxr>=0.3.7",
     "scipy>=1.11",
