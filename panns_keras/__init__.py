@@ -3,4 +3,4 @@
 from panns_keras.api import build_model, list_models, load_model
 
 __all__ = ["build_model", "list_models", "load_model"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -158,6 +158,6 @@ def infer_model_name(filename: str) -> str:
         if stem.lower().startswith(spec.reference_name.lower() + "_"):
             return spec.name
     raise KeyError(
-        f"cannot infer the model from file name {filename!r}; pass --model "
+        f"cannot infer the model from file name {filename!r}; pass --arch "
         f"(one of: {', '.join(sorted(MODEL_SPECS))})"
     )

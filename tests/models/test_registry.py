@@ -33,7 +33,7 @@ def test_infer_model_name(filename, name):
 
 
 def test_infer_model_name_fails_clearly():
-    with pytest.raises(KeyError, match="pass --model"):
+    with pytest.raises(KeyError, match="pass --arch"):
         infer_model_name("my_model.pth")
 
 
