@@ -27,8 +27,13 @@ import numpy as np
 from conftest_train import tiny_config
 from panns_keras.train.trainer import train
 
-def run(data, workdir, **kw):
+def run(data, workdir, init="", **kw):
     cfg = tiny_config(data, optimizer="sgd", learning_rate=0.05, sync_batchnorm=True, **kw)
+    if init:  # warm start: finetune with the initial model's layers at half the lr
+        cfg.model.init, cfg.model.mode, cfg.model.base_lr_scale = init, "finetune", 0.5
+        o = cfg.model.overrides
+        o.sample_rate = o.window_size = o.hop_size = o.fmax = o.mel_bins = None
+        o.embedding_size = None
     cfg.data.mixup = {mixup!r}
     cfg.data.balanced = {balanced!r}
     cfg.data.shuffle_buffer = 0
@@ -48,15 +53,32 @@ def data(tmp_path_factory):
     return str(root)
 
 
-def test_mirrored_two_cpus_equals_one_device(data, tmp_path):
+@pytest.fixture(scope="module")
+def init_dir(tmp_path_factory):
+    """A 5-class model of the tiny config's architecture, as a model directory."""
+    from conftest_train import tiny_config
+
+    import panns_keras
+    from panns_keras.convert.model_dir import save_model_dir
+
+    o = {k: v for k, v in tiny_config("x").model.overrides.items() if v is not None}
+    model = panns_keras.build_model("cnn6", num_classes=5, seed=7, **o)
+    out = tmp_path_factory.mktemp("dist_init") / "init"
+    save_model_dir(model, out, [(f"/m/{i}", f"c{i}") for i in range(5)])
+    return str(out)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["scratch", "finetune_from_init"])
+def test_mirrored_two_cpus_equals_one_device(data, tmp_path, warm, init_dir):
+    init = init_dir if warm else ""
     code = (
-        _COMMON.format(mixup="logmel", balanced=True)
+        _COMMON.format(mixup="in_model", balanced=True)
         + f"""
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-l1, w1 = run({data!r}, {str(tmp_path / "one")!r}, strategy="default", num_steps=2)
-l2, w2 = run({data!r}, {str(tmp_path / "two")!r}, strategy="mirrored", num_steps=2)
+l1, w1 = run({data!r}, {str(tmp_path / "one")!r}, {init!r}, strategy="default", num_steps=2)
+l2, w2 = run({data!r}, {str(tmp_path / "two")!r}, {init!r}, strategy="mirrored", num_steps=2)
 w1, w2 = np.concatenate(w1), np.concatenate(w2)
 print("RESULT", json.dumps([l1, l2, float(np.max(np.abs(w1 - w2))), float(np.max(np.abs(w1)))]))
 """
