@@ -3,6 +3,7 @@
 Formats: savedmodel, tflite_float32, tflite_float16 (float16 weights, front end float32),
 tflite_dynamic_int8, tflite_int8 (needs --representative: a folder of audio, a .tfrecord
 file or a glob of shards), mediapipe (float32 window model with AudioClassifier metadata),
+mediapipe_float16, mediapipe_dynamic_int8, mediapipe_int8 (the same with quantized weights),
 onnx (dynamic batch and length; needs the onnx extra: pip install 'panns-keras[onnx]').
 
 Every artifact is re-loaded and compared with the Keras model right after export; a
@@ -21,12 +22,14 @@ from absl import flags
 from panns_keras.errors import UserError
 
 FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
-           "tflite_int8", "mediapipe", "onnx")  # fmt: skip
+           "tflite_int8", "mediapipe", "mediapipe_float16", "mediapipe_dynamic_int8",
+           "mediapipe_int8", "onnx")  # fmt: skip
 _HELP = (
     "Comma-separated, any of: savedmodel (dynamic length); tflite_float32, tflite_float16 "
     "(float16 weights, ~0.6x the float32 size), tflite_dynamic_int8, tflite_int8 (needs "
     "--representative) at --window_seconds; mediapipe (float32 window model with "
-    "AudioClassifier metadata); onnx (dynamic length; pip install 'panns-keras[onnx]')."
+    "AudioClassifier metadata), mediapipe_float16, mediapipe_dynamic_int8, mediapipe_int8 "
+    "(needs --representative); onnx (dynamic length; pip install 'panns-keras[onnx]')."
 )
 
 _MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
@@ -51,8 +54,9 @@ def main(argv, verb="export"):
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise UserError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
-    if "tflite_int8" in formats and not _REPRESENTATIVE.value:
-        raise UserError("tflite_int8 needs --representative (audio folder or TFRecords)")
+    for fmt in ("tflite_int8", "mediapipe_int8"):
+        if fmt in formats and not _REPRESENTATIVE.value:
+            raise UserError(f"{fmt} needs --representative (audio folder or TFRecords)")
     if "onnx" in formats:
         from panns_keras.export.onnx_export import require_onnx
 
@@ -80,10 +84,16 @@ def main(argv, verb="export"):
         if fmt == "savedmodel":
             path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
             entry = {"path": str(path), "input": "waveform [batch, samples] float32"}
-        elif fmt == "mediapipe":
+        elif fmt.startswith("mediapipe"):
             window = _MP_WINDOW.value or _WINDOW.value
-            entry = export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
-                                     window_seconds=window, verify_inputs=rep)  # fmt: skip
+            variant = fmt.removeprefix("mediapipe").removeprefix("_") or "float32"
+            mp_rep = rep
+            if rep is not None and window != _WINDOW.value:
+                mp_rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate,
+                                                window_length(model, window))  # fmt: skip
+            entry = export_mediapipe(model, out / f"{model.spec.name}_{fmt}.tflite",
+                                     window_seconds=window, variant=variant,
+                                     representative=mp_rep, verify_inputs=mp_rep)  # fmt: skip
         elif fmt == "onnx":
             entry = export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
         else:

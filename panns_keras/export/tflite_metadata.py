@@ -394,6 +394,8 @@ def add_audio_classifier_metadata(
     score_output_index: int | None = None,
     author: str | None = None,
     license_text: str | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    warn_extra_outputs: bool = True,
 ) -> bytes:
     """Returns a copy of a ``.tflite`` model with MediaPipe ``AudioClassifier`` metadata.
 
@@ -409,6 +411,9 @@ def add_audio_classifier_metadata(
       output_name: the class-score output, looked up by signature-def output key, then by
         tensor name; if the model has a single output it is used whatever its name. It is
         also the name written to the metadata (MediaPipe reports it as ``head_name``).
+      extra_files: more files for the appended zip (name -> bytes), e.g. a JSON description.
+      warn_extra_outputs: warn when the model has outputs besides the scores (MediaPipe
+        reports each as a head); off for the non-MediaPipe variants, which keep them.
       score_output_index: position of the score output among the model outputs, overriding
         the lookup by name (models converted from a frozen concrete function lose their
         output names: they become ``Identity``, ``Identity_1``, ... or ``output_0``, ...).
@@ -472,7 +477,7 @@ def add_audio_classifier_metadata(
         )
 
     names = _output_names(model, subgraph)
-    if len(names) > 1:
+    if len(names) > 1 and warn_extra_outputs:
         warnings.warn(
             f"the model has {len(names)} outputs {names}; MediaPipe's AudioClassifier treats "
             "every output as a classification head, so the extra ones appear as unlabeled "
@@ -513,7 +518,8 @@ def add_audio_classifier_metadata(
     model.metadata = [*kept, entry]
 
     labels_file = ("\n".join(labels) + "\n").encode("utf-8")
-    return _append_zip(_write_model(model), {LABELS_FILE_NAME: labels_file})
+    files = {LABELS_FILE_NAME: labels_file, **(extra_files or {})}
+    return _append_zip(_write_model(model), files)
 
 
 # =========================================================================================
