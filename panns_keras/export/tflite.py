@@ -297,8 +297,9 @@ def float16_weights(tflite_bytes: bytes, keep_float=FLOAT_NODES, only=None) -> b
     """Stores the constant float32 weights of a float32 ``.tflite`` as float16.
 
     Each constant float32 tensor read by an op (at least 2 elements, finite in float16, name
-    not matching ``keep_float`` and, when ``only`` is given, matching one of ``only``) becomes a float16 constant followed by a ``DEQUANTIZE`` op
-    that writes the original tensor, the layout TFLite's own float16 mode produces (XNNPACK
+    not matching ``keep_float`` and, when ``only`` is given, matching one of ``only``)
+    becomes a float16 constant followed by a ``DEQUANTIZE`` op that writes the original
+    tensor, the layout TFLite's own float16 mode produces (XNNPACK
     folds it into the weights at load). Graph inputs, outputs and signatures are unchanged.
     """
     from tensorflow.lite.python import schema_py_generated as fb

@@ -250,7 +250,7 @@ def test_mediapipe_variant_through_audio_classifier(cnn6, mediapipe_files, varia
     )  # fmt: skip
     got, ref = [], []
     with audio.AudioClassifier.create_from_options(options) as classifier:
-        for name in ("ovos_rooster.wav", "librosa_robin.wav", "gcompris_memory_LRBark_1_LA_cut.wav"):
+        for name in ("ovos_rooster.wav", "librosa_robin.wav", "ovos_sheep.wav"):
             x = load_audio(AUDIO / name, 32000)
             results = classifier.classify(audio_data.AudioData.create_from_array(x, 32000))
             n = -(-len(x) // 32000)
