@@ -36,16 +36,24 @@ def test_savedmodel_round_trip(cnn6, clips, tmp_path):
     path = export_savedmodel(cnn6, tmp_path / "sm", verify_inputs=clips[:4])
     loaded = tf.saved_model.load(str(path))
     fn = loaded.signatures["serving_default"]
+    keys = {"clipwise_output", "embedding", "logits", "logmel"}
     for length in (clips.shape[1], 12345, 100):  # dynamic length, short input padded
         x = clips[:3, :length]
-        got = fn(waveform=tf.constant(x))
         xp = np.pad(x, [(0, 0), (0, max(0, cnn6.spec.min_samples - length))])
-        ref = cnn6(xp, training=False)
-        assert set(got) == {"clipwise_output", "embedding"}
-        np.testing.assert_allclose(got["clipwise_output"], ref["clipwise_output"], atol=1e-5)
-        np.testing.assert_allclose(got["embedding"], ref["embedding"], atol=1e-4, rtol=1e-5)
+        ref = cnn6(xp, training=False, return_intermediates=True)
+        # The loaded object is callable (YAMNet style), and the signature gives the same dict.
+        for got in (loaded(x), fn(waveform=tf.constant(x))):
+            assert set(got) == keys
+            np.testing.assert_allclose(got["clipwise_output"], ref["clipwise_output"], atol=1e-5)
+            np.testing.assert_allclose(got["embedding"], ref["embedding"], atol=1e-4, rtol=1e-5)
+            np.testing.assert_allclose(got["logits"], ref["logits"], atol=1e-4, rtol=1e-5)
+            frames = 1 + xp.shape[1] // cnn6.spec.frontend.hop_size
+            assert got["logmel"].shape == (3, frames, 64)
+            np.testing.assert_allclose(got["logmel"], ref["logmel"], atol=1e-3, rtol=1e-5)
     labels = Path(loaded.labels_file.asset_path.numpy().decode()).read_text().splitlines()
     assert labels == list(cnn6.labels)
+    assert [n.decode() for n in loaded.class_names.numpy()] == list(cnn6.labels)
+    assert int(loaded.sample_rate.numpy()) == 32000
 
 
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "int8"])
