@@ -1,12 +1,18 @@
-"""panns-keras tag|sed|embed FILE... --model DIR
+"""panns-keras tag|sed|embed FILE... --model MODEL
 
   tag    top-k labels per file            [--top_k 5] [--format table|json|csv]
   sed    sound event detection             --out_csv EVENTS.csv [--plot PLOT.png]
-         [--threshold 0.5] [--min_duration 0] [--min_gap 0]
-  embed  clip embeddings to <stem>.npy     --out DIR
+         [--threshold 0.5] [--min_duration 0] [--min_gap 0] [--median_filter 0.5]
+         [--scores_dir DIR]  (frame scores, one sed_scores_eval TSV per file)
+  embed  clip embeddings                   --out DIR (<stem>.npy) and/or --out_npz FILE.npz
 
-Long files are processed in --window_seconds windows (bounded memory); scores are the max
-over windows, embeddings the mean. A file that cannot be used (missing, a directory,
+MODEL is a model directory, a .keras file, a SavedModel directory or a .tflite file written
+by `panns-keras export` (a .tflite fixes the window to its input length).
+
+Long files are processed in --window_seconds windows starting every --hop_seconds (default:
+the window; less gives overlapping windows, and clip models then give sed scores at the
+hop's resolution); memory stays bounded. Scores are the max over windows, embeddings the
+mean. A file that cannot be used (missing, a directory,
 unreadable, empty, NaN samples) gives a one-line error; the other files are still
 processed and the exit code is 1.
 """
@@ -24,30 +30,42 @@ from absl import flags
 
 from panns_keras.errors import UserError
 
-_MODEL = flags.DEFINE_string("model", None, "Model directory (or .keras file). Required.")
+_MODEL = flags.DEFINE_string(
+    "model", None, "Model directory, .keras file, SavedModel directory or .tflite file. Required."
+)
 _TOP_K = flags.DEFINE_integer("top_k", 5, "tag: labels per file.")
 _FORMAT = flags.DEFINE_enum("format", "table", ["table", "json", "csv"], "tag: output format.")
 _WINDOW = flags.DEFINE_float("window_seconds", 10.0, "Analysis window (s); 0 = whole file.")
+_HOP = flags.DEFINE_float(
+    "hop_seconds", None, "Start of one window to the next (s); default: the window length."
+)
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per batch.")
 _THRESHOLD = flags.DEFINE_float("threshold", 0.5, "sed: frame score threshold.")
 _MIN_DURATION = flags.DEFINE_float("min_duration", 0.0, "sed: drop shorter events (s).")
 _MIN_GAP = flags.DEFINE_float("min_gap", 0.0, "sed: merge same-label events closer than this.")
+_MEDIAN = flags.DEFINE_string(
+    "median_filter", None, "sed: median filter over time per class before thresholding: "
+    "seconds ('0.5'), frames ('7f'), or per class 'Speech=1.0;Dog=0.3' with an optional bare "
+    "default ('0.2;Speech=1.0'); lengths are made odd.")  # fmt: skip
+_SCORES_DIR = flags.DEFINE_string(
+    "scores_dir", None, "sed: write frame scores, one <stem>.tsv per file in the "
+    "sed_scores_eval layout (onset, offset, one column per class).")  # fmt: skip
 _OUT_CSV = flags.DEFINE_string("out_csv", None, "sed: events CSV (DCASE columns + score).")
 _PLOT = flags.DEFINE_string("plot", None, "sed: PNG with waveform, log-mel, top classes.")
 _PLOT_CLASSES = flags.DEFINE_integer("plot_classes", 5, "sed: classes in the plot.")
 _OUT = flags.DEFINE_string("out", None, "embed: output directory for <stem>.npy files.")
+_OUT_NPZ = flags.DEFINE_string(
+    "out_npz", None, "embed: one .npz with 'ids' (inputs as given), 'embeddings' (N, E), "
+    "'durations' (s).")  # fmt: skip
 
 
 def _load_model():
     if not _MODEL.value:
-        raise UserError("--model DIR is required (models are not downloaded)")
-    from panns_keras.api import load_model
+        raise UserError("--model MODEL is required (models are not downloaded)")
+    from panns_keras.runtime import load_runner
 
-    model = load_model(_MODEL.value)
-    labels = getattr(model, "labels", None) or tuple(
-        f"class_{i}" for i in range(model.spec.num_classes)
-    )
-    return model, list(labels)
+    runner = load_runner(_MODEL.value)
+    return runner, list(runner.labels)
 
 
 def _report_errors(results, verb) -> int:
@@ -60,7 +78,8 @@ def _report_errors(results, verb) -> int:
 def _tag(paths, model, labels) -> int:
     from panns_keras.inference import tag_files
 
-    results = tag_files(model, paths, window_seconds=_WINDOW.value, batch_size=_BATCH.value)
+    results = tag_files(model, paths, window_seconds=_WINDOW.value, hop_seconds=_HOP.value,
+                        batch_size=_BATCH.value)  # fmt: skip
     ok = [r for r in results if r.ok]
     k = max(1, _TOP_K.value)
     if _FORMAT.value == "json":
@@ -85,20 +104,31 @@ def _tag(paths, model, labels) -> int:
 
 
 def _sed(paths, model, labels) -> int:
-    from panns_keras.inference import detect_events
+    from panns_keras.inference import detect_events, write_sed_scores
 
-    if not _OUT_CSV.value and not _PLOT.value:
-        raise UserError("sed needs --out_csv EVENTS.csv and/or --plot PLOT.png")
+    if not _OUT_CSV.value and not _PLOT.value and not _SCORES_DIR.value:
+        raise UserError("sed needs --out_csv EVENTS.csv, --scores_dir DIR and/or --plot PLOT.png")
     if _PLOT.value and len(paths) != 1:
         raise UserError("--plot takes exactly one input file")
     found = detect_events(model, paths, labels=labels, threshold=_THRESHOLD.value,
                           min_duration=_MIN_DURATION.value, min_gap=_MIN_GAP.value,
-                          window_seconds=_WINDOW.value, batch_size=_BATCH.value)  # fmt: skip
+                          window_seconds=_WINDOW.value, hop_seconds=_HOP.value,
+                          median_filter=_MEDIAN.value, batch_size=_BATCH.value)  # fmt: skip
     events = [e for _, evs in found for e in evs]
     if _OUT_CSV.value:
         write_events_csv(_OUT_CSV.value, events)
         print(f"{len(events)} events -> {_OUT_CSV.value}")
     results = [r for r, _ in found]
+    if _SCORES_DIR.value:
+        ids = {}
+        for r in results:
+            if r.ok:
+                stem = Path(r.path).stem
+                ids[stem] = ids.get(stem, 0) + 1
+                name = stem if ids[stem] == 1 else f"{stem}_{ids[stem] - 1}"
+                write_sed_scores(Path(_SCORES_DIR.value) / f"{name}.tsv", r.frame_scores,
+                                 r.frame_scores_hop, labels, r.duration)  # fmt: skip
+        print(f"{sum(ids.values())} score files -> {_SCORES_DIR.value}")
     if _PLOT.value and results[0].ok:
         plot_sed(_PLOT.value, model, results[0], labels, _PLOT_CLASSES.value)
         print(f"plot -> {_PLOT.value}")
@@ -106,17 +136,20 @@ def _sed(paths, model, labels) -> int:
 
 
 def write_events_csv(path, events) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["filename", "onset", "offset", "event_label", "score"])
         for e in events:
             w.writerow([e["filename"], f"{e['onset']:.3f}", f"{e['offset']:.3f}",
                         e["event_label"], f"{e['score']:.4f}"])  # fmt: skip
+    os.replace(tmp, path)
 
 
-def plot_sed(path, model, result, labels, n_classes=5) -> None:
-    """PNG: waveform, log-mel (front-end models), and the top classes' scores over time."""
+def plot_sed(path, runner, result, labels, n_classes=5) -> None:
+    """PNG: waveform, log-mel (Keras log-mel models), and the top classes' scores over time."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,10 +158,11 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
 
     from panns_keras.audio import load_audio
 
-    sr = model.spec.sample_rate
+    sr = runner.sample_rate
     x = load_audio(result.path, sr)
     t = np.arange(len(x)) / sr
-    has_mel = model.spec.frontend is not None
+    model = runner.model  # the Keras model, or None for SavedModel / TFLite
+    has_mel = model is not None and model.spec.frontend is not None
     fig, axes = plt.subplots(3 if has_mel else 2, 1, figsize=(12, 8), sharex=True)
     step = max(1, len(x) // 20000)
     axes[0].plot(t[::step], x[::step], lw=0.5)
@@ -137,8 +171,9 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
     if has_mel:
         chunk = sr * 60
         mel = np.concatenate([
-            np.asarray(model.logmel_extractor(np.pad(x[i : i + chunk], (0, max(
-                0, model.spec.min_samples - len(x[i : i + chunk]))))[None]))[0][: -(1)]
+            np.asarray(model(np.pad(x[i : i + chunk], (0, max(
+                0, model.spec.min_samples - len(x[i : i + chunk]))))[None],
+                return_intermediates=True)["logmel"])[0][: -(1)]
             for i in range(0, len(x), chunk)
         ])  # fmt: skip
         hop = model.spec.frontend.hop_size / sr
@@ -146,15 +181,7 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
                        extent=[0, len(mel) * hop, 0, mel.shape[1]])  # fmt: skip
         axes[1].set_ylabel("log-mel bin")
     ax = axes[-1]
-    if result.framewise is not None:
-        scores, hop = result.framewise, result.frame_hop
-    else:
-        scores = result.window_clipwise
-        hop = (
-            (result.window_starts[1] - result.window_starts[0])
-            if len(scores) > 1
-            else (result.duration or 1.0)
-        )
+    scores, hop = result.frame_scores, result.frame_scores_hop
     top = np.argsort(-scores.max(axis=0), kind="stable")[:n_classes]
     times = np.arange(len(scores) + 1) * hop
     for k in top:
@@ -165,7 +192,9 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
     plt.close(fig)
 
 
@@ -174,29 +203,49 @@ def _embed(paths, model) -> int:
 
     from panns_keras.inference import embed_files
 
-    if not _OUT.value:
-        raise UserError("embed needs --out DIR")
-    out = Path(_OUT.value)
-    out.mkdir(parents=True, exist_ok=True)
-    results = embed_files(model, paths, window_seconds=_WINDOW.value, batch_size=_BATCH.value)
-    stems = {}
-    for r in results:
-        if not r.ok:
-            continue
-        stem = Path(r.path).stem
-        stems[stem] = stems.get(stem, 0) + 1
-        name = stem if stems[stem] == 1 else f"{stem}_{stems[stem] - 1}"
-        np.save(out / f"{name}.npy", r.embedding)
-        np.save(out / f"{name}.windows.npy", r.window_embeddings)
-        print(f"{r.path} -> {out / (name + '.npy')} {tuple(r.embedding.shape)}")
+    if not _OUT.value and not _OUT_NPZ.value:
+        raise UserError("embed needs --out DIR and/or --out_npz FILE.npz")
+    results = embed_files(model, paths, window_seconds=_WINDOW.value, hop_seconds=_HOP.value,
+                          batch_size=_BATCH.value)  # fmt: skip
+    ok = [r for r in results if r.ok]
+    if _OUT.value:
+        out = Path(_OUT.value)
+        out.mkdir(parents=True, exist_ok=True)
+        stems = {}
+        for r in ok:
+            stem = Path(r.path).stem
+            stems[stem] = stems.get(stem, 0) + 1
+            name = stem if stems[stem] == 1 else f"{stem}_{stems[stem] - 1}"
+            _save_npy(out / f"{name}.npy", r.embedding)
+            _save_npy(out / f"{name}.windows.npy", r.window_embeddings)
+            print(f"{r.path} -> {out / (name + '.npy')} {tuple(r.embedding.shape)}")
+    if _OUT_NPZ.value and ok:
+        path = Path(_OUT_NPZ.value)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.asarray([r.path for r in ok]),
+                     embeddings=np.stack([r.embedding for r in ok]),
+                     durations=np.asarray([r.duration for r in ok], np.float64))  # fmt: skip
+        os.replace(tmp, path)
+        print(f"{len(ok)} embeddings {tuple(ok[0].embedding.shape)} -> {path}")
     return _report_errors(results, "embed")
+
+
+def _save_npy(path, array) -> None:
+    import numpy as np
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
 
 
 def main(argv, verb="tag"):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     paths = argv[1:]
     if not paths:
-        raise UserError(f"give at least one audio file: panns-keras {verb} FILE... --model DIR")
+        raise UserError(f"give at least one audio file: panns-keras {verb} FILE... --model MODEL")
     model, labels = _load_model()
     if verb == "sed":
         return _sed(paths, model, labels)
