@@ -122,7 +122,7 @@ class InferenceEngine:
             keys.append("framewise_output")
         self.keys = tuple(keys)
         self._window_step = self._any_step = None
-        if r.kind == "keras":
+        if r.kind == "keras" and r.model is not None:
             self._keras_steps(r.model, jit_compile)
 
     def _step(self, hop_seconds) -> int | None:

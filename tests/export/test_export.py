@@ -12,6 +12,7 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from golden import load_golden
+from small_models import small_sed_model
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
@@ -95,22 +96,6 @@ def _check_names_and_metadata(content, model, keys, variant):
     assert info["sample_rate"] == info["metadata_sample_rate"] == model.spec.sample_rate
     assert info["outputs"] == keys and info["variant"] == variant
     assert info["input_samples"] == it.get_input_details()[0]["shape"][-1]
-
-
-def small_sed_model():
-    """A narrow decision-level (attention) Cnn14 at 16 kHz: framewise_output, fast to convert."""
-    import dataclasses
-
-    from panns_keras.models.registry import get_spec
-
-    backbone = dataclasses.replace(get_spec("cnn14_decision_level_att").backbone,
-                                   widths=(8, 16, 16, 32, 32, 64))  # fmt: skip
-    model = panns_keras.build_model("cnn14_decision_level_att", num_classes=6, seed=0,
-                                    sample_rate=16000, window_size=512, hop_size=160,
-                                    mel_bins=32, fmax=8000, embedding_size=32,
-                                    backbone=backbone)  # fmt: skip
-    model.labels = ("Speech", "Dog", "Bird", "Rooster", "Camera", "Sheep")
-    return model
 
 
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "int8"])
