@@ -281,3 +281,42 @@ def test_verification_rejects_wrong_model(cnn6, clips):
     content = T.convert(other, "float32", clips.shape[1])
     with pytest.raises(ExportVerificationError):
         T.verify_tflite(cnn6, content, "float32", clips[:2])
+
+
+def test_readme_android_facts(cnn6, mediapipe_files):
+    """Each fact the README's Android section states, against files exported here."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("\n## Android") :]
+    section = section[: section.index("\n## ", 5)] if "\n## " in section[5:] else section
+    # What to ship: the file name export writes for --formats mediapipe_int8.
+    name = re.search(r"writes\s+`export/(\S+\.tflite)`", section).group(1)
+    assert name == f"{cnn6.spec.name}_mediapipe_int8.tflite"
+    for fmt in ("mediapipe_float16", "mediapipe_dynamic_int8"):
+        assert f"`{fmt}`" in section
+    # Sizes of the four MediaPipe variants, to the README's 0.1 MB.
+    sizes = re.search(r"Measured Cnn6 sizes: float32 ([\d.]+) MB, float16 ([\d.]+) MB, "
+                      r"dynamic int8 ([\d.]+) MB, int8 ([\d.]+) MB", section)  # fmt: skip
+    for variant, mb in zip(T.VARIANTS, sizes.groups()):
+        assert abs(mediapipe_files[variant]["bytes"] / 1e6 - float(mb)) <= 0.05, variant
+    # Input: [1, 32000] for a 1 s window of a 32 kHz model; one output [1, 527] for MediaPipe.
+    assert "`[1, 32000]` for a 1 s window of a 32 kHz model" in section
+    it = Interpreter(model_path=mediapipe_files["int8"]["path"])
+    assert it.get_input_details()[0]["shape"].tolist() == [1, 32000]
+    assert [(d["name"], d["shape"].tolist()) for d in it.get_output_details()] == [
+        ("clipwise_output", [1, 527])
+    ]
+    # Plain TFLite: output 0 clipwise_output [1, 527], output 1 embedding [1, 512] (Cnn6).
+    assert (
+        "output 0 `clipwise_output` `[1, 527]` and output 1 `embedding` (`[1, 512]` for Cnn6"
+        in (" ".join(section.split()))
+    )
+    it = Interpreter(model_content=T.convert(cnn6, "float32", 32000))
+    assert [(d["name"], d["shape"].tolist()) for d in it.get_output_details()] == [
+        ("clipwise_output", [1, 527]), ("embedding", [1, 512])]  # fmt: skip
+    # Minimum window.
+    assert "at least 0.32 s" in section
+    assert cnn6.spec.min_samples / cnn6.spec.sample_rate == 0.32
