@@ -109,10 +109,16 @@ def make_model(name):
     return panns_keras.load_model(w)
 
 
+CEILING = {"gflops": float("nan")}  # the same run's matmul GFLOP/s (set in main)
+
+
 def row(name, backend, sec, clip_s, flops):
+    """One timing line: latency, real-time factor, GFLOP/s and that as a fraction of the
+    matmul ceiling measured in this same run (never a ratio to another machine's time)."""
     gf = flops * clip_s / 10.0 / sec / 1e9
+    frac = gf / CEILING["gflops"]
     print(f"{name:<13} {backend:<24} {sec * 1e3:9.1f} ms  RTF {sec / clip_s:7.4f}  "
-          f"{gf:6.1f} GFLOP/s", flush=True)  # fmt: skip
+          f"{gf:6.1f} GFLOP/s = {100 * frac:5.1f}% of matmul", flush=True)  # fmt: skip
 
 
 def main(argv):
@@ -124,9 +130,11 @@ def main(argv):
     if _TF_THREADS.value:
         tf.config.threading.set_intra_op_parallelism_threads(_TF_THREADS.value)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+    CEILING["gflops"] = matmul_gflops()
     if not _TF_ONLY.value:
         print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
-        print(f"tf.linalg.matmul 4096^2 float32: {matmul_gflops():.1f} GFLOP/s\n")
+        print(f"tf.linalg.matmul 4096^2 float32: {CEILING['gflops']:.1f} GFLOP/s (the ceiling "
+              "every row's percentage refers to)\n")  # fmt: skip
     names = _MODELS.value
     if _WEIGHTS.value not in ("random", "golden"):
         names = [panns_keras.load_model(_WEIGHTS.value).spec.name]
@@ -266,8 +274,8 @@ def bench_model(name, clip_s, cores):
             except Exception as e:  # report and go on
                 print(f"{name:<13} tflite {variant}: conversion failed: {e}")
                 continue
-            agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["output_0"], ref,
-                      len(content), conv_gb)  # fmt: skip
+            agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["clipwise_output"],
+                      ref, len(content), conv_gb)  # fmt: skip
             for threads in sorted({1, cores}):
                 sec = time_tflite(content, threads, x)
                 row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops)
