@@ -12,7 +12,10 @@ TFLite take a thread count per session. Weights: random (seeded), the golden-rul
 variant's agreement with Keras float32 (max / mean |score diff|, top-5 overlap) is measured
 on real clips (--clips, default tests/assets/audio; e.g. demo_data/fsdd/recordings for the
 demo's digit model). GFLOP/s uses the PANNs paper's multiply-adds x 2
-per 10 s clip, next to a 4096 x 4096 float32 tf.linalg.matmul measured in the same run.
+per 10 s clip, and every row gives it as a percentage of a 4096 x 4096 float32
+tf.linalg.matmul measured in the same run (the 1-thread TensorFlow rows: in the same child
+run, at 1 thread). Speed is never given as a ratio to a time measured elsewhere: the PANNs
+reference cannot run here, and another machine's (or another load's) time says nothing.
 
 Memory: each ONNX / TFLite conversion runs in a child process of this script
 (``--convert_to``) that loads the parent's weights, writes the converted model to a
