@@ -30,8 +30,9 @@ fallback for a graph whose variables the converter does not freeze.
 Outputs: the converted function returns a dict, so the signature ``serving_default`` names
 its outputs ``clipwise_output``, ``embedding`` (clip models) / ``framewise_output``
 (decision-level models); :func:`name_outputs` then puts the subgraph outputs
-(``get_output_details()``) in that same order, scores first, and names their tensors the
-same (the converter alone listed Cnn6's embedding first, as ``StatefulPartitionedCall:1``).
+(``get_output_details()``) in that same order, scores first, and :func:`add_metadata` names
+their tensors the same (the converter alone listed Cnn6's embedding first, as
+``StatefulPartitionedCall:1``).
 
 Every file carries metadata (:func:`add_metadata`): MediaPipe's ``TFLITE_METADATA`` with
 the sample rate (AudioProperties of the input) and ``labels.txt`` on the score output, plus
@@ -160,31 +161,45 @@ def convert(model, variant: str, length: int, keys=None, representative=None) ->
 
 
 def name_outputs(tflite_bytes: bytes, keys) -> bytes:
-    """Puts the outputs in ``keys`` order and names them ``keys``, everywhere a reader looks.
+    """Puts the outputs in ``keys`` order: subgraph outputs and the signature's output list.
 
     The converter names the signature outputs after the function's dict keys but orders the
-    subgraph outputs (``get_output_details()``) its own way (Cnn6: embedding first) and names
-    their tensors ``StatefulPartitionedCall:<i>``. Here the subgraph outputs, the signature's
-    output list and the output tensors' names all follow ``keys``.
+    subgraph outputs (``get_output_details()``) its own way (Cnn6: embedding first, as
+    ``StatefulPartitionedCall:1``). Both int vectors are rewritten in place (same length,
+    no repacking of the flatbuffer, so no second copy of the weights in memory); the output
+    tensors get the same names when the metadata is written (:func:`add_metadata`).
     """
-    from panns_keras.export.tflite_metadata import _read_model, _write_model
+    import struct
+
+    from tensorflow.lite.python import schema_py_generated as fb
 
     keys = tuple(keys)
-    model = _read_model(tflite_bytes)
-    g = model.subgraphs[0]
-    sigs = [s for s in model.signatureDefs or [] if s.subgraphIndex == 0]
+    buf = bytearray(tflite_bytes)
+    model = fb.Model.GetRootAs(buf, 0)
+    sigs = [model.SignatureDefs(i) for i in range(model.SignatureDefsLength())]
+    sigs = [s for s in sigs if s.SubgraphIndex() == 0]
     if len(sigs) != 1:
         raise common.ExportVerificationError(f"tflite: {len(sigs)} signatures, expected 1")
-    by_name = {m.name.decode(): m for m in sigs[0].outputs}
-    if sorted(by_name) != sorted(keys):
+    sig = sigs[0]
+    maps = {}
+    for i in range(sig.OutputsLength()):
+        m = sig.Outputs(i)
+        maps[m.Name().decode()] = (i, m.TensorIndex())
+    if sorted(maps) != sorted(keys):
         raise common.ExportVerificationError(
-            f"tflite: signature outputs {sorted(by_name)}, expected {list(keys)}"
+            f"tflite: signature outputs {sorted(maps)}, expected {list(keys)}"
         )
-    g.outputs = [by_name[k].tensorIndex for k in keys]
-    for k in keys:
-        g.tensors[by_name[k].tensorIndex].name = k.encode()
-    sigs[0].outputs = [by_name[k] for k in keys]
-    return _write_model(model)
+    tab = model.Subgraphs(0)._tab
+    start = tab.Vector(tab.Offset(8))  # SubGraph.outputs: [int32]
+    for i, k in enumerate(keys):
+        struct.pack_into("<i", buf, start + 4 * i, maps[k][1])
+    tab = sig._tab
+    start = tab.Vector(tab.Offset(6))  # SignatureDef.outputs: [TensorMap] (uoffsets)
+    tables = [start + 4 * i + struct.unpack_from("<I", buf, start + 4 * i)[0]
+              for i in range(len(keys))]  # fmt: skip
+    for i, k in enumerate(keys):
+        struct.pack_into("<I", buf, start + 4 * i, tables[maps[k][0]] - (start + 4 * i))
+    return bytes(buf)
 
 
 def output_order(tflite_bytes: bytes) -> dict[str, list[str]]:
@@ -383,20 +398,28 @@ class TfliteRunner:
         from ai_edge_litert.interpreter import Interpreter
 
         content = Path(model).read_bytes() if isinstance(model, (str, Path)) else model
-        self.content = content
         self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
         self.length = int(self.input["shape"][-1])
         # Output names: the signature's when there is one (our exports: clipwise_output,
-        # embedding / framewise_output), else output_<i> in get_output_details() order.
-        names = [d["name"] for d in self.outputs]
+        # embedding / framewise_output, in get_output_details() order), else output_<i>.
         sigs = self.interpreter.get_signature_list()
-        sig_outputs = list(next(iter(sigs.values()))["outputs"]) if sigs else []
-        if sorted(sig_outputs) != sorted(names):  # not written by name_outputs()
-            names = [f"output_{i}" for i in range(len(names))]
-        self.keys = tuple(keys) if keys else tuple(names)
+        self._runner = None
+        if sigs:
+            key = next(iter(sigs))
+            self._runner = self.interpreter.get_signature_runner(key)
+            self._input_name = sigs[key]["inputs"][0]
+            tensor_names = [d["name"] for d in self.outputs]
+            sig_names = list(sigs[key]["outputs"])
+            names = tensor_names if sorted(tensor_names) == sorted(sig_names) else sig_names
+        else:
+            names = [f"output_{i}" for i in range(len(self.outputs))]
+        self.names = tuple(names)
+        if keys and sorted(keys) != sorted(names) and len(keys) != len(names):
+            raise ValueError(f"keys {list(keys)} do not match the outputs {names}")
+        self.keys = tuple(keys) if keys else self.names
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """``x``: float32 ``[n, length]``; returns output name -> ``[n, ...]``."""
@@ -404,10 +427,17 @@ class TfliteRunner:
         results = []
         for row in x:
             row = common.fit_length(row, self.length)[None]
-            self.interpreter.set_tensor(self.input["index"], row)
-            self.interpreter.invoke()
-            results.append([self.interpreter.get_tensor(d["index"]) for d in self.outputs])
-        return {k: np.concatenate([r[i] for r in results]) for i, k in enumerate(self.keys)}
+            if self._runner is not None:
+                out = self._runner(**{self._input_name: row})
+                results.append([out[n] for n in self.names])
+            else:
+                self.interpreter.set_tensor(self.input["index"], row)
+                self.interpreter.invoke()
+                results.append([self.interpreter.get_tensor(d["index"]) for d in self.outputs])
+        merged = {n: np.concatenate([r[i] for r in results]) for i, n in enumerate(self.names)}
+        if sorted(self.keys) == sorted(self.names):
+            return {k: merged[k] for k in self.keys}
+        return dict(zip(self.keys, merged.values()))  # legacy files: keys by position
 
 
 def verify_tflite(model, tflite_bytes, variant, inputs, keys=None) -> dict:
@@ -465,7 +495,7 @@ def add_metadata(content: bytes, model, keys, length: int, variant: str, labels=
         version=version, input_name="waveform", output_name=common.CLIPWISE,
         score_output_index=list(keys).index(common.CLIPWISE),
         extra_files={INFO_FILE: (json.dumps(info, indent=2) + "\n").encode()},
-        warn_extra_outputs=False,
+        warn_extra_outputs=False, output_tensor_names=list(keys),
     )  # fmt: skip
 
 

@@ -396,6 +396,7 @@ def add_audio_classifier_metadata(
     license_text: str | None = None,
     extra_files: dict[str, bytes] | None = None,
     warn_extra_outputs: bool = True,
+    output_tensor_names: Sequence[str] | None = None,
 ) -> bytes:
     """Returns a copy of a ``.tflite`` model with MediaPipe ``AudioClassifier`` metadata.
 
@@ -414,6 +415,8 @@ def add_audio_classifier_metadata(
       extra_files: more files for the appended zip (name -> bytes), e.g. a JSON description.
       warn_extra_outputs: warn when the model has outputs besides the scores (MediaPipe
         reports each as a head); off for the non-MediaPipe variants, which keep them.
+      output_tensor_names: new names of the output tensors, in output order (what
+        ``get_output_details()`` reports), e.g. the signature's output names.
       score_output_index: position of the score output among the model outputs, overriding
         the lookup by name (models converted from a frozen concrete function lose their
         output names: they become ``Identity``, ``Identity_1``, ... or ``output_0``, ...).
@@ -439,6 +442,14 @@ def add_audio_classifier_metadata(
     subgraph = model.subgraphs[0]
     if len(subgraph.inputs) != 1:
         raise ValueError(f"MediaPipe needs a single-input model; got {len(subgraph.inputs)}")
+
+    if output_tensor_names is not None:
+        if len(output_tensor_names) != len(subgraph.outputs):
+            raise ValueError(
+                f"{len(output_tensor_names)} names for {len(subgraph.outputs)} outputs"
+            )
+        for name, tensor_index in zip(output_tensor_names, subgraph.outputs):
+            subgraph.tensors[tensor_index].name = str(name).encode()
 
     in_tensor = subgraph.tensors[subgraph.inputs[0]]
     in_shape = [int(d) for d in (in_tensor.shape if in_tensor.shape is not None else [])]
