@@ -5,9 +5,10 @@ but with the model's variables as extra inputs (:func:`_weights_as_inputs`), so 
 length stay dynamic, inputs shorter than ``spec.min_samples`` are zero-padded inside the
 graph, and tf2onnx handles a graph without weights; the weights are then written as ONNX
 initializers. Cnn14's export peak RSS went from 17-19 GB (tf2onnx freezing and optimizing
-the constants) to the figure in notes/issue14.md. Constant subgraphs over the weights
-(batch-norm scale and shift) are left to onnxruntime's load-time constant folding. The DFT-kernel
-front end becomes plain ONNX ops (``Pad`` reflect, ``Conv``, ``MatMul``, ``Log``, ``Max``):
+the constants) to 3.6 GB, the onnxruntime re-check included (BUILD_NOTES.md). Constant
+subgraphs over the weights (weight transposes, batch-norm scale and shift) are evaluated
+once at export (:func:`_fold_constants`). The DFT-kernel front end becomes plain ONNX ops
+(``Pad`` reflect, ``Conv``, ``MatMul``, ``Log``, ``Max``):
 no custom domain and no FFT op. Class names, sample rate and output order travel in the
 model's ``metadata_props`` (``labels`` is one display name per line).
 
