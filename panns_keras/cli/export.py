@@ -6,6 +6,11 @@ file or a glob of shards), mediapipe (float32 window model with AudioClassifier 
 mediapipe_float16, mediapipe_dynamic_int8, mediapipe_int8 (the same with quantized weights),
 onnx (dynamic batch and length; needs the onnx extra: pip install 'panns-keras[onnx]').
 
+Every .tflite carries its labels and sample rate (metadata) and lists its outputs
+clipwise_output first (then embedding, or framewise_output for decision-level models), in
+get_output_details() and in the serving_default signature alike. The SavedModel is callable
+(loaded(waveform) -> outputs + logits + logmel) and holds its labels.
+
 Every artifact is re-loaded and compared with the Keras model right after export; a
 mismatch beyond the format's tolerance fails the export. OUT/export_info.json lists the
 files, their input length, output order, size, ops and measured differences.
