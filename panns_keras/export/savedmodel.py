@@ -95,6 +95,7 @@ def export_savedmodel(model, out_dir, labels=None, verify_inputs=None) -> Path:
     module.sample_rate = tf.Variable(int(model.spec.sample_rate), trainable=False,
                                      name="sample_rate")  # fmt: skip
     module.info = tf.Variable(json.dumps(model_info(model)), trainable=False, name="info")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out_dir.parent))
     try:
         labels_path = staging / LABELS_TXT
