@@ -15,7 +15,7 @@ def list_models() -> list[str]:
 
 
 def build_model(name: str, num_classes: int = 527, *, seed: int | None = None,
-                build: bool = True, **overrides: Any):
+                build: bool = True, **overrides: Any):  # fmt: skip
     """Build a PANNs model by registry or reference name.
 
     Args:
