@@ -74,6 +74,18 @@ CLIPS = "clips.npy"
 
 
 def peak_rss_gb(who=resource.RUSAGE_SELF):
+    """Peak RSS in GB. For this process: VmHWM of /proc/self/status when there is one.
+    ``ru_maxrss`` of a child started by ``subprocess`` (vfork + exec) starts at the
+    *parent's* high-water mark, so a conversion child would report the parent's peak;
+    VmHWM belongs to the process's own address space, which exec replaces."""
+    if who == resource.RUSAGE_SELF:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 2**20  # kB
+        except OSError:
+            pass
     return resource.getrusage(who).ru_maxrss / 2**20  # KiB on Linux
 
 
