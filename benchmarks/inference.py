@@ -12,7 +12,10 @@ TFLite take a thread count per session. Weights: random (seeded), the golden-rul
 variant's agreement with Keras float32 (max / mean |score diff|, top-5 overlap) is measured
 on real clips (--clips, default tests/assets/audio; e.g. demo_data/fsdd/recordings for the
 demo's digit model). GFLOP/s uses the PANNs paper's multiply-adds x 2
-per 10 s clip, next to a 4096 x 4096 float32 tf.linalg.matmul measured in the same run.
+per 10 s clip, and every row gives it as a percentage of a 4096 x 4096 float32
+tf.linalg.matmul measured in the same run (the 1-thread TensorFlow rows: in the same child
+run, at 1 thread). Speed is never given as a ratio to a time measured elsewhere: the PANNs
+reference cannot run here, and another machine's (or another load's) time says nothing.
 
 Memory: each ONNX / TFLite conversion runs in a child process of this script
 (``--convert_to``) that loads the parent's weights, writes the converted model to a
@@ -71,6 +74,18 @@ CLIPS = "clips.npy"
 
 
 def peak_rss_gb(who=resource.RUSAGE_SELF):
+    """Peak RSS in GB. For this process: VmHWM of /proc/self/status when there is one.
+    ``ru_maxrss`` of a child started by ``subprocess`` (vfork + exec) starts at the
+    *parent's* high-water mark, so a conversion child would report the parent's peak;
+    VmHWM belongs to the process's own address space, which exec replaces."""
+    if who == resource.RUSAGE_SELF:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 2**20  # kB
+        except OSError:
+            pass
     return resource.getrusage(who).ru_maxrss / 2**20  # KiB on Linux
 
 
@@ -109,10 +124,16 @@ def make_model(name):
     return panns_keras.load_model(w)
 
 
+CEILING = {"gflops": float("nan")}  # the same run's matmul GFLOP/s (set in main)
+
+
 def row(name, backend, sec, clip_s, flops):
+    """One timing line: latency, real-time factor, GFLOP/s and that as a fraction of the
+    matmul ceiling measured in this same run (never a ratio to another machine's time)."""
     gf = flops * clip_s / 10.0 / sec / 1e9
+    frac = gf / CEILING["gflops"]
     print(f"{name:<13} {backend:<24} {sec * 1e3:9.1f} ms  RTF {sec / clip_s:7.4f}  "
-          f"{gf:6.1f} GFLOP/s", flush=True)  # fmt: skip
+          f"{gf:6.1f} GFLOP/s = {100 * frac:5.1f}% of matmul", flush=True)  # fmt: skip
 
 
 def main(argv):
@@ -124,9 +145,11 @@ def main(argv):
     if _TF_THREADS.value:
         tf.config.threading.set_intra_op_parallelism_threads(_TF_THREADS.value)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+    CEILING["gflops"] = matmul_gflops()
     if not _TF_ONLY.value:
         print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
-        print(f"tf.linalg.matmul 4096^2 float32: {matmul_gflops():.1f} GFLOP/s\n")
+        print(f"tf.linalg.matmul 4096^2 float32: {CEILING['gflops']:.1f} GFLOP/s (the ceiling "
+              "every row's percentage refers to)\n")  # fmt: skip
     names = _MODELS.value
     if _WEIGHTS.value not in ("random", "golden"):
         names = [panns_keras.load_model(_WEIGHTS.value).spec.name]
@@ -239,6 +262,10 @@ def tf_rows(name, model, x, clip_s, cores, flops):
 
 
 def bench_model(name, clip_s, cores):
+    if not _TF_ONLY.value:  # re-measured per model: a shared machine's load drifts
+        CEILING["gflops"] = matmul_gflops()
+        print(f"{name}: tf.linalg.matmul 4096^2 float32 now {CEILING['gflops']:.1f} GFLOP/s "
+              "(this model's rows refer to it)", flush=True)  # fmt: skip
     model = make_model(name)
     sr = model.spec.sample_rate
     n = int(clip_s * sr)
@@ -266,8 +293,8 @@ def bench_model(name, clip_s, cores):
             except Exception as e:  # report and go on
                 print(f"{name:<13} tflite {variant}: conversion failed: {e}")
                 continue
-            agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["output_0"], ref,
-                      len(content), conv_gb)  # fmt: skip
+            agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["clipwise_output"],
+                      ref, len(content), conv_gb)  # fmt: skip
             for threads in sorted({1, cores}):
                 sec = time_tflite(content, threads, x)
                 row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops)

@@ -3,7 +3,13 @@
 Formats: savedmodel, tflite_float32, tflite_float16 (float16 weights, front end float32),
 tflite_dynamic_int8, tflite_int8 (needs --representative: a folder of audio, a .tfrecord
 file or a glob of shards), mediapipe (float32 window model with AudioClassifier metadata),
+mediapipe_float16, mediapipe_dynamic_int8, mediapipe_int8 (the same with quantized weights),
 onnx (dynamic batch and length; needs the onnx extra: pip install 'panns-keras[onnx]').
+
+Every .tflite carries its labels and sample rate (metadata) and lists its outputs
+clipwise_output first (then embedding, or framewise_output for decision-level models), in
+get_output_details() and in the serving_default signature alike. The SavedModel is callable
+(loaded(waveform) -> outputs + logits + logmel) and holds its labels.
 
 Every artifact is re-loaded and compared with the Keras model right after export; a
 mismatch beyond the format's tolerance fails the export. OUT/export_info.json lists the
@@ -21,12 +27,14 @@ from absl import flags
 from panns_keras.errors import UserError
 
 FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
-           "tflite_int8", "mediapipe", "onnx")  # fmt: skip
+           "tflite_int8", "mediapipe", "mediapipe_float16", "mediapipe_dynamic_int8",
+           "mediapipe_int8", "onnx")  # fmt: skip
 _HELP = (
     "Comma-separated, any of: savedmodel (dynamic length); tflite_float32, tflite_float16 "
     "(float16 weights, ~0.6x the float32 size), tflite_dynamic_int8, tflite_int8 (needs "
     "--representative) at --window_seconds; mediapipe (float32 window model with "
-    "AudioClassifier metadata); onnx (dynamic length; pip install 'panns-keras[onnx]')."
+    "AudioClassifier metadata), mediapipe_float16, mediapipe_dynamic_int8, mediapipe_int8 "
+    "(needs --representative); onnx (dynamic length; pip install 'panns-keras[onnx]')."
 )
 
 _MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
@@ -52,8 +60,9 @@ def main(argv, verb="export"):
     if unknown:
         raise UserError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
                         f"{', '.join(FORMATS)}")  # fmt: skip
-    if "tflite_int8" in formats and not _REPRESENTATIVE.value:
-        raise UserError("--representative: required by tflite_int8 (audio folder or TFRecords)")
+    for fmt in ("tflite_int8", "mediapipe_int8"):
+        if fmt in formats and not _REPRESENTATIVE.value:
+            raise UserError(f"--representative: required by {fmt} (audio folder or TFRecords)")
     if "onnx" in formats:
         from panns_keras.export.onnx_export import require_onnx
 
@@ -91,14 +100,22 @@ def main(argv, verb="export"):
 def _export_one(fmt, model, out, rep) -> dict:
     """One artifact, exported and re-checked; its export_info.json entry."""
     from panns_keras.export import export_mediapipe, export_onnx, export_savedmodel, export_tflite
+    from panns_keras.export.representative import representative_windows
+    from panns_keras.export.tflite import window_length
 
     if fmt == "savedmodel":
         path = export_savedmodel(model, out / "savedmodel", verify_inputs=rep)
         return {"path": str(path), "input": "waveform [batch, samples] float32"}
-    if fmt == "mediapipe":
+    if fmt.startswith("mediapipe"):
         window = _MP_WINDOW.value or _WINDOW.value
-        return export_mediapipe(model, out / f"{model.spec.name}_mediapipe.tflite",
-                                window_seconds=window, verify_inputs=rep)  # fmt: skip
+        variant = fmt.removeprefix("mediapipe").removeprefix("_") or "float32"
+        mp_rep = rep
+        if rep is not None and window != _WINDOW.value:
+            mp_rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate,
+                                            window_length(model, window))  # fmt: skip
+        return export_mediapipe(model, out / f"{model.spec.name}_{fmt}.tflite",
+                                window_seconds=window, variant=variant,
+                                representative=mp_rep, verify_inputs=mp_rep)  # fmt: skip
     if fmt == "onnx":
         return export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
     variant = fmt[len("tflite_") :]

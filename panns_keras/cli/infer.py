@@ -1,12 +1,18 @@
-"""panns-keras tag|sed|embed FILE... --model DIR
+"""panns-keras tag|sed|embed FILE... --model MODEL
 
   tag    top-k labels per file            [--top_k 5] [--format table|json|csv]
   sed    sound event detection             --out_tsv EVENTS.tsv [--plot PLOT.png]
-         [--threshold 0.5] [--min_duration 0] [--min_gap 0]
-  embed  clip embeddings to <stem>.npy     --out DIR
+         [--threshold 0.5] [--min_duration 0] [--min_gap 0] [--median_filter 0.5]
+         [--scores_dir DIR]  (frame scores, one sed_scores_eval TSV per file)
+  embed  clip embeddings                   --out DIR (<stem>.npy) and/or --out_npz FILE.npz
 
-Long files are processed in --window_seconds windows (bounded memory); scores are the max
-over windows, embeddings the mean. A file that cannot be used (missing, a directory,
+MODEL is a model directory, a .keras file, a SavedModel directory or a .tflite file written
+by `panns-keras export` (a .tflite fixes the window to its input length).
+
+Long files are processed in --window_seconds windows starting every --hop_seconds (default:
+the window; less gives overlapping windows, and clip models then give sed scores at the
+hop's resolution); memory stays bounded. Scores are the max over windows, embeddings the
+mean. A file that cannot be used (missing, a directory,
 unreadable, empty, NaN samples) gives a one-line error; the other files are still
 processed and the exit code is 1. Progress (seconds of audio done) goes to stderr.
 """
@@ -24,31 +30,44 @@ from absl import flags
 
 from panns_keras.errors import UserError
 
-_MODEL = flags.DEFINE_string("model", None, "Model directory (or .keras file). Required.")
+_MODEL = flags.DEFINE_string(
+    "model", None, "Model directory, .keras file, SavedModel directory or .tflite file. Required."
+)
 _TOP_K = flags.DEFINE_integer("top_k", 5, "tag: labels per file.")
 _FORMAT = flags.DEFINE_enum("format", "table", ["table", "json", "csv"], "tag: output format.")
 _WINDOW = flags.DEFINE_float("window_seconds", 10.0, "Analysis window (s); 0 = whole file.")
+_HOP = flags.DEFINE_float(
+    "hop_seconds", None, "Start of one window to the next (s); default: the window length."
+)
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per batch.")
 _THRESHOLD = flags.DEFINE_float("threshold", 0.5, "sed: frame score threshold.")
 _MIN_DURATION = flags.DEFINE_float("min_duration", 0.0, "sed: drop shorter events (s).")
 _MIN_GAP = flags.DEFINE_float("min_gap", 0.0, "sed: merge same-label events closer than this.")
+_MEDIAN = flags.DEFINE_string(
+    "median_filter", None, "sed: median filter over time per class before thresholding: "
+    "seconds ('0.5'), frames ('7f'), or per class 'Speech=1.0;Dog=0.3' with an optional bare "
+    "default ('0.2;Speech=1.0'); lengths are made odd.")  # fmt: skip
+_SCORES_DIR = flags.DEFINE_string(
+    "scores_dir", None, "sed: write frame scores, one <stem>.tsv per file in the "
+    "sed_scores_eval layout (onset, offset, one column per class).")  # fmt: skip
 _OUT_TSV = flags.DEFINE_string("out_tsv", None, "sed: events, tab-separated (DCASE columns + "
                                "score).")  # fmt: skip
 _PLOT = flags.DEFINE_string("plot", None, "sed: PNG with waveform, log-mel, top classes.")
 _PLOT_CLASSES = flags.DEFINE_integer("plot_classes", 5, "sed: classes in the plot.")
 _OUT = flags.DEFINE_string("out", None, "embed: output directory for <stem>.npy files.")
+_OUT_NPZ = flags.DEFINE_string(
+    "out_npz", None, "embed: one .npz with 'ids' (inputs as given), 'embeddings' (N, E), "
+    "'durations' (s).")  # fmt: skip
 
 
 def _load_model():
     if not _MODEL.value:
-        raise UserError("--model: required (a model directory; models are not downloaded)")
-    from panns_keras.api import load_model
+        raise UserError("--model: required (a model directory, .keras, SavedModel or .tflite; "
+                        "models are not downloaded)")  # fmt: skip
+    from panns_keras.runtime import load_runner
 
-    model = load_model(_MODEL.value)
-    labels = getattr(model, "labels", None) or tuple(
-        f"class_{i}" for i in range(model.spec.num_classes)
-    )
-    return model, list(labels)
+    runner = load_runner(_MODEL.value)
+    return runner, list(runner.labels)
 
 
 def _report_errors(results, verb) -> int:
@@ -79,7 +98,7 @@ def _engine(model, paths, verb, keep_framewise=False):
     from panns_keras.progress import Progress
 
     engine = InferenceEngine(model, window_seconds=_WINDOW.value, batch_size=_BATCH.value,
-                             keep_framewise=keep_framewise)  # fmt: skip
+                             keep_framewise=keep_framewise, hop_seconds=_HOP.value)  # fmt: skip
     engine.progress = Progress(_audio_seconds(paths), verb, unit="audio s")
     return engine
 
@@ -114,22 +133,32 @@ def _tag(paths, model, labels) -> int:
 
 
 def _sed(paths, model, labels) -> int:
-    from panns_keras.inference import detect_events
+    from panns_keras.inference import detect_events, write_sed_scores
 
-    if not _OUT_TSV.value and not _PLOT.value:
-        raise UserError("--out_tsv: required (EVENTS.tsv), or --plot PLOT.png")
+    if not _OUT_TSV.value and not _PLOT.value and not _SCORES_DIR.value:
+        raise UserError("--out_tsv: required (EVENTS.tsv), or --scores_dir DIR / --plot PLOT.png")
     if _PLOT.value and len(paths) != 1:
         raise UserError(f"--plot: takes exactly one input file ({len(paths)} given)")
     engine = _engine(model, paths, "sed", keep_framewise=True)
     found = detect_events(model, paths, labels=labels, threshold=_THRESHOLD.value,
                           min_duration=_MIN_DURATION.value, min_gap=_MIN_GAP.value,
-                          engine=engine)  # fmt: skip
+                          median_filter=_MEDIAN.value, engine=engine)  # fmt: skip
     engine.progress.close()
     events = [e for _, evs in found for e in evs]
     if _OUT_TSV.value:
         write_events_tsv(_OUT_TSV.value, events)
         print(f"{len(events)} events -> {_OUT_TSV.value}")
     results = [r for r, _ in found]
+    if _SCORES_DIR.value:
+        ids = {}
+        for r in results:
+            if r.ok:
+                stem = Path(r.path).stem
+                ids[stem] = ids.get(stem, 0) + 1
+                name = stem if ids[stem] == 1 else f"{stem}_{ids[stem] - 1}"
+                write_sed_scores(Path(_SCORES_DIR.value) / f"{name}.tsv", r.frame_scores,
+                                 r.frame_scores_hop, labels, r.duration)  # fmt: skip
+        print(f"{sum(ids.values())} score files -> {_SCORES_DIR.value}")
     if _PLOT.value and results[0].ok:
         plot_sed(_PLOT.value, model, results[0], labels, _PLOT_CLASSES.value)
         print(f"plot -> {_PLOT.value}")
@@ -140,7 +169,7 @@ def write_events_tsv(path, events) -> None:
     """DCASE-style events, tab-separated, written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["filename", "onset", "offset", "event_label", "score"])
@@ -150,8 +179,8 @@ def write_events_tsv(path, events) -> None:
     os.replace(tmp, path)
 
 
-def plot_sed(path, model, result, labels, n_classes=5) -> None:
-    """PNG: waveform, log-mel (front-end models), and the top classes' scores over time."""
+def plot_sed(path, runner, result, labels, n_classes=5) -> None:
+    """PNG: waveform, log-mel (Keras log-mel models), and the top classes' scores over time."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,10 +189,11 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
 
     from panns_keras.audio import load_audio
 
-    sr = model.spec.sample_rate
+    sr = runner.sample_rate
     x = load_audio(result.path, sr)
     t = np.arange(len(x)) / sr
-    has_mel = model.spec.frontend is not None
+    model = runner.model  # the Keras model, or None for SavedModel / TFLite
+    has_mel = model is not None and model.spec.frontend is not None
     fig, axes = plt.subplots(3 if has_mel else 2, 1, figsize=(12, 8), sharex=True)
     step = max(1, len(x) // 20000)
     axes[0].plot(t[::step], x[::step], lw=0.5)
@@ -178,15 +208,7 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
                        extent=[0, len(mel) * hop, 0, mel.shape[1]])  # fmt: skip
         axes[1].set_ylabel("log-mel bin")
     ax = axes[-1]
-    if result.framewise is not None:
-        scores, hop = result.framewise, result.frame_hop
-    else:
-        scores = result.window_clipwise
-        hop = (
-            (result.window_starts[1] - result.window_starts[0])
-            if len(scores) > 1
-            else (result.duration or 1.0)
-        )
+    scores, hop = result.frame_scores, result.frame_scores_hop
     top = np.argsort(-scores.max(axis=0), kind="stable")[:n_classes]
     times = np.arange(len(scores) + 1) * hop
     for k in top:
@@ -197,7 +219,9 @@ def plot_sed(path, model, result, labels, n_classes=5) -> None:
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
     plt.close(fig)
 
 
@@ -206,31 +230,50 @@ def _embed(paths, model) -> int:
 
     from panns_keras.inference import embed_files
 
-    if not _OUT.value:
-        raise UserError("--out: required (the folder for <stem>.npy files)")
-    out = Path(_OUT.value)
-    out.mkdir(parents=True, exist_ok=True)
+    if not _OUT.value and not _OUT_NPZ.value:
+        raise UserError("--out: required (a folder for <stem>.npy), or --out_npz FILE.npz")
     engine = _engine(model, paths, "embed")
     results = embed_files(model, paths, engine=engine)
     engine.progress.close()
-    stems = {}
-    for r in results:
-        if not r.ok:
-            continue
-        stem = Path(r.path).stem
-        stems[stem] = stems.get(stem, 0) + 1
-        name = stem if stems[stem] == 1 else f"{stem}_{stems[stem] - 1}"
-        np.save(out / f"{name}.npy", r.embedding)
-        np.save(out / f"{name}.windows.npy", r.window_embeddings)
-        print(f"{r.path} -> {out / (name + '.npy')} {tuple(r.embedding.shape)}")
+    ok = [r for r in results if r.ok]
+    if _OUT.value:
+        out = Path(_OUT.value)
+        out.mkdir(parents=True, exist_ok=True)
+        stems = {}
+        for r in ok:
+            stem = Path(r.path).stem
+            stems[stem] = stems.get(stem, 0) + 1
+            name = stem if stems[stem] == 1 else f"{stem}_{stems[stem] - 1}"
+            _save_npy(out / f"{name}.npy", r.embedding)
+            _save_npy(out / f"{name}.windows.npy", r.window_embeddings)
+            print(f"{r.path} -> {out / (name + '.npy')} {tuple(r.embedding.shape)}")
+    if _OUT_NPZ.value and ok:
+        path = Path(_OUT_NPZ.value)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.asarray([r.path for r in ok]),
+                     embeddings=np.stack([r.embedding for r in ok]),
+                     durations=np.asarray([r.duration for r in ok], np.float64))  # fmt: skip
+        os.replace(tmp, path)
+        print(f"{len(ok)} embeddings {tuple(ok[0].embedding.shape)} -> {path}")
     return _report_errors(results, "embed")
+
+
+def _save_npy(path, array) -> None:
+    import numpy as np
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
 
 
 def main(argv, verb="tag"):
     paths = argv[1:]
     if not paths:
         raise UserError(f"FILE: give at least one audio file (panns-keras {verb} FILE... "
-                        "--model DIR)")  # fmt: skip
+                        "--model MODEL)")  # fmt: skip
     model, labels = _load_model()
     if verb == "sed":
         return _sed(paths, model, labels)

@@ -1,9 +1,14 @@
 """ONNX export through tf2onnx: ``waveform[batch, samples] -> clipwise_output, embedding``.
 
-The ONNX graph is converted from the same ``tf.function`` the SavedModel serves
-(:func:`panns_keras.export.savedmodel.serving_function`), so batch and length stay dynamic
-and inputs shorter than ``spec.min_samples`` are zero-padded inside the graph. The DFT-kernel
-front end becomes plain ONNX ops (``Pad`` reflect, ``Conv``, ``MatMul``, ``Log``, ``Max``):
+The ONNX graph is converted from a ``tf.function`` like the SavedModel's serving function
+but with the model's variables as extra inputs (:func:`_weights_as_inputs`), so batch and
+length stay dynamic, inputs shorter than ``spec.min_samples`` are zero-padded inside the
+graph, and tf2onnx handles a graph without weights; the weights are then written as ONNX
+initializers. Cnn14's export peak RSS went from 17-19 GB (tf2onnx freezing and optimizing
+the constants) to 3.6 GB, the onnxruntime re-check included (BUILD_NOTES.md). Constant
+subgraphs over the weights (weight transposes, batch-norm scale and shift) are evaluated
+once at export (:func:`_fold_constants`). The DFT-kernel front end becomes plain ONNX ops
+(``Pad`` reflect, ``Conv``, ``MatMul``, ``Log``, ``Max``):
 no custom domain and no FFT op. Class names, sample rate and output order travel in the
 model's ``metadata_props`` (``labels`` is one display name per line).
 
@@ -43,30 +48,136 @@ def require_onnx() -> None:
         raise UserError(f"onnx: export needs {', '.join(missing)}: {PIP_HINT}")
 
 
+def _weights_as_inputs(model, keys):
+    """``(tf.function, input_signature, weights)``: the serving function with every model
+    variable as an extra input ``w<i>`` (Keras ``stateless_call``), so the traced graph holds
+    no weights. tf2onnx then never freezes or optimizes hundreds of MB of constants: that
+    is what took Cnn14's conversion to 17-19 GB. The weights go in afterwards as ONNX
+    initializers (:func:`_inline_weights`)."""
+    import tensorflow as tf
+
+    trainable = list(model.trainable_variables)
+    variables = trainable + list(model.non_trainable_variables)
+    n_t = len(trainable)
+    min_samples = int(model.spec.min_samples)
+    specs = [tf.TensorSpec([None, None], tf.float32, name="waveform")]
+    specs += [tf.TensorSpec(v.shape, v.dtype, name=f"w{i}") for i, v in enumerate(variables)]
+
+    @tf.function(input_signature=specs)
+    def serve(waveform, *weights):
+        short = tf.maximum(min_samples - tf.shape(waveform)[1], 0)
+        x = tf.pad(waveform, [[0, 0], [0, short]])
+        out, _ = model.stateless_call(list(weights[:n_t]), list(weights[n_t:]), x,
+                                      training=False)  # fmt: skip
+        return {k: tf.identity(out[k], name=k) for k in keys}
+
+    return serve, specs, variables
+
+
+def _inline_weights(proto, variables) -> None:
+    """Turns the ``w<i>`` graph inputs into initializers holding the variables' values,
+    drops the ones no node reads, and folds ``Transpose`` nodes that only reorder a weight
+    (tf2onnx's HWIO -> OIHW kernels) into the stored array."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    used = {name for node in graph.node for name in node.input}
+    weights = {}
+    keep = []
+    for inp in graph.input:
+        head = inp.name.split(":")[0]
+        if head.startswith("w") and head[1:].isdigit():
+            if inp.name in used:
+                weights[inp.name] = variables[int(head[1:])].numpy()
+        else:
+            keep.append(inp)
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    folded = []
+    for node in graph.node:
+        if node.op_type == "Transpose" and node.input[0] in weights and readers[node.input[0]] == 1:
+            perm = next((helper.get_attribute_value(a) for a in node.attribute
+                         if a.name == "perm"), None)  # fmt: skip
+            value = weights.pop(node.input[0])
+            weights[node.output[0]] = np.ascontiguousarray(np.transpose(value, perm))
+            folded.append(node)
+    for node in folded:
+        graph.node.remove(node)
+    _fold_constants(graph, weights)
+    del graph.input[:]
+    graph.input.extend(keep)
+    for name, value in weights.items():
+        graph.initializer.append(numpy_helper.from_array(value, name=name))
+
+
+def _fold_constants(graph, values: dict) -> None:
+    """Evaluates (onnx's reference evaluator) every node whose inputs are all in ``values``
+    or initializers (batch-norm scale / shift from the variance, ...), in graph order, and
+    stores its outputs in ``values`` instead; unread initializers are dropped."""
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    known = dict(values)
+    known.update({t.name: numpy_helper.to_array(t) for t in graph.initializer})
+    outputs = {o.name for o in graph.output}
+    folded = []
+    for node in graph.node:
+        if not node.input or any(o in outputs for o in node.output):
+            continue
+        if not all(name == "" or name in known for name in node.input):
+            continue
+        names = [n for n in dict.fromkeys(node.input) if n]
+        inputs = [
+            helper.make_tensor_value_info(
+                n, helper.np_dtype_to_tensor_dtype(known[n].dtype), known[n].shape
+            )
+            for n in names
+        ]
+        outs = [helper.make_tensor_value_info(o, 0, None) for o in node.output]
+        single = helper.make_model(helper.make_graph([node], "fold", inputs, outs),
+                                   opset_imports=[helper.make_opsetid("", OPSET)])  # fmt: skip
+        results = ReferenceEvaluator(single).run(None, {n: known[n] for n in names})
+        for name, value in zip(node.output, results):
+            known[name] = values[name] = np.asarray(value)
+        folded.append(node)
+    for node in folded:
+        graph.node.remove(node)
+    read = {name for node in graph.node for name in node.input} | outputs
+    for name in [n for n in values if n not in read]:
+        del values[name]
+    unused = [t for t in graph.initializer if t.name not in read]
+    for t in unused:
+        graph.initializer.remove(t)
+
+
 def convert(model, labels=None, opset: int = OPSET) -> bytes:
     """Serialized ONNX model of ``model`` (an AudioTagger); see the module doc."""
     require_onnx()
     import tf2onnx
 
-    from panns_keras.export.savedmodel import serving_function
     from panns_keras.models.conv import plain_convolutions
 
     keys = common.output_keys(model)
-    serve = serving_function(model, keys)
+    serve, specs, variables = _weights_as_inputs(model, keys)
     with plain_convolutions():  # one Conv op per layer: traced here; from_function reuses it
         serve.get_concrete_function()
     tf2onnx_log = pylogging.getLogger("tf2onnx")
     level = tf2onnx_log.level
     tf2onnx_log.setLevel(pylogging.WARNING)  # its INFO lines narrate every optimizer pass
     try:
-        proto, _ = tf2onnx.convert.from_function(
-            serve, input_signature=serve.input_signature, opset=opset
-        )
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=specs, opset=opset)
     finally:
         tf2onnx_log.setLevel(level)
+    _inline_weights(proto, variables)
     outputs = [o.name for o in proto.graph.output]
     if sorted(outputs) != sorted(keys):
         raise common.ExportVerificationError(f"onnx: outputs {outputs}, expected {list(keys)}")
+    if [i.name for i in proto.graph.input] != ["waveform"]:
+        raise common.ExportVerificationError(
+            f"onnx: inputs {[i.name for i in proto.graph.input]}, expected ['waveform']"
+        )
     meta = {
         "labels": "\n".join(common.label_names(model, labels)),
         "sample_rate": str(int(model.spec.sample_rate)),

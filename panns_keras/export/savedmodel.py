@@ -1,13 +1,23 @@
-"""SavedModel export: ``serving_default(waveform[batch, samples]) -> dict of outputs``.
+"""SavedModel export: callable like YAMNet on TF Hub, plus the ``serving_default`` signature.
 
-Batch and length are dynamic. Inputs shorter than ``spec.min_samples`` are zero-padded to
-it inside the graph (by the model itself), so any length >= 1 works.
-The class names travel as the asset ``assets/labels.txt`` (one display name per line, in
-output order); ``loaded.labels_file`` is its path after ``tf.saved_model.load``.
+    loaded = tf.saved_model.load(path)
+    out = loaded(waveform)          # float32 [batch, samples] at loaded.sample_rate
+    out["clipwise_output"], out["embedding"], out["logmel"], out["logits"]
+    loaded.class_names              # string tf.Variable, one display name per class
+    loaded.labels_file.asset_path   # assets/labels.txt, the same names one per line
+
+``loaded(waveform)`` and ``loaded.signatures["serving_default"](waveform=...)`` return the
+same dict: ``clipwise_output``, then ``embedding`` (clip models) or ``framewise_output``
+(decision-level models), ``logits`` (pre-sigmoid scores) and ``logmel`` (``[batch, frames,
+mel_bins]``, log-mel models only). Batch and length are dynamic. Inputs shorter than
+``spec.min_samples`` are zero-padded to it inside the graph (by the model itself), so any
+length >= 1 works. ``loaded.info`` is a JSON string (model name, sample rate,
+outputs, frame hop) that :mod:`panns_keras.runtime` reads.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -20,20 +30,44 @@ from absl import logging
 from panns_keras.export import common
 
 LABELS_TXT = "labels.txt"
+INFO_FORMAT = "panns_keras.savedmodel/1"
 # max |score diff| between the re-loaded SavedModel and the Keras model (same float32 graph).
 TOLERANCE = 1e-5
 
 
-def serving_function(model, keys=None):
-    """``tf.function`` over ``[None, None]`` float32 waveforms returning ``keys`` outputs."""
+def serving_function(model, keys=None, intermediates: bool = False):
+    """``tf.function`` over ``[None, None]`` float32 waveforms returning ``keys`` outputs.
+
+    With ``intermediates``, also ``logits`` and (log-mel models) ``logmel``.
+    """
     keys = tuple(keys or common.output_keys(model))
+    if intermediates:
+        keys += intermediate_keys(model)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform")])
     def serve(waveform):
-        out = model(waveform, training=False)  # the model pads short inputs itself
+        # the model pads inputs shorter than its minimum itself
+        out = model(waveform, training=False, return_intermediates=intermediates)
         return {k: tf.identity(out[k], name=k) for k in keys}
 
     return serve
+
+
+def intermediate_keys(model) -> tuple[str, ...]:
+    return ("logits",) + (("logmel",) if model.spec.frontend is not None else ())
+
+
+def model_info(model) -> dict:
+    fe = model.spec.frontend
+    return {
+        "format": INFO_FORMAT,
+        "model": model.spec.name,
+        "sample_rate": int(model.spec.sample_rate),
+        "min_samples": int(model.spec.min_samples),
+        "outputs": list(common.output_keys(model)),
+        "num_classes": int(model.spec.num_classes),
+        "frame_hop_samples": int(fe.hop_size) if fe is not None else None,
+    }
 
 
 def export_savedmodel(model, out_dir, labels=None, verify_inputs=None) -> Path:
@@ -50,10 +84,16 @@ def export_savedmodel(model, out_dir, labels=None, verify_inputs=None) -> Path:
     """
     out_dir = Path(out_dir)
     names = common.label_names(model, labels)
-    serve = serving_function(model)
+    serve = serving_function(model, intermediates=True)
     module = tf.Module()
     module.model = model
     module.serve = serve
+    module.__call__ = serve  # the loaded object is callable: loaded(waveform) -> dict
+    module.class_names = tf.Variable(names, trainable=False, name="class_names")
+    module.sample_rate = tf.Variable(int(model.spec.sample_rate), trainable=False,
+                                     name="sample_rate")  # fmt: skip
+    module.info = tf.Variable(json.dumps(model_info(model)), trainable=False, name="info")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out_dir.parent))
     try:
         labels_path = staging / LABELS_TXT
@@ -77,15 +117,24 @@ def verify_savedmodel(model, path, inputs=None) -> dict:
         inputs = common.synthetic_windows(model.spec.sample_rate, model.spec.sample_rate * 2)
     inputs = np.asarray(inputs, np.float32)
     loaded = tf.saved_model.load(str(path))
-    got = loaded.signatures["serving_default"](waveform=tf.constant(inputs))
-    ref = model(inputs, training=False)
-    stats = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE].numpy())
-    common.check("savedmodel", stats, TOLERANCE, None)
-    for key in common.output_keys(model)[1:]:
-        r, g = np.asarray(ref[key]), got[key].numpy()
-        scale = max(1.0, float(np.abs(r).max()))
-        if r.shape != g.shape or not np.allclose(g, r, atol=TOLERANCE * scale, rtol=0):
-            raise common.ExportVerificationError(f"savedmodel: output {key} differs from Keras")
+    ref = model(inputs, training=False, return_intermediates=True)
+    keys = common.output_keys(model) + intermediate_keys(model)
+    stats = None
+    x = tf.constant(inputs)
+    for how, got in (("signature", loaded.signatures["serving_default"](waveform=x)),
+                     ("call", loaded(x))):  # fmt: skip
+        if sorted(got) != sorted(keys):
+            raise common.ExportVerificationError(f"savedmodel {how}: outputs {sorted(got)}")
+        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE].numpy())
+        common.check(f"savedmodel {how}", s, TOLERANCE, None)
+        stats = stats or s
+        for key in keys[1:]:
+            r, g = np.asarray(ref[key]), got[key].numpy()
+            scale = max(1.0, float(np.abs(r).max()))
+            if r.shape != g.shape or not np.allclose(g, r, atol=TOLERANCE * scale, rtol=0):
+                raise common.ExportVerificationError(
+                    f"savedmodel {how}: output {key} differs from Keras"
+                )
     labels_file = loaded.labels_file.asset_path.numpy().decode()
     if not os.path.isfile(labels_file):
         raise common.ExportVerificationError("savedmodel: labels asset missing")

@@ -27,12 +27,25 @@ variables into the graph first (:func:`frozen_function`) works too, but every co
 graph the converter makes carries all the weights: Cnn14's float32 export peaked at 10.1 GB
 RSS that way vs 3.5 GB with the variables kept separate. The frozen path is kept as a
 fallback for a graph whose variables the converter does not freeze.
-Outputs come back as ``output_0``, ``output_1`` in the signature ``serving_default``; their
-order is :func:`panns_keras.export.common.output_keys` (scores first) and is recorded in
-``export_info.json`` by the CLI.
+Outputs: the converted function returns a dict, so the signature ``serving_default`` names
+its outputs ``clipwise_output``, ``embedding`` (clip models) / ``framewise_output``
+(decision-level models); :func:`name_outputs` then puts the subgraph outputs
+(``get_output_details()``) in that same order, scores first, and :func:`add_metadata` names
+their tensors the same (the converter alone listed Cnn6's embedding first, as
+``StatefulPartitionedCall:1``).
 
-The MediaPipe variant (:func:`export_mediapipe`) is a float32 window model
-``[1, window_samples] -> clipwise_output [1, classes]`` carrying AudioClassifier metadata.
+Every file carries metadata (:func:`add_metadata`): MediaPipe's ``TFLITE_METADATA`` with
+the sample rate (AudioProperties of the input) and ``labels.txt`` on the score output, plus
+``panns_keras.json`` (model name, variant, input length, output order, frame hop) in the
+appended zip; :func:`read_tflite_info` reads them back.
+
+Size of the int8 variants: the front end runs in float32 but its DFT kernels are stored as
+float16 (:func:`compact_frontend`; Cnn6 int8 9.2 -> 7.1 MB, 30% of float32; golden Cnn6 on
+12 real 2 s windows: mean |score diff| 0.0093 -> 0.0096, dynamic int8 0.0118 -> 0.0118).
+
+The MediaPipe variants (:func:`export_mediapipe`, float32 / float16 / dynamic_int8 / int8)
+are window models ``[1, window_samples] -> clipwise_output [1, classes]`` (MediaPipe takes
+every output as a classification head, so the embedding is left out).
 The network pools over its whole input (max + mean over time for clip models), so the
 window model scores each window on its own: MediaPipe cuts a stream into windows of this
 length and reports one classification per window. PANNs were trained on 10 s clips; shorter
@@ -42,6 +55,7 @@ events than the 10 s clip scores.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,36 +75,40 @@ TOLERANCES = {
     "dynamic_int8": (None, 0.04),  # front end float; Cnn6 measured mean 0.012
     "int8": (None, 0.03),
 }
-FLOAT_NODES = ("logmel_extractor", "/bn0")  # name fragments kept float in int8 and float16
+FLOAT_NODES = ("logmel_extractor", "/bn0")
+INFO_FILE = "panns_keras.json"  # in the appended zip, beside labels.txt
+INFO_FORMAT = "panns_keras.tflite/1"  # name fragments kept float in int8 and float16
 
 
 def frozen_function(model, length: int, keys):
-    """Concrete function ``waveform[1, length] -> tuple(outputs[k] for k in keys)``, frozen."""
+    """Concrete function ``waveform[1, length] -> {k: outputs[k] for k in keys}``, frozen."""
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
     keys = tuple(keys)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, length], tf.float32, name="waveform")])
-    def fn(waveform):
-        out = model(waveform, training=False)
-        return tuple(out[k] for k in keys)
-
+    fn = _window_function(model, length, keys)
     with plain_convolutions():
         return convert_variables_to_constants_v2(fn.get_concrete_function())
 
 
-def _serving_function(model, length: int, keys):
-    """Concrete function ``waveform[1, length] -> tuple(outputs)`` and a module holding its
-    variables (the ``tf.Variable`` under each Keras variable, so a SavedModel keeps them)."""
+def _window_function(model, length: int, keys):
+    """``waveform[1, length] -> {key: output}``: the dict keys become the signature's names."""
     keys = tuple(keys)
 
     @tf.function(input_signature=[tf.TensorSpec([1, length], tf.float32, name="waveform")])
     def fn(waveform):
         out = model(waveform, training=False)
-        return tuple(out[k] for k in keys)
+        return {k: out[k] for k in keys}
 
+    return fn
+
+
+def _serving_function(model, length: int, keys):
+    """Concrete function ``waveform[1, length] -> dict of outputs`` and a module holding its
+    variables (the ``tf.Variable`` under each Keras variable, so a SavedModel keeps them)."""
+    fn = _window_function(model, length, keys)
     module = tf.Module()
     module.tf_variables = [getattr(v, "value", v) for v in model.variables]
     with plain_convolutions():
@@ -137,7 +155,64 @@ def convert(model, variant: str, length: int, keys=None, representative=None) ->
         logging.warning("TFLite converter kept resource variables; converting a frozen graph")
         del content
         content = _convert(model, variant, length, keys, representative, frozen=True)
-    return content
+    if variant in ("dynamic_int8", "int8"):
+        content = compact_frontend(content)
+    return name_outputs(content, keys)
+
+
+def name_outputs(tflite_bytes: bytes, keys) -> bytes:
+    """Puts the outputs in ``keys`` order: subgraph outputs and the signature's output list.
+
+    The converter names the signature outputs after the function's dict keys but orders the
+    subgraph outputs (``get_output_details()``) its own way (Cnn6: embedding first, as
+    ``StatefulPartitionedCall:1``). Both int vectors are rewritten in place (same length,
+    no repacking of the flatbuffer, so no second copy of the weights in memory); the output
+    tensors get the same names when the metadata is written (:func:`add_metadata`).
+    """
+    import struct
+
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    keys = tuple(keys)
+    buf = bytearray(tflite_bytes)
+    model = fb.Model.GetRootAs(buf, 0)
+    sigs = [model.SignatureDefs(i) for i in range(model.SignatureDefsLength())]
+    sigs = [s for s in sigs if s.SubgraphIndex() == 0]
+    if len(sigs) != 1:
+        raise common.ExportVerificationError(f"tflite: {len(sigs)} signatures, expected 1")
+    sig = sigs[0]
+    maps = {}
+    for i in range(sig.OutputsLength()):
+        m = sig.Outputs(i)
+        maps[m.Name().decode()] = (i, m.TensorIndex())
+    if sorted(maps) != sorted(keys):
+        raise common.ExportVerificationError(
+            f"tflite: signature outputs {sorted(maps)}, expected {list(keys)}"
+        )
+    tab = model.Subgraphs(0)._tab
+    start = tab.Vector(tab.Offset(8))  # SubGraph.outputs: [int32]
+    for i, k in enumerate(keys):
+        struct.pack_into("<i", buf, start + 4 * i, maps[k][1])
+    tab = sig._tab
+    start = tab.Vector(tab.Offset(6))  # SignatureDef.outputs: [TensorMap] (uoffsets)
+    tables = [start + 4 * i + struct.unpack_from("<I", buf, start + 4 * i)[0]
+              for i in range(len(keys))]  # fmt: skip
+    for i, k in enumerate(keys):
+        struct.pack_into("<I", buf, start + 4 * i, tables[maps[k][0]] - (start + 4 * i))
+    return bytes(buf)
+
+
+def output_order(tflite_bytes: bytes) -> dict[str, list[str]]:
+    """Output names as ``get_output_details()`` and the signature list them."""
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    m = fb.ModelT.InitFromPackedBuf(bytearray(tflite_bytes), 0)
+    g = m.subgraphs[0]
+    sig = (m.signatureDefs or [None])[0]
+    return {
+        "tensors": [g.tensors[i].name.decode() for i in g.outputs],
+        "signature": [o.name.decode() for o in sig.outputs] if sig else [],
+    }
 
 
 def _convert(model, variant, length, keys, representative, frozen) -> bytes:
@@ -222,12 +297,24 @@ def _drop_unused_buffers(model) -> None:
             buf.data = None
 
 
-def float16_weights(tflite_bytes: bytes, keep_float=FLOAT_NODES) -> bytes:
+def compact_frontend(tflite_bytes: bytes) -> bytes:
+    """Stores the front end's float32 constants (DFT kernels, mel matrix) as float16.
+
+    In the int8 variants the front end runs in float32 but its DFT kernels (Cnn6: 2 x 513 x
+    1024 values, 4.2 MB) would be the largest thing in the file; float16 storage halves
+    them and they are widened back to float32 at load (``DEQUANTIZE``), so compute stays
+    float32. See the module doc for the measured cost.
+    """
+    return float16_weights(tflite_bytes, keep_float=(), only=("logmel_extractor",))
+
+
+def float16_weights(tflite_bytes: bytes, keep_float=FLOAT_NODES, only=None) -> bytes:
     """Stores the constant float32 weights of a float32 ``.tflite`` as float16.
 
     Each constant float32 tensor read by an op (at least 2 elements, finite in float16, name
-    not matching ``keep_float``) becomes a float16 constant followed by a ``DEQUANTIZE`` op
-    that writes the original tensor, the layout TFLite's own float16 mode produces (XNNPACK
+    not matching ``keep_float`` and, when ``only`` is given, matching one of ``only``)
+    becomes a float16 constant followed by a ``DEQUANTIZE`` op that writes the original
+    tensor, the layout TFLite's own float16 mode produces (XNNPACK
     folds it into the weights at load). Graph inputs, outputs and signatures are unchanged.
     """
     from tensorflow.lite.python import schema_py_generated as fb
@@ -245,7 +332,8 @@ def float16_weights(tflite_bytes: bytes, keep_float=FLOAT_NODES) -> bytes:
             data = model.buffers[t.buffer].data if t.buffer else None
             name = t.name.decode() if t.name else ""
             if (t.type != fb.TensorType.FLOAT32 or data is None or len(data) < 8
-                    or any(f in name for f in keep_float)):  # fmt: skip
+                    or any(f in name for f in keep_float)
+                    or (only is not None and not any(f in name for f in only))):  # fmt: skip
                 continue
             values = np.frombuffer(bytes(bytearray(data)), "<f4")
             if not np.all(np.abs(values) <= f16_max):
@@ -315,10 +403,23 @@ class TfliteRunner:
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
         self.length = int(self.input["shape"][-1])
+        # Output names: the signature's when there is one (our exports: clipwise_output,
+        # embedding / framewise_output, in get_output_details() order), else output_<i>.
+        sigs = self.interpreter.get_signature_list()
         self._runner = None
-        if self.interpreter.get_signature_list():
-            self._runner = self.interpreter.get_signature_runner()
-        self.keys = tuple(keys) if keys else None
+        if sigs:
+            key = next(iter(sigs))
+            self._runner = self.interpreter.get_signature_runner(key)
+            self._input_name = sigs[key]["inputs"][0]
+            tensor_names = [d["name"] for d in self.outputs]
+            sig_names = list(sigs[key]["outputs"])
+            names = tensor_names if sorted(tensor_names) == sorted(sig_names) else sig_names
+        else:
+            names = [f"output_{i}" for i in range(len(self.outputs))]
+        self.names = tuple(names)
+        if keys and sorted(keys) != sorted(names) and len(keys) != len(names):
+            raise ValueError(f"keys {list(keys)} do not match the outputs {names}")
+        self.keys = tuple(keys) if keys else self.names
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """``x``: float32 ``[n, length]``; returns output name -> ``[n, ...]``."""
@@ -327,15 +428,16 @@ class TfliteRunner:
         for row in x:
             row = common.fit_length(row, self.length)[None]
             if self._runner is not None:
-                out = self._runner(waveform=row)
-                out = [out[f"output_{i}"] for i in range(len(out))]
+                out = self._runner(**{self._input_name: row})
+                results.append([out[n] for n in self.names])
             else:
                 self.interpreter.set_tensor(self.input["index"], row)
                 self.interpreter.invoke()
-                out = [self.interpreter.get_tensor(d["index"]) for d in self.outputs]
-            results.append(out)
-        keys = self.keys or tuple(f"output_{i}" for i in range(len(results[0])))
-        return {k: np.concatenate([r[i] for r in results]) for i, k in enumerate(keys)}
+                results.append([self.interpreter.get_tensor(d["index"]) for d in self.outputs])
+        merged = {n: np.concatenate([r[i] for r in results]) for i, n in enumerate(self.names)}
+        if sorted(self.keys) == sorted(self.names):
+            return {k: merged[k] for k in self.keys}
+        return dict(zip(self.keys, merged.values()))  # legacy files: keys by position
 
 
 def verify_tflite(model, tflite_bytes, variant, inputs, keys=None) -> dict:
@@ -352,15 +454,108 @@ def verify_tflite(model, tflite_bytes, variant, inputs, keys=None) -> dict:
     return stats
 
 
+def model_info(model, keys, length: int, variant: str) -> dict:
+    """What a reader needs to run a ``.tflite`` without the Keras model (``panns_keras.json``)."""
+    fe = model.spec.frontend
+    return {
+        "format": INFO_FORMAT,
+        "model": model.spec.name,
+        "variant": variant,
+        "sample_rate": int(model.spec.sample_rate),
+        "input_samples": int(length),
+        "min_samples": int(model.spec.min_samples),
+        "outputs": list(keys),
+        "num_classes": int(model.spec.num_classes),
+        # framewise_output row i is centred at i * frame_hop_samples (decision-level models)
+        "frame_hop_samples": int(fe.hop_size) if fe is not None else None,
+    }
+
+
+def add_metadata(content: bytes, model, keys, length: int, variant: str, labels=None,
+                 version: str = "1") -> bytes:  # fmt: skip
+    """Labels (``labels.txt``), sample rate (AudioProperties) and ``panns_keras.json``.
+
+    The metadata is MediaPipe's (``TFLITE_METADATA``, see :mod:`tflite_metadata`), written
+    into every variant: the score output carries the labels file, the other outputs are
+    described as auxiliary. :func:`read_tflite_info` reads it back.
+    """
+    import json
+
+    from panns_keras.export.tflite_metadata import add_audio_classifier_metadata
+
+    names = common.label_names(model, labels)
+    sr = int(model.spec.sample_rate)
+    info = model_info(model, keys, length, variant)
+    return add_audio_classifier_metadata(
+        content, labels=names, sample_rate=sr, channels=1,
+        model_name=f"panns_keras {model.spec.name} {variant}",
+        description=(f"PANNs {model.spec.reference_name} audio tagger: one sigmoid score per "
+                     f"class for each {length / sr:g} s window of {sr} Hz mono audio. "
+                     f"Outputs in order: {', '.join(keys)}."),
+        version=version, input_name="waveform", output_name=common.CLIPWISE,
+        score_output_index=list(keys).index(common.CLIPWISE),
+        extra_files={INFO_FILE: (json.dumps(info, indent=2) + "\n").encode()},
+        warn_extra_outputs=False, output_tensor_names=list(keys),
+    )  # fmt: skip
+
+
+def read_tflite_info(content: bytes) -> dict:
+    """``panns_keras.json`` of an exported ``.tflite`` plus ``labels`` (from its metadata).
+
+    Raises:
+      UserError: the file has no metadata written by this project.
+    """
+    import json
+
+    from panns_keras.export.tflite_metadata import read_metadata
+
+    try:
+        meta = read_metadata(content)
+    except ValueError as e:
+        raise UserError(f"not a panns-keras TFLite export ({e})") from None
+    if INFO_FILE not in meta["files"] or not meta["labels"]:
+        raise UserError(f"not a panns-keras TFLite export (no {INFO_FILE} or labels)")
+    info = json.loads(meta["files"][INFO_FILE].decode())
+    info["labels"] = meta["labels"]
+    audio = meta["subgraphs"][0]["inputs"][0]["content"] or {}
+    info["metadata_sample_rate"] = audio.get("sample_rate")
+    return info
+
+
+def _write(out_path, content: bytes) -> Path:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def _check_metadata(model, content, keys, labels, variant) -> None:
+    info = read_tflite_info(content)
+    if info["labels"] != common.label_names(model, labels):
+        raise common.ExportVerificationError(f"tflite_{variant}: labels do not round-trip")
+    if info["metadata_sample_rate"] != int(model.spec.sample_rate):
+        raise common.ExportVerificationError(f"tflite_{variant}: sample rate not in metadata")
+    order = output_order(content)
+    if order["tensors"] != list(keys) or order["signature"] != list(keys):
+        raise common.ExportVerificationError(f"tflite_{variant}: output order {order}")
+
+
 def export_tflite(model, out_path, variant="float32", *, window_seconds=10.0,
-                  representative=None, verify_inputs=None) -> dict:  # fmt: skip
+                  representative=None, verify_inputs=None, labels=None) -> dict:  # fmt: skip
     """Writes ``model`` as a TFLite ``variant`` with a fixed ``window_seconds`` input.
+
+    Outputs, in this order (``get_output_details()`` and the signature ``serving_default``
+    alike): ``clipwise_output`` then ``embedding`` (clip models) or ``framewise_output``
+    (decision-level models). Labels and sample rate are in the file's metadata.
 
     Args:
       representative: windows (array) or a path for :func:`representative_windows`;
         needed for ``int8``.
       verify_inputs: float32 ``[n, samples]`` used for the post-export check (default:
         the representative windows, else synthetic signals).
+      labels: (mid, name) pairs or names; default ``model.labels``.
 
     Returns:
       dict with ``path``, ``variant``, ``input_samples``, ``outputs`` (names in order),
@@ -371,43 +566,34 @@ def export_tflite(model, out_path, variant="float32", *, window_seconds=10.0,
     inputs = _verify_inputs(model, verify_inputs, representative, length)
     keys = common.output_keys(model)
     content = convert(model, variant, length, keys, representative)
+    content = add_metadata(content, model, keys, length, variant, labels)
     stats = verify_tflite(model, content, variant, inputs, keys)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(content)
+    _check_metadata(model, content, keys, labels, variant)
+    out_path = _write(out_path, content)
     logging.info("wrote %s (%d bytes): %s", out_path, len(content), stats)
     return {"path": str(out_path), "variant": variant, "input_samples": length,
             "outputs": list(keys), "bytes": len(content), "ops": op_names(content),
             "stats": stats}  # fmt: skip
 
 
-def export_mediapipe(model, out_path, *, window_seconds=1.0, labels=None,
-                     verify_inputs=None, version="1") -> dict:  # fmt: skip
-    """Writes a MediaPipe AudioClassifier model: float32 ``[1, window] -> scores [1, K]``."""
-    from panns_keras.export.tflite_metadata import add_audio_classifier_metadata, read_metadata
+def export_mediapipe(model, out_path, *, window_seconds=1.0, labels=None, variant="float32",
+                     representative=None, verify_inputs=None, version="1") -> dict:  # fmt: skip
+    """Writes a MediaPipe AudioClassifier model: float32 ``[1, window] -> scores [1, K]``.
 
+    ``variant`` is any of :data:`VARIANTS` (weights as in :func:`export_tflite`; input and
+    output stay float32, as MediaPipe requires); ``int8`` needs ``representative``.
+    """
     length = window_length(model, window_seconds)
-    inputs = _verify_inputs(model, verify_inputs, None, length)
-    names = common.label_names(model, labels)
+    representative = _as_windows(model, representative, length)
+    inputs = _verify_inputs(model, verify_inputs, representative, length)
     keys = (common.CLIPWISE,)
-    content = convert(model, "float32", length, keys)
-    sr = int(model.spec.sample_rate)
-    content = add_audio_classifier_metadata(
-        content, labels=names, sample_rate=sr, channels=1,
-        model_name=f"panns_keras {model.spec.name}",
-        description=(f"PANNs {model.spec.reference_name} audio tagger: one sigmoid score per "
-                     f"class for each {length / sr:g} s window of {sr} Hz mono audio."),
-        version=version, input_name="waveform", output_name=common.CLIPWISE,
-        score_output_index=0,
-    )  # fmt: skip
-    stats = verify_tflite(model, content, "float32", inputs, keys)
-    meta = read_metadata(content)
-    if meta.get("labels") != names:
-        raise common.ExportVerificationError("mediapipe: labels in metadata do not round-trip")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(content)
-    return {"path": str(out_path), "variant": "mediapipe", "input_samples": length,
+    content = convert(model, variant, length, keys, representative)
+    content = add_metadata(content, model, keys, length, f"mediapipe_{variant}", labels,
+                           version)  # fmt: skip
+    stats = verify_tflite(model, content, variant, inputs, keys)
+    _check_metadata(model, content, keys, labels, f"mediapipe_{variant}")
+    out_path = _write(out_path, content)
+    return {"path": str(out_path), "variant": f"mediapipe_{variant}", "input_samples": length,
             "outputs": list(keys), "bytes": len(content), "ops": op_names(content),
             "stats": stats}  # fmt: skip
 

@@ -394,6 +394,9 @@ def add_audio_classifier_metadata(
     score_output_index: int | None = None,
     author: str | None = None,
     license_text: str | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    warn_extra_outputs: bool = True,
+    output_tensor_names: Sequence[str] | None = None,
 ) -> bytes:
     """Returns a copy of a ``.tflite`` model with MediaPipe ``AudioClassifier`` metadata.
 
@@ -409,6 +412,11 @@ def add_audio_classifier_metadata(
       output_name: the class-score output, looked up by signature-def output key, then by
         tensor name; if the model has a single output it is used whatever its name. It is
         also the name written to the metadata (MediaPipe reports it as ``head_name``).
+      extra_files: more files for the appended zip (name -> bytes), e.g. a JSON description.
+      warn_extra_outputs: warn when the model has outputs besides the scores (MediaPipe
+        reports each as a head); off for the non-MediaPipe variants, which keep them.
+      output_tensor_names: new names of the output tensors, in output order (what
+        ``get_output_details()`` reports), e.g. the signature's output names.
       score_output_index: position of the score output among the model outputs, overriding
         the lookup by name (models converted from a frozen concrete function lose their
         output names: they become ``Identity``, ``Identity_1``, ... or ``output_0``, ...).
@@ -434,6 +442,14 @@ def add_audio_classifier_metadata(
     subgraph = model.subgraphs[0]
     if len(subgraph.inputs) != 1:
         raise ValueError(f"MediaPipe needs a single-input model; got {len(subgraph.inputs)}")
+
+    if output_tensor_names is not None:
+        if len(output_tensor_names) != len(subgraph.outputs):
+            raise ValueError(
+                f"{len(output_tensor_names)} names for {len(subgraph.outputs)} outputs"
+            )
+        for name, tensor_index in zip(output_tensor_names, subgraph.outputs):
+            subgraph.tensors[tensor_index].name = str(name).encode()
 
     in_tensor = subgraph.tensors[subgraph.inputs[0]]
     in_shape = [int(d) for d in (in_tensor.shape if in_tensor.shape is not None else [])]
@@ -472,7 +488,7 @@ def add_audio_classifier_metadata(
         )
 
     names = _output_names(model, subgraph)
-    if len(names) > 1:
+    if len(names) > 1 and warn_extra_outputs:
         warnings.warn(
             f"the model has {len(names)} outputs {names}; MediaPipe's AudioClassifier treats "
             "every output as a classification head, so the extra ones appear as unlabeled "
@@ -513,7 +529,8 @@ def add_audio_classifier_metadata(
     model.metadata = [*kept, entry]
 
     labels_file = ("\n".join(labels) + "\n").encode("utf-8")
-    return _append_zip(_write_model(model), {LABELS_FILE_NAME: labels_file})
+    files = {LABELS_FILE_NAME: labels_file, **(extra_files or {})}
+    return _append_zip(_write_model(model), files)
 
 
 # =========================================================================================

@@ -12,6 +12,7 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from golden import load_golden
+from small_models import small_sed_model
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
@@ -36,16 +37,24 @@ def test_savedmodel_round_trip(cnn6, clips, tmp_path):
     path = export_savedmodel(cnn6, tmp_path / "sm", verify_inputs=clips[:4])
     loaded = tf.saved_model.load(str(path))
     fn = loaded.signatures["serving_default"]
+    keys = {"clipwise_output", "embedding", "logits", "logmel"}
     for length in (clips.shape[1], 12345, 100):  # dynamic length, short input padded
         x = clips[:3, :length]
-        got = fn(waveform=tf.constant(x))
         xp = np.pad(x, [(0, 0), (0, max(0, cnn6.spec.min_samples - length))])
-        ref = cnn6(xp, training=False)
-        assert set(got) == {"clipwise_output", "embedding"}
-        np.testing.assert_allclose(got["clipwise_output"], ref["clipwise_output"], atol=1e-5)
-        np.testing.assert_allclose(got["embedding"], ref["embedding"], atol=1e-4, rtol=1e-5)
+        ref = cnn6(xp, training=False, return_intermediates=True)
+        # The loaded object is callable (YAMNet style), and the signature gives the same dict.
+        for got in (loaded(x), fn(waveform=tf.constant(x))):
+            assert set(got) == keys
+            np.testing.assert_allclose(got["clipwise_output"], ref["clipwise_output"], atol=1e-5)
+            np.testing.assert_allclose(got["embedding"], ref["embedding"], atol=1e-4, rtol=1e-5)
+            np.testing.assert_allclose(got["logits"], ref["logits"], atol=1e-4, rtol=1e-5)
+            frames = 1 + xp.shape[1] // cnn6.spec.frontend.hop_size
+            assert got["logmel"].shape == (3, frames, 64)
+            np.testing.assert_allclose(got["logmel"], ref["logmel"], atol=1e-3, rtol=1e-5)
     labels = Path(loaded.labels_file.asset_path.numpy().decode()).read_text().splitlines()
     assert labels == list(cnn6.labels)
+    assert [n.decode() for n in loaded.class_names.numpy()] == list(cnn6.labels)
+    assert int(loaded.sample_rate.numpy()) == 32000
 
 
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "int8"])
@@ -54,7 +63,8 @@ def test_tflite_variants(cnn6, clips, tmp_path, variant):
                            window_seconds=WINDOW_S, representative=clips)  # fmt: skip
     content = Path(info["path"]).read_bytes()
     ops = set(T.op_names(content))
-    extra = {"int8": {"QUANTIZE", "DEQUANTIZE"}, "float16": {"DEQUANTIZE"}}.get(variant, set())
+    extra = {"int8": {"QUANTIZE", "DEQUANTIZE"}, "float16": {"DEQUANTIZE"},
+             "dynamic_int8": {"DEQUANTIZE"}}.get(variant, set())  # fmt: skip
     assert ops <= BUILTIN_FLOAT_OPS | extra, ops  # builtin ops only, no Flex / custom
     runner = T.TfliteRunner(content, info["outputs"])
     got = runner(clips)
@@ -67,6 +77,41 @@ def test_tflite_variants(cnn6, clips, tmp_path, variant):
     assert got["embedding"].shape == (len(clips), 512)
     if variant == "float32":
         np.testing.assert_allclose(got["embedding"], ref["embedding"], atol=1e-3, rtol=1e-4)
+    _check_names_and_metadata(content, cnn6, ["clipwise_output", "embedding"], variant)
+
+
+def _check_names_and_metadata(content, model, keys, variant):
+    """Signature names, get_output_details() order and metadata of one exported file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=content)
+    sig = it.get_signature_list()["serving_default"]
+    assert sig["inputs"] == ["waveform"] and sig["outputs"] == keys
+    details = it.get_output_details()
+    assert [d["name"] for d in details] == keys  # scores first, for apps that read output 0
+    assert details[0]["shape"][-1] == model.spec.num_classes
+    assert T.output_order(content) == {"tensors": keys, "signature": keys}
+    info = T.read_tflite_info(content)
+    assert info["labels"] == list(model.labels) and len(info["labels"]) == model.spec.num_classes
+    assert info["sample_rate"] == info["metadata_sample_rate"] == model.spec.sample_rate
+    assert info["outputs"] == keys and info["variant"] == variant
+    assert info["input_samples"] == it.get_input_details()[0]["shape"][-1]
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "int8"])
+def test_sed_tflite_outputs_named_in_order(tmp_path, variant):
+    model = small_sed_model()
+    rep = representative_windows(AUDIO, 16000, 32000, max_windows=6)
+    info = T.export_tflite(model, tmp_path / "sed.tflite", variant, window_seconds=2.0,
+                           representative=rep)  # fmt: skip
+    content = Path(info["path"]).read_bytes()
+    keys = ["clipwise_output", "framewise_output"]
+    _check_names_and_metadata(content, model, keys, variant)
+    got = T.TfliteRunner(content)(rep[:2])
+    ref = model(rep[:2], training=False)
+    assert got["framewise_output"].shape == tuple(ref["framewise_output"].shape) == (2, 201, 6)
+    if variant == "float32":
+        np.testing.assert_allclose(got["framewise_output"], ref["framewise_output"], atol=1e-4)
 
 
 def test_int8_keeps_frontend_float(cnn6, clips):
@@ -160,18 +205,66 @@ def test_frontend_survives_converter_float16_constants(clips):
     assert np.abs(got[:2] - ref[:2])[loud].max() < 0.5
 
 
-def test_mediapipe_window_model(cnn6, clips, tmp_path):
-    from panns_keras.export.tflite_metadata import read_metadata
+@pytest.fixture(scope="module")
+def mediapipe_files(cnn6, tmp_path_factory):
+    """The four MediaPipe variants of golden Cnn6 with 1 s windows (calibrated on real clips)."""
+    out = tmp_path_factory.mktemp("mediapipe")
+    rep = representative_windows(AUDIO, 32000, 32000, max_windows=16)
+    return {v: T.export_mediapipe(cnn6, out / f"mp_{v}.tflite", window_seconds=1.0,
+                                  variant=v, representative=rep, verify_inputs=rep[:4])
+            for v in T.VARIANTS}  # fmt: skip
 
-    info = T.export_mediapipe(cnn6, tmp_path / "mp.tflite", window_seconds=1.0,
-                              verify_inputs=clips[:2])  # fmt: skip
+
+def test_mediapipe_int8_size(mediapipe_files):
+    size = {v: info["bytes"] for v, info in mediapipe_files.items()}
+    print("mediapipe sizes (MB):", {v: round(b / 1e6, 2) for v, b in size.items()})
+    assert size["int8"] <= 0.35 * size["float32"]  # measured 7.1 / 23.7 MB = 0.30
+    assert size["dynamic_int8"] <= 0.35 * size["float32"]
+    assert size["float16"] <= 0.65 * size["float32"]
+
+
+@pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "int8"])
+def test_mediapipe_variant_through_audio_classifier(cnn6, mediapipe_files, variant):
+    """MediaPipe's own AudioClassifier on real clips, window by window, against Keras."""
+    pytest.importorskip("mediapipe")
+    from mediapipe.tasks.python import audio
+    from mediapipe.tasks.python.components.containers import audio_data
+    from mediapipe.tasks.python.core import base_options
+
+    from panns_keras.audio import load_audio
+
+    info = mediapipe_files[variant]
     content = Path(info["path"]).read_bytes()
-    runner = T.TfliteRunner(content, info["outputs"])
-    assert runner.length == 32000
-    assert info["outputs"] == ["clipwise_output"]
-    assert len(runner.outputs) == 1 and tuple(runner.outputs[0]["shape"]) == (1, 527)
-    meta = read_metadata(content)
-    assert meta["labels"] == list(cnn6.labels)
+    assert info["outputs"] == ["clipwise_output"] and info["input_samples"] == 32000
+    assert T.read_tflite_info(content)["labels"] == list(cnn6.labels)
+    options = audio.AudioClassifierOptions(
+        base_options=base_options.BaseOptions(model_asset_buffer=content),
+        running_mode=audio.RunningMode.AUDIO_CLIPS, max_results=527,
+    )  # fmt: skip
+    got, ref = [], []
+    with audio.AudioClassifier.create_from_options(options) as classifier:
+        for name in ("ovos_rooster.wav", "librosa_robin.wav", "ovos_sheep.wav"):
+            x = load_audio(AUDIO / name, 32000)
+            results = classifier.classify(audio_data.AudioData.create_from_array(x, 32000))
+            n = -(-len(x) // 32000)
+            assert [r.timestamp_ms for r in results] == [1000 * k for k in range(n)]
+            windows = T.common.fit_length(
+                np.stack([x[k * 32000 : (k + 1) * 32000] for k in range(n - 1)]
+                         + [T.common.fit_length(x[(n - 1) * 32000 :], 32000)]), 32000)  # fmt: skip
+            ref.append(np.asarray(cnn6(windows, training=False)["clipwise_output"]))
+            for r in results:
+                (head,) = r.classifications
+                assert head.head_name == "clipwise_output" and len(head.categories) == 527
+                scores = np.zeros(527, np.float32)
+                for c in head.categories:
+                    assert c.category_name == cnn6.labels[c.index]
+                    scores[c.index] = c.score
+                got.append(scores)
+    stats = T.common.compare_scores(np.concatenate(ref), np.stack(got))
+    print(f"mediapipe {variant}: {len(got)} windows, {stats}")
+    max_abs, mean_abs = T.TOLERANCES[variant]
+    assert max_abs is None or stats["max_abs"] <= max_abs, stats
+    assert mean_abs is None or stats["mean_abs"] <= mean_abs, stats
 
 
 def test_waveform_model_tflite(tmp_path):
@@ -188,3 +281,42 @@ def test_verification_rejects_wrong_model(cnn6, clips):
     content = T.convert(other, "float32", clips.shape[1])
     with pytest.raises(ExportVerificationError):
         T.verify_tflite(cnn6, content, "float32", clips[:2])
+
+
+def test_readme_android_facts(cnn6, mediapipe_files):
+    """Each fact the README's Android section states, against files exported here."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("\n## Android") :]
+    section = section[: section.index("\n## ", 5)] if "\n## " in section[5:] else section
+    # What to ship: the file name export writes for --formats mediapipe_int8.
+    name = re.search(r"writes\s+`export/(\S+\.tflite)`", section).group(1)
+    assert name == f"{cnn6.spec.name}_mediapipe_int8.tflite"
+    for fmt in ("mediapipe_float16", "mediapipe_dynamic_int8"):
+        assert f"`{fmt}`" in section
+    # Sizes of the four MediaPipe variants, to the README's 0.1 MB.
+    sizes = re.search(r"Measured Cnn6 sizes: float32 ([\d.]+) MB, float16 ([\d.]+) MB, "
+                      r"dynamic int8 ([\d.]+) MB, int8 ([\d.]+) MB", section)  # fmt: skip
+    for variant, mb in zip(T.VARIANTS, sizes.groups()):
+        assert abs(mediapipe_files[variant]["bytes"] / 1e6 - float(mb)) <= 0.05, variant
+    # Input: [1, 32000] for a 1 s window of a 32 kHz model; one output [1, 527] for MediaPipe.
+    assert "`[1, 32000]` for a 1 s window of a 32 kHz model" in section
+    it = Interpreter(model_path=mediapipe_files["int8"]["path"])
+    assert it.get_input_details()[0]["shape"].tolist() == [1, 32000]
+    assert [(d["name"], d["shape"].tolist()) for d in it.get_output_details()] == [
+        ("clipwise_output", [1, 527])
+    ]
+    # Plain TFLite: output 0 clipwise_output [1, 527], output 1 embedding [1, 512] (Cnn6).
+    assert (
+        "output 0 `clipwise_output` `[1, 527]` and output 1 `embedding` (`[1, 512]` for Cnn6"
+        in (" ".join(section.split()))
+    )
+    it = Interpreter(model_content=T.convert(cnn6, "float32", 32000))
+    assert it.get_signature_list()["serving_default"]["outputs"] == ["clipwise_output", "embedding"]
+    assert [d["shape"].tolist() for d in it.get_output_details()] == [[1, 527], [1, 512]]
+    # Minimum window.
+    assert "at least 0.32 s" in section
+    assert cnn6.spec.min_samples / cnn6.spec.sample_rate == 0.32
