@@ -59,15 +59,12 @@ def _weights_as_inputs(model, keys):
     trainable = list(model.trainable_variables)
     variables = trainable + list(model.non_trainable_variables)
     n_t = len(trainable)
-    min_samples = int(model.spec.min_samples)
     specs = [tf.TensorSpec([None, None], tf.float32, name="waveform")]
     specs += [tf.TensorSpec(v.shape, v.dtype, name=f"w{i}") for i, v in enumerate(variables)]
 
     @tf.function(input_signature=specs)
-    def serve(waveform, *weights):
-        short = tf.maximum(min_samples - tf.shape(waveform)[1], 0)
-        x = tf.pad(waveform, [[0, 0], [0, short]])
-        out, _ = model.stateless_call(list(weights[:n_t]), list(weights[n_t:]), x,
+    def serve(waveform, *weights):  # the model pads inputs shorter than its minimum itself
+        out, _ = model.stateless_call(list(weights[:n_t]), list(weights[n_t:]), waveform,
                                       training=False)  # fmt: skip
         return {k: tf.identity(out[k], name=k) for k in keys}
 
