@@ -18,7 +18,7 @@ from __future__ import annotations
 from absl import flags
 from ml_collections import config_flags
 
-from panns_keras.cli.train import one_line_missing_field_errors
+from panns_keras.cli.configflag import one_line_missing_field_errors
 from panns_keras.errors import UserError
 
 MODES = ("finetune", "freeze_l1", "freeze_l3", "scratch", "probe")

@@ -12,12 +12,10 @@ TensorBoard: tensorboard --logdir DIR.
 
 from __future__ import annotations
 
-import sys
-
 from absl import flags
 from ml_collections import config_flags
-from ml_collections.config_flags import config_path
 
+from panns_keras.cli.configflag import one_line_missing_field_errors
 from panns_keras.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -25,43 +23,6 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _OUT = flags.DEFINE_string("out", None, "Training workdir: checkpoints, TensorBoard logs, "
                             "exported models (a rerun resumes from it).")  # fmt: skip
-
-
-def _missing_fields(flag, argument) -> list[str]:
-    config = flag.parser.parse(argument)
-    bad = []
-    for path in flag._GetOverrides(flag._GetArgv()):
-        try:
-            config_path.get_value(path, config)
-        except (AttributeError, KeyError, IndexError, ValueError):
-            bad.append(path)
-    return bad
-
-
-def one_line_missing_field_errors(holder, prog: str = "panns-keras train") -> None:
-    """Makes an override of a field the config lacks exit with one line (ml_collections
-    raises an AttributeError with a traceback from inside absl's flag parsing)."""
-    flag = holder._flagvalues[holder.name]
-    original = flag._parse
-
-    def parse(argument):
-        from panns_keras import configs
-
-        try:
-            argument = configs.resolve_flag(argument)
-        except UserError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            sys.exit(2)
-        try:
-            return original(argument)
-        except (AttributeError, KeyError) as e:
-            bad = _missing_fields(flag, argument) or [str(e).strip("\"'")]
-            fields = ", ".join(f"--{holder.name}.{b}" for b in bad)
-            print(f"{prog}: error: {fields}: no such field in {argument} "
-                  "(see the config file or --help for the fields)", file=sys.stderr)  # fmt: skip
-            sys.exit(2)
-
-    flag._parse = parse
 
 
 one_line_missing_field_errors(_CONFIG)
