@@ -138,7 +138,8 @@ def test_packaged_config_from_any_directory(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip() == (
         "panns-keras train: error: nope: no such config file or packaged recipe (packaged: "
-        "audioset, audioset_balanced, demo; or give a path to a .py file with get_config(arg))"
+        "audioset, audioset_balanced, demo, finetune; or give a path to a .py file with "
+        "get_config(arg))"
     )
 
 
