@@ -113,4 +113,4 @@ def test_export_traces_keep_convolutions():
     ops = [op.type for op in fn.graph.get_operations()]
     assert ops.count("Conv2D") == 13 and ops.count("ConcatV2") == 0
     x = tf.random.stateless_normal([1, 32000], [3, 4], stddev=0.1)
-    np.testing.assert_allclose(fn(x)[0].numpy(), plain(x).numpy(), atol=1e-5)
+    np.testing.assert_allclose(fn(x)["clipwise_output"].numpy(), plain(x).numpy(), atol=1e-5)
