@@ -123,6 +123,15 @@ def _metrics(res: dict | None) -> dict:
     return {k: float(res[k]) for k in METRICS if res and k in res}
 
 
+def _evaluate(model, cfg) -> dict:
+    """The held-out evaluation of a split whose training had already finished (a re-run
+    after an interruption between its last checkpoint and its split.json)."""
+    from panns_keras.data.pipeline import make_eval_dataset
+    from panns_keras.train import evaluation
+
+    return evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(cfg))
+
+
 def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict) -> dict:
     from panns_keras.train import evaluation, probe
     from panns_keras.train.warm_start import load_init
@@ -181,8 +190,12 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
         if mode == "probe":
             row = _probe_split(config, data_dir, manifest, held_out, cache)
         else:
-            out = trainer.train(split_config(config, data_dir, manifest, held_out), split_dir)
-            row = {**_metrics(out["eval"]), "steps": int(out["step"]),
+            cfg = split_config(config, data_dir, manifest, held_out)
+            out = trainer.train(cfg, split_dir)
+            result = out["eval"]
+            if result is None and held_out is not None:  # resumed after its last step
+                result = _evaluate(out["model"], cfg)
+            row = {**_metrics(result), "steps": int(out["step"]),
                    "model_dir": str(split_dir / "model")}  # fmt: skip
         row = {"split": name, "held_out_fold": held_out, **row}
         _write_json(done, row)

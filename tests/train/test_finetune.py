@@ -75,6 +75,11 @@ def test_kfold_freeze_l1_writes_results_and_resumes(folded, init_dir, tmp_path):
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["mean"]["accuracy"] == pytest.approx(
         np.mean([s["accuracy"] for s in res["splits"]]))  # fmt: skip
+    # Interrupted after a split's last checkpoint but before its split.json: the re-run
+    # trains nothing more and still evaluates the held-out fold.
+    (tmp_path / "split_fold_2" / "split.json").unlink()
+    resumed = finetune(str(folded), tmp_path, _config(init_dir, "freeze_l1"), folds="all")
+    assert resumed["splits"][1] == res["splits"][1]
     # A re-run finds every split done and trains nothing.
     stamp = os.path.getmtime(tmp_path / "split_fold_1" / "split.json")
     again = finetune(str(folded), tmp_path, _config(init_dir, "freeze_l1"), folds="all")
