@@ -93,7 +93,10 @@ class AudioTagger(keras.Model):
         Always float32.
 
     Public parts: ``backbone`` (functional, ``(B, T', C)`` features), ``head``
-    (functional), :meth:`logmel`, :meth:`frame_embeddings`, :meth:`pad`.
+    (functional), ``logmel_extractor`` (the front-end layer, None for waveform models: its
+    DFT bases and mel matrix), ``wavegram`` (functional, Wavegram models), :meth:`logmel`,
+    :meth:`frame_embeddings`, :meth:`pad`, :meth:`sublayers`, :meth:`weight_layers`,
+    ``labels`` and ``label_ids``.
 
     Example:
         >>> model = panns_keras.build_model("cnn6")
