@@ -102,3 +102,17 @@ def test_fold_errors_are_one_line(folded, init_dir, tmp_path):
 
     with pytest.raises(UserError, match=r"no clips in fold\(s\) \['9'\]"):
         finetune(str(folded), tmp_path, _config(init_dir, "finetune"), folds="9")
+
+
+def test_a_split_stopped_by_a_signal_is_not_marked_done(folded, init_dir, tmp_path, monkeypatch):
+    from panns_keras.errors import UserError
+    from panns_keras.train import trainer
+
+    def stopped(cfg, workdir):  # what train() returns after SIGTERM (checkpoint saved)
+        return {"step": 3, "loss": 0.5, "eval": None, "stopped_early": True, "model": None}
+
+    monkeypatch.setattr(trainer, "train", stopped)
+    with pytest.raises(UserError, match="stopped at step 3 by a signal"):
+        finetune(str(folded), tmp_path, _config(init_dir, "finetune"), folds="all")
+    assert not (tmp_path / "split_fold_1" / "split.json").exists()
+    assert not (tmp_path / "results.json").exists()
