@@ -7,7 +7,7 @@
 
 so Keras's epsilon acts like torch's times ``1 / sqrt(1 - b2^t)`` (31.6 at step 1): with
 eps=1e-8 a Keras run is a different recipe (the training goldens catch it, mutant d2 of
-``../shared/golden/train``). :class:`TorchAdam` is the torch update, element for element
+``tests/assets/golden/train``). :class:`TorchAdam` is the torch update, element for element
 (``m = m + (1 - b1)(g - m)``, ``v = b2 v + (1 - b2) g^2``, ``vmax = max(vmax, v)``), with
 the step constants computed in float64 and rounded once, as torch does with its Python
 scalars. It keeps Keras's slot variables (``momentum``, ``velocity``, ``velocity_hat``), so

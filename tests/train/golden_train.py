@@ -1,4 +1,5 @@
-"""Reference training trajectories (../shared/golden/train, copied to tests/assets/golden/train):
+"""Reference training trajectories (tests/assets/golden/train, or
+$PANNS_KERAS_TRAIN_GOLDENS):
 replay them with the trainer's own step and apply the check of their README (section 6)."""
 
 from __future__ import annotations
