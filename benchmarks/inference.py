@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/inference.py [--models cnn6,mobilenet_v1,cnn14]
         [--variants float32,float16,dynamic_int8,int8] [--repeats 3] [--clip_seconds 10]
-        [--weights random|golden|MODEL_DIR] [--clips AUDIO_DIR]
+        [--weights random|golden|MODEL_DIR] [--clips AUDIO_DIR] [--reference_python PY]
 
 Every backend is timed at 1 thread and at all cores. TensorFlow fixes its thread pools at
 start-up, so the 1-thread Keras / SavedModel rows come from a child run of this script
@@ -14,8 +14,18 @@ on real clips (--clips, default tests/assets/audio; e.g. demo_data/fsdd/recordin
 demo's digit model). GFLOP/s uses the PANNs paper's multiply-adds x 2
 per 10 s clip, and every row gives it as a percentage of a 4096 x 4096 float32
 tf.linalg.matmul measured in the same run (the 1-thread TensorFlow rows: in the same child
-run, at 1 thread). Speed is never given as a ratio to a time measured elsewhere: the PANNs
-reference cannot run here, and another machine's (or another load's) time says nothing.
+run, at 1 thread).
+
+The reference, side by side: with ``--reference_python=PY`` (an interpreter that has
+``torch`` and the reference's ``panns_inference`` package, which holds Cnn14 and
+Cnn14_DecisionLevelMax), ``benchmarks/reference_child.py`` runs the reference model in that
+interpreter in this same run: it writes the reference's seeded initial weights as a
+``.pth``, which this script converts with panns_keras (so both sides hold the same
+weights), scores the agreement clips, and times one clip at 1 thread and at all cores.
+Every row of that model then also gives the reference's time at the same thread count
+divided by the row's time ("x ref"), and Keras's agreement with the reference is printed.
+A model the reference package lacks (Cnn6, MobileNetV1) gets the matmul-ceiling fraction
+only. Speed is never given as a ratio to a time measured elsewhere.
 
 Memory: each ONNX / TFLite conversion runs in a child process of this script
 (``--convert_to``) that loads the parent's weights, writes the converted model to a
@@ -69,6 +79,15 @@ _CONVERT_TO = flags.DEFINE_string(
     "convert_to", None, "Internal: convert --models to onnx or tflite_<variant> in --work_dir."
 )
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Internal: folder shared with the parent.")
+_REFERENCE_PYTHON = flags.DEFINE_string(
+    "reference_python", None,
+    "Python interpreter with torch and panns_inference: times the PyTorch reference in this "
+    "same run (Cnn14 and Cnn14-DecisionLevelMax) and gives every row's speed-up over it."
+)  # fmt: skip
+_REFERENCE_SECONDS = flags.DEFINE_float(
+    "reference_seconds", None, "Internal: the reference's 1-thread time, for the child's rows."
+)
+REFERENCE_CLASSES = ("Cnn14", "Cnn14_DecisionLevelMax")  # what panns_inference provides
 WEIGHTS = "model.weights.h5"
 CLIPS = "clips.npy"
 
@@ -125,15 +144,19 @@ def make_model(name):
 
 
 CEILING = {"gflops": float("nan")}  # the same run's matmul GFLOP/s (set in main)
+REFERENCE = {}  # threads -> the reference's seconds per clip, measured in this run
 
 
-def row(name, backend, sec, clip_s, flops):
+def row(name, backend, sec, clip_s, flops, threads=None):
     """One timing line: latency, real-time factor, GFLOP/s and that as a fraction of the
-    matmul ceiling measured in this same run (never a ratio to another machine's time)."""
+    matmul ceiling measured in this same run, and, when the reference ran in this run, its
+    time at the same thread count over this row's (never a time from another run)."""
     gf = flops * clip_s / 10.0 / sec / 1e9
     frac = gf / CEILING["gflops"]
+    ref = REFERENCE.get(threads)
+    vs = f"  {ref / sec:5.2f}x ref" if ref else ""
     print(f"{name:<13} {backend:<24} {sec * 1e3:9.1f} ms  RTF {sec / clip_s:7.4f}  "
-          f"{gf:6.1f} GFLOP/s = {100 * frac:5.1f}% of matmul", flush=True)  # fmt: skip
+          f"{gf:6.1f} GFLOP/s = {100 * frac:5.1f}% of matmul{vs}", flush=True)  # fmt: skip
 
 
 def main(argv):
@@ -145,6 +168,8 @@ def main(argv):
     if _TF_THREADS.value:
         tf.config.threading.set_intra_op_parallelism_threads(_TF_THREADS.value)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+        if _REFERENCE_SECONDS.value:
+            REFERENCE[_TF_THREADS.value] = _REFERENCE_SECONDS.value
     CEILING["gflops"] = matmul_gflops()
     if not _TF_ONLY.value:
         print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
@@ -196,10 +221,11 @@ def convert_in_child(name, kind, work_dir):
 
 def tf_one_thread_rows(name):
     """Keras / SavedModel rows at 1 thread, from a child process (fresh thread pools)."""
+    ref = [f"--reference_seconds={REFERENCE[1]}"] if 1 in REFERENCE else []
     p = subprocess.run([sys.executable, __file__, f"--models={name}", "--tf_only",
                         "--tf_threads=1", f"--repeats={_REPEATS.value}",
                         f"--weights={_WEIGHTS.value}",
-                        f"--clip_seconds={_CLIP.value}"],
+                        f"--clip_seconds={_CLIP.value}", *ref],
                        capture_output=True, text=True, check=False)  # fmt: skip
     rows = [ln for ln in p.stdout.splitlines() if ln.startswith(name)]
     if p.returncode or not rows:
@@ -208,12 +234,12 @@ def tf_one_thread_rows(name):
         print(ln, flush=True)
 
 
-def agreement(label, got, ref, size=None, conv_gb=None):
+def agreement(label, got, ref, size=None, conv_gb=None, against="Keras"):
     stats = common.compare_scores(ref, got)
     mb = f"{size / 1e6:.1f} MB, " if size else ""
     if conv_gb is not None:
         mb += f"conversion peak RSS {conv_gb:.1f} GB, "
-    print(f"{'':<13} {label}: {mb}vs Keras on {len(ref)} real windows: "
+    print(f"{'':<13} {label}: {mb}vs {against} on {len(ref)} real windows: "
           f"max|d| {stats['max_abs']:.4f} mean|d| {stats['mean_abs']:.5f} "
           f"top5 {stats['top5_agreement']:.2f}", flush=True)  # fmt: skip
 
@@ -233,7 +259,7 @@ def bench_onnx(name, work_dir, x, clips, ref, cores, clip_s, flops):
     for threads in sorted({1, cores}):
         r = X.OnnxRunner(content, num_threads=threads)
         row(name, f"onnxruntime {threads}thr", timeit(lambda r=r: r(x), _REPEATS.value),
-            clip_s, flops)  # fmt: skip
+            clip_s, flops, threads)  # fmt: skip
         del r
 
 
@@ -245,12 +271,13 @@ def time_tflite(content, threads, x):
 def tf_rows(name, model, x, clip_s, cores, flops):
     """Keras eager / XLA and SavedModel rows (their functions are freed on return)."""
     step = lambda v: model(v, training=False)["clipwise_output"]  # noqa: E731
-    thr = f"{_TF_THREADS.value or cores}thr"
+    n = _TF_THREADS.value or cores
+    thr = f"{n}thr"
     row(name, f"keras eager {thr}", timeit(lambda: np.asarray(step(x)), _REPEATS.value),
-        clip_s, flops)  # fmt: skip
+        clip_s, flops, n)  # fmt: skip
     xla = tf.function(step, jit_compile=True)
     row(name, f"keras XLA {thr}", timeit(lambda: xla(x).numpy(), _REPEATS.value), clip_s,
-        flops)  # fmt: skip
+        flops, n)  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         module = tf.Module()
         module.model = model
@@ -258,7 +285,51 @@ def tf_rows(name, model, x, clip_s, cores, flops):
         tf.saved_model.save(module, d, signatures={"serving_default": serve})
         fn = tf.saved_model.load(d).signatures["serving_default"]
         row(name, f"savedmodel {thr}", timeit(lambda: fn(waveform=tf.constant(x)),
-                                              _REPEATS.value), clip_s, flops)  # fmt: skip
+                                              _REPEATS.value), clip_s, flops, n)  # fmt: skip
+
+
+def run_reference(name, model, clips, samples, cores):
+    """Runs the PyTorch reference beside this run (see the module doc); returns the model
+    holding the reference's weights, or None when the reference cannot run this model."""
+    from panns_keras.convert.converter import load_checkpoint_into_model
+
+    ref_class = model.spec.reference_name
+    if ref_class not in REFERENCE_CLASSES or model.spec.sample_rate != 32000:
+        print(f"{name:<13} reference: panns_inference has no {ref_class}; matmul fraction only")
+        return None
+    if _WEIGHTS.value != "random":
+        print(f"{name:<13} reference: runs with its own seeded weights; use --weights=random")
+        return None
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        np.save(work / CLIPS, clips)
+        (work / "panns_data").mkdir()  # panns_inference reads its labels from $HOME/panns_data
+        labels = Path(panns_keras.__file__).parent / "assets" / "class_labels_indices.csv"
+        (work / "panns_data" / labels.name).write_bytes(labels.read_bytes())
+        threads = ",".join(str(t) for t in sorted({1, cores}))
+        p = subprocess.run([_REFERENCE_PYTHON.value, str(Path(__file__).with_name(
+                            "reference_child.py")), f"--model={ref_class}",
+                            f"--work_dir={work}", f"--threads={threads}",
+                            f"--repeats={_REPEATS.value}", f"--clip_samples={samples}"],
+                           capture_output=True, text=True, check=False,
+                           env={**os.environ, "HOME": str(work)})  # fmt: skip
+        if p.returncode:
+            print(f"{name:<13} reference failed: {p.stderr.strip()[-300:]}")
+            return None
+        for line in p.stdout.splitlines():
+            if line.startswith("threads="):
+                t, sec = (kv.split("=")[1] for kv in line.split())
+                REFERENCE[int(t)] = float(sec)
+            elif line.startswith("torch="):
+                print(f"{name:<13} reference: panns_inference {ref_class}, {line}")
+        model = load_checkpoint_into_model(work / "reference.pth", name)
+        theirs = np.load(work / "reference_scores.npy")
+    ours = np.asarray(model(clips, training=False)["clipwise_output"])
+    agreement("keras", ours, theirs, against="the reference")
+    for t, sec in sorted(REFERENCE.items()):
+        row(name, f"reference torch {t}thr", sec, _CLIP.value,
+            PAPER_FLOPS.get(name, float("nan")), t)  # fmt: skip
+    return model
 
 
 def bench_model(name, clip_s, cores):
@@ -271,12 +342,17 @@ def bench_model(name, clip_s, cores):
     n = int(clip_s * sr)
     x = common.synthetic_windows(sr, n, count=1)
     flops = PAPER_FLOPS.get(name, float("nan")) if sr == 32000 else float("nan")
+    clips = None
+    if not _TF_ONLY.value:
+        REFERENCE.clear()
+        clips = representative_windows(_CLIPS.value, sr, n, max_windows=16)
+        if _REFERENCE_PYTHON.value:
+            model = run_reference(name, model, clips, n, cores) or model
     tf_rows(name, model, x, clip_s, cores, flops)
     if _TF_ONLY.value:
         return
     if cores > 1 and not _TF_THREADS.value:
         tf_one_thread_rows(name)
-    clips = representative_windows(_CLIPS.value, sr, n, max_windows=16)
     ref = np.asarray(model(clips, training=False)["clipwise_output"])
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -297,7 +373,7 @@ def bench_model(name, clip_s, cores):
                       ref, len(content), conv_gb)  # fmt: skip
             for threads in sorted({1, cores}):
                 sec = time_tflite(content, threads, x)
-                row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops)
+                row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops, threads)
             del content
             gc.collect()
     print()

@@ -16,16 +16,17 @@ from small_models import small_sed_model
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
-from panns_keras.export import ExportVerificationError, export_savedmodel
+from panns_keras.export import ExportVerificationError, common, export_savedmodel
 from panns_keras.export import tflite as T
 from panns_keras.export.representative import representative_windows
 
 AUDIO = Path(__file__).resolve().parents[1] / "assets" / "audio"
 WINDOW_S = 2.0
 BUILTIN_FLOAT_OPS = {
-    "ADD", "AVERAGE_POOL_2D", "CONV_2D", "FULLY_CONNECTED", "LOG", "LOGISTIC", "MAXIMUM",
-    "MEAN", "MIRROR_PAD", "MUL", "REDUCE_MAX", "RESHAPE", "SQUARE", "STRIDED_SLICE",
-}  # fmt: skip
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "FULLY_CONNECTED", "LOG",
+    "LOGISTIC", "MAXIMUM", "MEAN", "MIRROR_PAD", "MUL", "PAD", "REDUCE_MAX", "RESHAPE",
+    "SQUARE", "STRIDED_SLICE",
+}  # fmt: skip  (PAD, CONCATENATION: the front end's framing)
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +266,68 @@ def test_mediapipe_variant_through_audio_classifier(cnn6, mediapipe_files, varia
     max_abs, mean_abs = T.TOLERANCES[variant]
     assert max_abs is None or stats["max_abs"] <= max_abs, stats
     assert mean_abs is None or stats["mean_abs"] <= mean_abs, stats
+
+
+@pytest.mark.parametrize("cin,parts,bias", [(8, 2, True), (12, 3, False), (10, 1, True)])
+def test_split_wide_convolutions(cin, parts, bias):
+    """A float CONV_2D wider than the limit becomes SPLIT -> convs -> ADD, same output."""
+    import keras
+
+    inp = keras.Input((7, 5, cin), batch_size=1)
+    out = keras.layers.Conv2D(6, 3, padding="same", activation="relu", use_bias=bias)(inp)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(cin)
+    model.set_weights([rng.standard_normal(w.shape).astype("f4") for w in model.weights])
+    fn = tf.function(lambda v: model(v), input_signature=[tf.TensorSpec((1, 7, 5, cin))])
+    module = tf.Module()
+    module.v = [w.value for w in model.weights]
+    content = tf.lite.TFLiteConverter.from_concrete_functions(
+        [fn.get_concrete_function()], module).convert()  # fmt: skip
+    split = T.split_wide_convolutions(content, max_input_channels=4)
+    ops = T.op_names(split)
+    if parts == 1:  # 10 channels do not split into equal groups of at most 4: left as is
+        assert split == content
+    else:
+        assert {"SPLIT", "ADD", "CONV_2D"} <= set(ops)
+        counts = _op_list(split)
+        assert counts.count("CONV_2D") == parts and counts.count("ADD") == parts - 1
+    x = rng.standard_normal((1, 7, 5, cin)).astype("f4")
+    got = [_run(c, x) for c in (content, split)]
+    np.testing.assert_allclose(got[1], got[0], atol=1e-5 * np.abs(got[0]).max())
+    np.testing.assert_allclose(got[0], np.asarray(model(x)), atol=1e-4)
+    assert got[1].min() >= 0  # the fused ReLU survived the move to the last ADD
+
+
+def _op_list(content):
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    m = fb.ModelT.InitFromPackedBuf(bytearray(content), 0)
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    return [names[max(m.operatorCodes[o.opcodeIndex].builtinCode,
+                      m.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode)]
+            for o in m.subgraphs[0].operators]  # fmt: skip
+
+
+def _run(content, x):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=content)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
+
+
+def test_cnn14_float_tflite_splits_block6():
+    """Cnn14's block 6 conv2 (2048 input channels) runs as two 1024-channel halves."""
+    model = panns_keras.build_model("cnn14")
+    content = T.convert(model, "float32", 32000)
+    ops = _op_list(content)
+    assert ops.count("CONV_2D") == 13 and ops.count("SPLIT") == 1
+    x = common.synthetic_windows(32000, 32000, count=1)
+    got = T.TfliteRunner(content)(x)["clipwise_output"]
+    np.testing.assert_allclose(got, np.asarray(model(x, training=False)["clipwise_output"]),
+                               atol=1e-5)  # fmt: skip
 
 
 def test_waveform_model_tflite(tmp_path):

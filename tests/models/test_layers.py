@@ -29,6 +29,20 @@ def test_logmel_matches_golden(reference):
     assert np.max(np.abs(got - outputs["logmel"])) <= tols["logmel"]
 
 
+@pytest.mark.parametrize("window,hop", [(1024, 320), (512, 160), (256, 80), (64, 64), (30, 40)])
+@pytest.mark.parametrize("length", [0, 1, 319, 320, 3201])
+def test_frames_are_the_strided_windows(window, hop, length):
+    """The reshape framing equals x[t * hop : t * hop + window], also with unknown length."""
+    layer = LogMelSpectrogram(32000, window, hop, 8, 50, 14000)
+    padded = np.random.default_rng(length).standard_normal((2, length + window)).astype("f4")
+    frames_num = 1 + length // hop
+    want = np.stack([padded[:, t * hop : t * hop + window] for t in range(frames_num)], 1)
+    np.testing.assert_array_equal(np.asarray(layer.frames(padded, length)), want)
+    fn = tf.function(lambda v, n: layer.frames(v, n), input_signature=[
+        tf.TensorSpec([None, None]), tf.TensorSpec([], tf.int32)])  # fmt: skip
+    np.testing.assert_array_equal(fn(padded, length).numpy(), want)
+
+
 @pytest.mark.parametrize("path", sorted(FRONTEND_CLIPS.glob("*.wav")), ids=lambda p: p.name)
 def test_logmel_matches_librosa_on_real_clips(path):
     librosa = pytest.importorskip("librosa")
