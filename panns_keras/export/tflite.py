@@ -320,7 +320,7 @@ def split_wide_convolutions(tflite_bytes: bytes,
     conv_code = fb.BuiltinOperator.CONV_2D
     changed = False
     for g in model.subgraphs:
-        new_ops = []
+        new_ops, split_weights = [], set()
         for op in g.operators:
             oc = model.operatorCodes[op.opcodeIndex]
             w = g.tensors[op.inputs[1]] if len(op.inputs) > 1 else None
@@ -333,8 +333,12 @@ def split_wide_convolutions(tflite_bytes: bytes,
                 continue
             new_ops += _split_conv(model, g, op, np.frombuffer(bytes(bytearray(data)), "<f4")
                                    .reshape([int(d) for d in w.shape]), parts)  # fmt: skip
+            split_weights.add(op.inputs[1])
             changed = True
         g.operators = new_ops
+        still_read = {i for op in new_ops for i in op.inputs}
+        for i in split_weights - still_read:
+            g.tensors[i].buffer = 0  # the whole kernel, now in parts: its buffer is dropped
     if not changed:
         return tflite_bytes
     _drop_unused_buffers(model)

@@ -324,6 +324,7 @@ def test_cnn14_float_tflite_splits_block6():
     content = T.convert(model, "float32", 32000)
     ops = _op_list(content)
     assert ops.count("CONV_2D") == 13 and ops.count("SPLIT") == 1
+    assert len(content) < 4 * model.count_params() + 10e6  # the whole kernel (151 MB) is gone
     x = common.synthetic_windows(32000, 32000, count=1)
     got = T.TfliteRunner(content)(x)["clipwise_output"]
     np.testing.assert_allclose(got, np.asarray(model(x, training=False)["clipwise_output"]),
