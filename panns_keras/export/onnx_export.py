@@ -8,8 +8,8 @@ initializers. Cnn14's export peak RSS went from 17-19 GB (tf2onnx freezing and o
 the constants) to 3.6 GB, the onnxruntime re-check included (BUILD_NOTES.md). Constant
 subgraphs over the weights (weight transposes, batch-norm scale and shift) are evaluated
 once at export (:func:`_fold_constants`). The DFT-kernel front end becomes plain ONNX ops
-(``Pad`` reflect, ``Conv``, ``MatMul``, ``Log``, ``Max``):
-no custom domain and no FFT op. Class names, sample rate and output order travel in the
+(``Pad`` reflect, ``Reshape`` / ``Slice`` / ``Concat`` framing, ``MatMul``, ``Log``,
+``Max``): no custom domain and no FFT op. Class names, sample rate and output order travel in the
 model's ``metadata_props`` (``labels`` is one display name per line).
 
 Optional dependencies (the ``onnx`` extra): tf2onnx, onnx and onnxruntime; the last runs the
@@ -228,12 +228,12 @@ def verify_onnx(model, onnx_bytes, inputs) -> dict:
     cut = inputs[:1, : max(1, inputs.shape[1] // 2 + 7)]  # another length: dynamic axes
     stats = None
     for x in (inputs, cut):
-        got = runner(x)
-        ref = model(x, training=False)
-        s = common.compare_scores(np.asarray(ref[common.CLIPWISE]), got[common.CLIPWISE])
+        got = common.batched(runner, x)
+        ref = common.batched(lambda v: model(v, training=False), x)
+        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE])
         common.check("onnx", s, TOLERANCE, None)
         for key in common.output_keys(model)[1:]:
-            r, g = np.asarray(ref[key]), got[key]
+            r, g = ref[key], got[key]
             scale = max(1.0, float(np.abs(r).max()))
             if r.shape != g.shape or not np.allclose(g, r, atol=TOLERANCE * scale, rtol=0):
                 raise common.ExportVerificationError(f"onnx: output {key} differs from Keras")

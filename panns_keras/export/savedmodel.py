@@ -117,19 +117,20 @@ def verify_savedmodel(model, path, inputs=None) -> dict:
         inputs = common.synthetic_windows(model.spec.sample_rate, model.spec.sample_rate * 2)
     inputs = np.asarray(inputs, np.float32)
     loaded = tf.saved_model.load(str(path))
-    ref = model(inputs, training=False, return_intermediates=True)
+    ref = common.batched(lambda v: model(v, training=False, return_intermediates=True), inputs)
     keys = common.output_keys(model) + intermediate_keys(model)
     stats = None
-    x = tf.constant(inputs)
-    for how, got in (("signature", loaded.signatures["serving_default"](waveform=x)),
-                     ("call", loaded(x))):  # fmt: skip
+    signature = loaded.signatures["serving_default"]
+    for how, fn in (("signature", lambda v: signature(waveform=tf.constant(v))),
+                    ("call", lambda v: loaded(tf.constant(v)))):  # fmt: skip
+        got = common.batched(fn, inputs)
         if sorted(got) != sorted(keys):
             raise common.ExportVerificationError(f"savedmodel {how}: outputs {sorted(got)}")
-        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE].numpy())
+        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE])
         common.check(f"savedmodel {how}", s, TOLERANCE, None)
         stats = stats or s
         for key in keys[1:]:
-            r, g = np.asarray(ref[key]), got[key].numpy()
+            r, g = ref[key], got[key]
             scale = max(1.0, float(np.abs(r).max()))
             if r.shape != g.shape or not np.allclose(g, r, atol=TOLERANCE * scale, rtol=0):
                 raise common.ExportVerificationError(

@@ -10,14 +10,14 @@ Variants:
     which has no denylist.
   * ``dynamic_int8``: int8 weights, dynamic-range (hybrid) kernels for conv / dense in the
     backbone. The converter has no denylist for this mode and also makes the front end's
-    DFT conv and mel matmul hybrid, which quantizes their *inputs* (waveform, power
+    DFT and mel matmuls hybrid, which quantizes their *inputs* (waveform, power
     spectrum: ~200 dB) to int8 per call; :func:`float_frontend` turns those two weights
     back into float32 so they run as float ops (measured on a trained Cnn6: max |score
     diff| 0.99 / mean 0.28 / top-1 agreement 0.57 before, 0.025 / 0.002 / 1.00 after).
   * ``int8``: full-integer int8 backbone calibrated on representative windows. The log-mel
-    front end (DFT conv, power, mel matmul, dB log) and ``bn0`` stay float32: their tensors
-    span ~200 dB, and one int8 scale per tensor wipes out the quiet bins (measured on Cnn6:
-    max |score diff| 0.72 with the front end quantized vs 0.05 without).
+    front end (framing, DFT matmul, power, mel matmul, dB log) and ``bn0`` stay float32:
+    their tensors span ~200 dB, and one int8 scale per tensor wipes out the quiet bins
+    (measured on Cnn6: max |score diff| 0.72 with the front end quantized vs 0.05 without).
 
 Conversion goes through a concrete function of the model and a ``tf.Module`` that tracks the
 model's underlying ``tf.Variable`` objects: the converter saves them as a SavedModel's
@@ -33,6 +33,13 @@ its outputs ``clipwise_output``, ``embedding`` (clip models) / ``framewise_outpu
 (``get_output_details()``) in that same order, scores first, and :func:`add_metadata` names
 their tensors the same (the converter alone listed Cnn6's embedding first, as
 ``StatefulPartitionedCall:1``).
+
+Speed of the float variants: the front end frames the signal with reshapes and does the DFT
+as one matmul (``models/layers.py``; XNNPACK ran the strided 1-channel CONV_2D it replaces 3x
+slower than TensorFlow), and :func:`split_wide_convolutions` cuts each convolution with more
+than 1024 input channels into 1024-channel groups (XNNPACK's float convolution slows down
+5x past that). Cnn14, 10 s, 2 threads, same run: TFLite float32 183 ms, SavedModel 229 ms
+(BUILD_NOTES.md, "Issue 14").
 
 Every file carries metadata (:func:`add_metadata`): MediaPipe's ``TFLITE_METADATA`` with
 the sample rate (AudioProperties of the input) and ``labels.txt`` on the score output, plus
@@ -563,9 +570,8 @@ def verify_tflite(model, tflite_bytes, variant, inputs, keys=None) -> dict:
     check_builtin_only(tflite_bytes)
     runner = TfliteRunner(tflite_bytes, keys)
     got = runner(inputs)[common.CLIPWISE]
-    ref = np.asarray(
-        model(common.fit_length(inputs, runner.length), training=False)[common.CLIPWISE]
-    )
+    x = common.fit_length(inputs, runner.length)
+    ref = common.batched(lambda v: model(v, training=False), x)[common.CLIPWISE]
     stats = common.compare_scores(ref, got)
     common.check(f"tflite_{variant}", stats, *TOLERANCES[variant])
     return stats
