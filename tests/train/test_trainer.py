@@ -160,3 +160,21 @@ def test_evaluate_cli_writes_report(data, tmp_path):
     assert rows[0] == "index,display_name,ap,auc,positives,excluded" and len(rows) == 4
     assert rows[1].startswith("0,tone 0,")
     assert (out / "per_class_ap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bce_on_probabilities_has_finite_gradients_when_saturated():
+    """p == 1.0 or 0.0 exactly (a saturated float32 sigmoid): torch's values (each log term
+    clamped at -100) and finite gradients (the plain max(log(p), -100) gives 0 * inf = NaN)."""
+    import tensorflow as tf
+
+    from panns_keras.train.trainer import per_example_loss
+
+    p = tf.Variable([[0.0, 1.0, 0.3, 1e-45, 0.999]])
+    y = tf.constant([[1.0, 0.0, 1.0, 0.0, 1.0]])
+    with tf.GradientTape() as tape:
+        loss = per_example_loss(y, {"clipwise_output": p}, "bce_prob")
+    grad = tape.gradient(loss, p).numpy()
+    want = -np.mean([-100.0, -100.0, np.log(0.3), np.log1p(-1e-45), np.log(0.999)])
+    np.testing.assert_allclose(loss.numpy(), [want], rtol=1e-6)
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad[0, [2, 4]], [-1 / 0.3 / 5, -1 / 0.999 / 5], rtol=1e-5)

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Training throughput of Cnn14, Wavegram-Logmel-CNN14 and MobileNetV1 on one GPU through
+# Keras 3 on JAX (benchmarks/train_step_jax.py), for a machine with JAX (CUDA) but no Keras
+# and no internet.
+#
+#   bash benchmarks/gpu_run.sh OUTDIR      (from anywhere; the repository is found from here)
+#
+# 1. Installs the wheels carried in benchmarks/wheels (Keras, namex, optree, ml-collections;
+#    PyYAML and typing_extensions only when missing) with pip --no-index --no-deps into a
+#    fresh folder that goes first on PYTHONPATH, so the machine's own JAX with CUDA, NumPy,
+#    h5py, rich, ... stay the ones used and nothing outside that folder is changed. Without
+#    pip, the wheels are unpacked there instead. The repository root goes on PYTHONPATH too
+#    (panns_keras is imported from the working tree, not installed).
+# 2. Prints nvidia-smi, jax.devices() and the versions.
+# 3. Runs one process per group below under `timeout`, each appending to
+#    OUTDIR/train_step_jax.json (rewritten atomically after every configuration, so partial
+#    results survive a timeout); everything printed also goes to OUTDIR/train_step_jax.log.
+#    A global deadline (BENCH_BUDGET_S, default 390 s from the start) caps every group's
+#    timeout so the whole script ends in under 7 minutes. One failure does not stop the rest.
+#
+# Environment: PYTHON (default python3); BENCH_BUDGET_S; BENCH_GROUPS ("SECONDS:FLAGS;..."
+# replaces the four default groups); BENCH_EXTRA_ARGS, appended to every
+# run's flags (later flags win), e.g. "--batch_size=2 --steps=2 --clip_seconds=1" for a
+# CPU smoke run of the script itself; XLA_PYTHON_CLIENT_MEM_FRACTION (default 0.92 here).
+set -uo pipefail
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 OUTDIR" >&2
+  exit 2
+fi
+OUTDIR=$1
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=${PYTHON:-python3}
+BUDGET=${BENCH_BUDGET_S:-390}
+read -r -a EXTRA <<< "${BENCH_EXTRA_ARGS:-}"
+mkdir -p "$OUTDIR"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+JSON=$OUTDIR/train_step_jax.json
+LOG=$OUTDIR/train_step_jax.log
+rm -f "$JSON"
+exec > >(tee -a "$LOG") 2>&1
+
+echo "=== $(date -u +%FT%TZ) panns-keras train_step_jax on $(hostname); repo $REPO"
+cd "$REPO" || exit 1
+git rev-parse HEAD 2>/dev/null && git status --short 2>/dev/null | head -20
+
+# ---------------------------------------------------------------- 1. dependencies
+WHEELS=$REPO/benchmarks/wheels
+DEPS=$(mktemp -d "${TMPDIR:-/tmp}/panns_keras_deps.XXXXXX")
+names=(keras namex optree ml_collections)
+"$PY" -c "import yaml" 2>/dev/null || names+=(pyyaml)
+"$PY" -c "import typing_extensions" 2>/dev/null || names+=(typing_extensions)
+files=()
+for n in "${names[@]}"; do
+  f=$(ls "$WHEELS"/"$n"-*.whl 2>/dev/null | head -n 1)
+  if [ -n "$f" ]; then files+=("$f"); else echo "!!! no wheel for $n in $WHEELS"; fi
+done
+echo "=== installing into $DEPS: ${files[*]##*/}"
+if ! "$PY" -m pip install --quiet --no-index --no-deps --disable-pip-version-check \
+    --target "$DEPS" "${files[@]}"; then
+  echo "=== pip failed; unpacking the wheels instead"
+  for f in "${files[@]}"; do "$PY" -m zipfile -e "$f" "$DEPS"; done
+fi
+export PYTHONPATH=$DEPS:$REPO${PYTHONPATH:+:$PYTHONPATH}
+export KERAS_BACKEND=jax
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
+
+# ---------------------------------------------------------------- 2. the machine
+nvidia-smi || echo "(no nvidia-smi)"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit \
+  --format=csv 2>/dev/null
+"$PY" - <<'EOF'
+import importlib.metadata as md
+import sys
+
+import jax
+import keras
+
+import panns_keras
+from panns_keras.models import tagger  # noqa: F401  (the whole model code)
+
+print("python", sys.version.split()[0], "| jax.devices():", jax.devices())
+for name in ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "keras", "namex",
+             "optree", "ml-collections", "numpy", "h5py", "ml-dtypes", "absl-py", "rich"):
+    try:
+        print(f"  {name} {md.version(name)}")
+    except md.PackageNotFoundError:
+        pass
+print("keras from", keras.__file__, "backend", keras.backend.backend())
+print("panns_keras from", panns_keras.__file__)
+print("tensorflow imported:", "tensorflow" in sys.modules)
+EOF
+echo "=== environment check exit status $?"
+
+# ---------------------------------------------------------------- 3. the runs
+run() {  # run SECONDS FLAGS...: one train_step_jax.py process, capped by the deadline
+  local limit=$1 left=$((BUDGET - SECONDS))
+  shift
+  if [ "$left" -lt 30 ]; then
+    echo "=== skipped (${left}s left of ${BUDGET}s): $*"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "=== $(date -u +%T) (t=${SECONDS}s) timeout ${limit}s: $*"
+  timeout -k 10 "$limit" "$PY" "$REPO/benchmarks/train_step_jax.py" --out_json="$JSON" \
+    --append --steps=10 "$@" "${EXTRA[@]}"
+  local rc=$?
+  [ "$rc" -eq 0 ] || echo "=== exit status $rc$([ "$rc" -eq 124 ] && echo ' (timed out)')"
+}
+
+if [ -n "${BENCH_GROUPS:-}" ]; then  # "SECONDS:FLAGS;SECONDS:FLAGS..." instead of the default
+  IFS=';' read -r -a groups <<< "$BENCH_GROUPS"
+  for g in "${groups[@]}"; do
+    read -r -a flags <<< "${g#*:}"
+    run "${g%%:*}" "${flags[@]}"
+  done
+else
+  run 150 --models=cnn14 --precisions=bfloat16 --batch_size=32,128,256
+  run 90 --models=cnn14 --precisions=float32 --batch_size=32,128
+  run 80 --models=wavegram_logmel_cnn14 --precisions=bfloat16,float32 --batch_size=64
+  run 60 --models=mobilenet_v1 --precisions=bfloat16,float32 --batch_size=128
+fi
+
+echo "=== $(date -u +%T) done in ${SECONDS}s; results in $JSON"
+"$PY" - "$JSON" <<'EOF'
+import json
+import sys
+
+try:
+    with open(sys.argv[1]) as f:
+        rows = json.load(f)
+except (OSError, ValueError) as e:
+    sys.exit(f"no results: {e}")
+print(f"{'model':22s} {'prec':8s} {'batch':>5s} {'clips/s':>9s} {'ms/step':>9s} "
+      f"{'compile s':>9s} {'peak GB':>8s} {'MFU':>6s} {'MFU xla':>7s}")
+for r in rows:
+    head = f"{r['model']:22s} {r['precision']:8s} {r['batch']:5d}"
+    if "error" in r:
+        print(f"{head} FAILED {r['error'][:100]}")
+        continue
+    mfu = "n/a" if r.get("mfu") is None else f"{100 * r['mfu']:.1f}%"
+    mfu_xla = "n/a" if r.get("mfu_xla") is None else f"{100 * r['mfu_xla']:.1f}%"
+    print(f"{head} {r['clips_per_s']:9.1f} {r['step_ms']:9.1f} {r['compile_s']:9.1f} "
+          f"{r['peak_mem_gb']:8.2f} {mfu:>6s} {mfu_xla:>7s}")
+if rows:
+    print(f"{rows[0].get('device_kind')}: bfloat16 matmul "
+          f"{rows[0].get('matmul_tflops') or float('nan'):.1f} TFLOP/s")
+EOF
+rm -rf "$DEPS"
