@@ -14,12 +14,16 @@ written directly against JAX with Keras's stateless API, so nothing but Keras an
 - forward: ``model.stateless_call(trainable, non_trainable, waveform, training=True,
   mixup_lambda=lam)``; the model mixes the 2B clips down to B in its mixup domain (log-mel for
   CNN14 and MobileNetV1, log-mel and Wavegram for Wavegram-Logmel-CNN14), with SpecAugment
-  and dropout on. The targets are mixed the same way.
-- loss: binary cross-entropy on ``clipwise_output`` (float32), mean over clips and classes,
-  each log clamped at -100 as torch's ``F.binary_cross_entropy`` does.
-- ``keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=True)``
-  through ``optimizer.stateless_apply``. BatchNorm statistics and the SpecAugment / dropout
-  seed states are non-trainable variables, carried from step to step.
+  and dropout on. The targets are mixed the same way (``models.layers.do_mixup``).
+- loss: the trainer's own BCE on ``clipwise_output`` (``train/losses.py``: float32, each log
+  clamped at -100 as torch's ``F.binary_cross_entropy`` does), mean over clips and classes.
+- the trainer's own optimizer, ``train.optimizers.TorchAdam(1e-3, beta_1=0.9,
+  beta_2=0.999, epsilon=1e-8, amsgrad=True)`` (torch's epsilon placement), through
+  ``optimizer.stateless_apply``; without ``JAX_ENABLE_X64`` its float64 step constants are
+  float32 (JAX warns). The H200 figures in BUILD_NOTES.md were measured when this script
+  used ``keras.optimizers.Adam``, whose update costs the same per element.
+- BatchNorm statistics and the SpecAugment / dropout seed states are non-trainable
+  variables, carried from step to step.
 - the whole step (value_and_grad + optimizer update) is one ``jax.jit`` function with the
   model, optimizer and non-trainable states donated.
 
@@ -158,31 +162,18 @@ def first_value(analysis, key: str) -> float | None:
 
 
 # ---------------------------------------------------------------------------- the step
-def bce(p, y):
-    """Mean binary cross-entropy of probabilities ``p`` against ``y``, logs clamped at -100."""
-    log_p, log_q = clamped_log(p), clamped_log(1.0 - p)
-    return -jnp.mean(y * log_p + (1.0 - y) * log_q)
-
-
-def clamped_log(x):
-    """``max(log(x), -100)`` with a finite gradient where x == 0 (value -100, gradient 0): the
-    plain form's gradient there is 0 * inf = NaN, which a saturated float32 sigmoid (p == 1.0)
-    reaches within a few steps on a GPU batch."""
-    positive = x > 0.0
-    safe = jnp.where(positive, x, 1.0)
-    return jnp.where(positive, jnp.maximum(jnp.log(safe), -100.0), -100.0)
-
-
 def make_step(model, optimizer):
     """The jitted training step ``(trainable, non_trainable, opt_vars, wave, target, lam) ->
     (trainable, non_trainable, opt_vars, loss)``; the first three arguments are donated."""
+    from panns_keras.models.layers import do_mixup
+    from panns_keras.train.losses import binary_crossentropy_on_probabilities
 
     def loss_fn(trainable, non_trainable, wave, target, lam):
         out, non_trainable = model.stateless_call(trainable, non_trainable, wave,
                                                   training=True, mixup_lambda=lam)  # fmt: skip
-        p = out["clipwise_output"].astype(jnp.float32)
-        mixed = lam[0::2, None] * target[0::2] + lam[1::2, None] * target[1::2]
-        return bce(p, mixed), non_trainable
+        mixed = do_mixup(target, lam)  # the targets mixed as the model mixes its inputs
+        loss = binary_crossentropy_on_probabilities(mixed, out["clipwise_output"])
+        return jnp.mean(loss), non_trainable
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -216,6 +207,7 @@ def param_abs_sum(trainable):
 
 def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
     import panns_keras
+    from panns_keras.train.optimizers import TorchAdam
 
     keras.utils.set_random_seed(_SEED.value)  # the initial weights too
     keras.config.set_dtype_policy(POLICIES[precision])
@@ -223,8 +215,8 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
         model = panns_keras.build_model(name, seed=_SEED.value)
     finally:
         keras.config.set_dtype_policy("float32")
-    optimizer = keras.optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999,
-                                      epsilon=1e-8, amsgrad=True)  # fmt: skip
+    optimizer = TorchAdam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                          amsgrad=True)  # fmt: skip
     optimizer.build(model.trainable_variables)
     samples = round(_SECONDS.value * model.spec.sample_rate)
     trainable = [v.value for v in model.trainable_variables]

@@ -40,7 +40,7 @@ from panns_keras.errors import UserError
 from panns_keras.models import kernels
 from panns_keras.progress import Progress
 from panns_keras.train import config as config_lib
-from panns_keras.train import evaluation, optimizers
+from panns_keras.train import evaluation, losses, optimizers
 
 _MIXUP_SALT = 0x6D6978  # "mix"
 
@@ -152,23 +152,7 @@ def per_example_loss(target: tf.Tensor, outputs: dict, kind: str) -> tf.Tensor:
             return tf.reduce_mean(
                 tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits), -1
             )
-    p = tf.cast(outputs["clipwise_output"], tf.float32)
-    # torch.nn.functional.binary_cross_entropy clamps each log term at -100.
-    log_p, log_q = _clamped_log(p), _clamped_log(1.0 - p)
-    return -tf.reduce_mean(target * log_p + (1.0 - target) * log_q, axis=-1)
-
-
-def _clamped_log(x):
-    """``max(log(x), -100)`` with a finite gradient everywhere.
-
-    ``tf.maximum(tf.math.log(x), -100.0)`` has the right value but a NaN gradient where x is
-    exactly 0 (``0 * d log(x)/dx = 0 * inf``), which happens as soon as a sigmoid saturates
-    in float32 (p == 1.0 once its logit passes ~16.6, so 1 - p == 0). Where x == 0 the value
-    is -100 and the gradient 0; elsewhere both are unchanged.
-    """
-    positive = x > 0.0
-    safe = tf.where(positive, x, tf.ones_like(x))
-    return tf.where(positive, tf.maximum(tf.math.log(safe), -100.0), tf.fill(tf.shape(x), -100.0))
+    return losses.binary_crossentropy_on_probabilities(target, outputs["clipwise_output"])
 
 
 def build_model_from_config(config: ml_collections.ConfigDict, init=None):
