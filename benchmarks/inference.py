@@ -37,7 +37,9 @@ RSS of this process and of the largest child.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import os
 import resource
 import subprocess
@@ -161,6 +163,9 @@ def row(name, backend, sec, clip_s, flops, threads=None):
 
 def main(argv):
     del argv
+    ref_py = _REFERENCE_PYTHON.value
+    if ref_py and not (os.path.isfile(ref_py) and os.access(ref_py, os.X_OK)):
+        raise app.UsageError(f"--reference_python {ref_py}: not an executable file")
     clip_s = _CLIP.value
     cores = os.cpu_count()
     if _CONVERT_TO.value:
@@ -294,7 +299,7 @@ def run_reference(name, model, clips, samples, cores):
     from panns_keras.convert.converter import load_checkpoint_into_model
 
     ref_class = model.spec.reference_name
-    if ref_class not in REFERENCE_CLASSES or model.spec.sample_rate != 32000:
+    if ref_class not in REFERENCE_CLASSES:
         print(f"{name:<13} reference: panns_inference has no {ref_class}; matmul fraction only")
         return None
     if _WEIGHTS.value != "random":
@@ -310,7 +315,8 @@ def run_reference(name, model, clips, samples, cores):
         p = subprocess.run([_REFERENCE_PYTHON.value, str(Path(__file__).with_name(
                             "reference_child.py")), f"--model={ref_class}",
                             f"--work_dir={work}", f"--threads={threads}",
-                            f"--repeats={_REPEATS.value}", f"--clip_samples={samples}"],
+                            f"--repeats={_REPEATS.value}", f"--clip_samples={samples}",
+                            f"--frontend={json.dumps(dataclasses.asdict(model.spec.frontend))}"],
                            capture_output=True, text=True, check=False,
                            env={**os.environ, "HOME": str(work)})  # fmt: skip
         if p.returncode:

@@ -5,8 +5,9 @@ where ``PY`` has ``torch`` and the ``panns_inference`` package (the reference's 
 inference code: Cnn14 and Cnn14_DecisionLevelMax). Nothing here is imported by panns_keras;
 this file only drives the reference's own model classes:
 
-1. builds ``panns_inference.models.<class>`` with the reference's 32 kHz front-end
-   arguments, initialised with ``torch.manual_seed(seed)``, in eval mode;
+1. builds ``panns_inference.models.<class>`` with the front-end arguments of the panns_keras
+   model it is compared with (``--frontend``, a JSON of its spec's front end), initialised
+   with ``torch.manual_seed(seed)``, in eval mode;
 2. saves its ``state_dict`` as ``reference.pth`` (``{"model": state_dict}``, the released
    checkpoints' layout) so the parent converts the very same weights with panns_keras;
 3. scores the parent's agreement clips (``clips.npy``) -> ``reference_scores.npy``;
@@ -21,6 +22,7 @@ a copy of panns_keras's own AudioSet class list, so nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -35,6 +37,8 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--clip_samples", type=int, default=320000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frontend", required=True,
+                   help="JSON: sample_rate, window_size, hop_size, mel_bins, fmin, fmax")
     a = p.parse_args()
 
     import torch
@@ -42,8 +46,7 @@ def main():
 
     work = Path(a.work_dir)
     torch.manual_seed(a.seed)
-    net = getattr(models, a.model)(sample_rate=32000, window_size=1024, hop_size=320,
-                                   mel_bins=64, fmin=50, fmax=14000, classes_num=527)  # fmt: skip
+    net = getattr(models, a.model)(**json.loads(a.frontend), classes_num=527)
     net.eval()
     torch.save({"model": net.state_dict()}, work / "reference.pth")
     clips = torch.from_numpy(np.load(work / "clips.npy"))
