@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             return module.main(args, verb=verb) or 0
         except UserError as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
-            return 1
+            return getattr(e, "exit_code", 1)
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130

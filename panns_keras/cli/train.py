@@ -3,8 +3,11 @@
 --config: a packaged recipe NAME[:ARG] (audioset, audioset_balanced, demo; see
 panns_keras/configs/) or a PATH.py[:ARG] of your own with get_config(arg).
 
-Trains (or resumes from the newest checkpoint in DIR, the training workdir) under a
-tf.distribute strategy: all visible GPUs, several workers via TF_CONFIG, or one device.
+Trains (or resumes from the newest checkpoint in DIR, the training workdir) on the Keras
+backend in use: TensorFlow (default) under a tf.distribute strategy (all visible GPUs, several
+workers via TF_CONFIG, or one device), or KERAS_BACKEND=jax under jax.jit (DataParallel over
+the local devices). Same configs, flags and model directory on both.
+A run stopped by SIGTERM saves a checkpoint and exits 143; the same command resumes it.
 Every config field can be overridden, e.g. --config.train.batch_size=64
 --config.data.train_files='data/*.tfrecord'.
 TensorBoard: tensorboard --logdir DIR.
@@ -16,7 +19,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from panns_keras.cli.configflag import one_line_missing_field_errors
-from panns_keras.errors import UserError
+from panns_keras.errors import Stopped, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Packaged recipe NAME[:ARG] (e.g. audioset:cnn14) or PATH.py[:ARG]."
@@ -43,7 +46,9 @@ def main(argv, verb="train"):
     if ev is not None:
         line += f"; eval mAP {ev['mAP']:.4f}, mean AUC {ev['mAUC']:.4f}, d' {ev['d_prime']:.3f}"
     if result["stopped_early"]:
-        line += "; stopped by signal (checkpoint saved, rerun to resume)"
+        raise Stopped(f"{_OUT.value}: stopped at step {result['step']} by signal "
+                      f"{result['signal']} (checkpoint saved); run the same command again "
+                      "to resume")  # fmt: skip
     print(line)
     print(f"workdir: {_OUT.value} (tensorboard --logdir {_OUT.value})")
     return 0

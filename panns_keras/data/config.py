@@ -18,8 +18,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       balanced: class-balanced sampling (reference-style) vs. raw frequencies.
       shuffle_buffer: examples in the shuffle buffer.
       skip_corrupt: skip corrupted records/shards (counted) instead of raising.
-      mixup: 'logmel' (pipeline yields 2x batch, model mixes), 'waveform' (pipeline
-        mixes pairs) or 'none'.
+      mixup: 'in_model' (the model mixes pairs in its own domain), 'waveform' (the
+        training step mixes the waveforms) or 'none'; with mixup the pipeline yields 2x batch.
       mixup_alpha: Beta(alpha, alpha) parameter.
       deterministic: deterministic element order given `config.seed`.
       random_crop: crop longer clips at a random offset (else from the start).
@@ -39,7 +39,7 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.balanced = True
     c.shuffle_buffer = 1000
     c.skip_corrupt = False
-    c.mixup = "in_model"  # in the model's mixup domain (train step) | waveform (tf.data) | none
+    c.mixup = "in_model"  # in the model's mixup domain | waveform (before the model) | none
     c.mixup_alpha = 1.0
     c.deterministic = True
     c.random_crop = True

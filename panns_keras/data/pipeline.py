@@ -2,8 +2,8 @@
 
 Train: shards -> (per class group: shuffled shard list -> interleave -> repeat)
   -> uniform choice of class group (balanced) or one interleaved stream (raw
-  frequencies) -> shuffle -> parse -> crop/pad -> multi-hot -> batch -> optional
-  waveform mixup -> prefetch. Infinite and seeded.
+  frequencies) -> shuffle -> parse -> crop/pad -> multi-hot -> batch (2B clips with
+  mixup: the training step mixes them, in every mixup mode) -> prefetch. Infinite and seeded.
 Eval: every clip exactly once in file order; the last batch is padded and a
   `mask` marks real rows.
 
@@ -22,7 +22,6 @@ import tensorflow as tf
 from absl import logging
 
 from panns_keras.data import formats, schema
-from panns_keras.data import mixup as mixup_lib
 
 MANIFEST_NAME = formats.MANIFEST_NAME
 _RECORD_OVERHEAD = 16  # 8-byte length + 4-byte length CRC + 4-byte data CRC
@@ -295,17 +294,6 @@ def _to_float(batch: dict) -> dict:
     return out
 
 
-def _mix_int16(batch: dict, alpha: float, seed) -> dict:
-    """Waveform mixup of an int16 batch; the 1/32767 scale is folded into lambda."""
-    n = tf.shape(batch["waveform"])[0]
-    lam = mixup_lib.sample_mixup_lambda(n // 2, alpha, seed)
-    wav = tf.cast(batch["waveform"], tf.float32)
-    return {
-        "waveform": mixup_lib.do_mixup(wav, lam / schema.INT16_SCALE),
-        "target": mixup_lib.do_mixup(batch["target"], lam),
-    }
-
-
 def _options(deterministic: bool) -> tf.data.Options:
     opts = tf.data.Options()
     opts.deterministic = bool(deterministic)
@@ -363,15 +351,7 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
         ds = ds.filter(_fold_filter(folds, exclude_folds))
     ds = ds.map(lambda e: {"waveform": e["waveform"], "target": e["target"]})
     ds = ds.batch(batch, drop_remainder=True)
-    if mode == "waveform":
-        alpha = float(d.mixup_alpha)
-        ds = ds.enumerate().map(
-            lambda i, b: _mix_int16(b, alpha, tf.stack([tf.cast(seed + 2, tf.int64), i])),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic,
-        )
-    else:
-        ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     return ds.with_options(_options(deterministic))
 

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from panns_keras.models.kernels import tensorflow_kernels
+
 # ----------------------------------------------------------------------------- numpy helpers
 
 
@@ -111,12 +113,27 @@ class LogMelSpectrogram(keras.layers.Layer):
         frames = shifted[0] if n == 1 else ops.concatenate(shifted, axis=-1)
         return frames[..., :win]
 
+    def _dft(self, frames):
+        """``frames @ kernel`` (B, T, 2 * bins). Off TensorFlow (XLA's CPU dot sums the 1024
+        products in one float32 chain) the sum is taken in 8 partial sums, which brings the
+        quiet bins of loud frames (the log-mel's worst case) to TensorFlow's accuracy: 0.0035
+        instead of 0.08 dB max error on the training goldens' clips, which the reference
+        trajectories need."""
+        kernel = ops.convert_to_tensor(self._kernel)
+        blocks = 8
+        if tensorflow_kernels() or self.window_size % blocks:
+            return ops.matmul(frames, kernel)
+        part = self.window_size // blocks
+        f = ops.reshape(frames, (-1, ops.shape(frames)[1], blocks, part))  # (B, T, 8, n/8)
+        k = ops.reshape(kernel, (blocks, part, -1))  # (8, n/8, 2 * bins)
+        return ops.sum(ops.einsum("btkc,kcn->btkn", f, k), axis=2)
+
     def call(self, waveform):
         x = ops.cast(waveform, "float32")
         pad = self.window_size // 2
         x = ops.pad(x, [[0, 0], [pad, pad]], mode="reflect")
         frames = self.frames(x, ops.shape(waveform)[1])
-        spec = ops.matmul(frames, ops.convert_to_tensor(self._kernel))  # (B, T, 2 * bins)
+        spec = self._dft(frames)  # (B, T, 2 * bins)
         bins = self.window_size // 2 + 1
         power = ops.square(spec[..., :bins]) + ops.square(spec[..., bins:])  # (B, T, bins)
         mel = ops.matmul(power, ops.convert_to_tensor(self.mel_matrix))

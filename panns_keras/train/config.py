@@ -58,6 +58,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.data = default_data_config()
     c.data.labels = ""  # index,mid,display_name CSV; '' = labels.csv beside the train shards
+    # tfrecord: the tf.data pipeline over train_files | synthetic: one random batch of the
+    # config's shapes made on the device (throughput measurements; no TensorFlow needed)
+    c.data.source = "tfrecord"
 
     t = c.train = ml_collections.ConfigDict()
     t.batch_size = 32  # GLOBAL batch (clips after mixup), split over replicas
@@ -121,8 +124,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise UserError(f"config.{name}: {value!r} is not one of {', '.join(allowed)}")
     if int(config.train.batch_size) < 1:
         raise UserError("config.train.batch_size: must be >= 1")
-    if not config.data.train_files:
-        raise UserError("config.data.train_files: empty (give a glob of TFRecord shards)")
+    source = str(config.data.get("source", "tfrecord"))
+    if source not in ("tfrecord", "synthetic"):
+        raise UserError(f"config.data.source: {source!r} is not one of tfrecord, synthetic")
+    if source == "tfrecord" and not config.data.train_files:
+        raise UserError("config.data.train_files: empty (give a glob of TFRecord shards, or "
+                        "--config.data.source=synthetic to measure the step)")  # fmt: skip
     if config.model.mode != "scratch" and not config.model.init:
         raise UserError(f"config.model.mode: {config.model.mode} needs config.model.init "
                         "(a model directory, .keras or .pth file)")  # fmt: skip

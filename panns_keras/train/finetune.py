@@ -30,7 +30,7 @@ import numpy as np
 from absl import logging
 
 from panns_keras.data import formats
-from panns_keras.errors import UserError
+from panns_keras.errors import Stopped, UserError
 
 RESULTS = "results.json"
 SPLIT_RESULT = "split.json"
@@ -193,8 +193,8 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
             cfg = split_config(config, data_dir, manifest, held_out)
             out = trainer.train(cfg, split_dir)
             if out["stopped_early"]:  # SIGTERM: checkpointed; the split is not done
-                raise UserError(f"{split_dir}: stopped at step {out['step']} by a signal "
-                                "(checkpoint saved); run the same command again to resume")
+                raise Stopped(f"{split_dir}: stopped at step {out['step']} by a signal "
+                              "(checkpoint saved); run the same command again to resume")
             result = out["eval"]
             if result is None and held_out is not None:  # resumed after its last step
                 result = _evaluate(out["model"], cfg)

@@ -1,4 +1,6 @@
-"""Adam in PyTorch's form, the optimizer of the PANNs reference recipe.
+"""The optimizer and its learning-rate schedule (one concern): :func:`make_optimizer`.
+
+Adam in PyTorch's form is the optimizer of the PANNs reference recipe.
 
 ``keras.optimizers.Adam`` and ``torch.optim.Adam`` differ in where epsilon goes:
 
@@ -20,8 +22,37 @@ the Keras base class applies).
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import keras
 from keras import ops
+
+
+def _float64_available() -> bool:
+    if keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return bool(jax.config.read("jax_enable_x64"))
+
+
+def _step_constants(t, learning_rate, b1: float, b2: float):
+    """``lr / (1 - b1^t)`` and ``sqrt(1 - b2^t)`` as torch computes them (Python doubles,
+    rounded once). In float64 where the backend has it; else (JAX without x64) in float32
+    through ``expm1(t * log(b))``, within a few float32 ulps of the float64 values (the
+    plain float32 ``1 - 0.999**t`` is off by 1.3e-5 relative at t = 1: 0.999 itself rounds)."""
+    if _float64_available():
+        # Python floats enter as float64 tensors (ops.cast(0.999, "float64") would round
+        # through float32 first: sqrt(1 - b2) off by 6e-6, a 6e-6 smaller first step).
+        t = ops.cast(t, "float64")
+        bias1 = 1.0 - ops.power(ops.convert_to_tensor(b1, dtype="float64"), t)
+        bias2_sqrt = ops.sqrt(1.0 - ops.power(ops.convert_to_tensor(b2, dtype="float64"), t))
+        return ops.cast(learning_rate, "float64") / bias1, bias2_sqrt
+    t = ops.cast(t, "float32")
+    bias1 = -ops.expm1(t * math.log(b1))
+    bias2_sqrt = ops.sqrt(-ops.expm1(t * math.log(b2)))
+    return ops.cast(learning_rate, "float32") / bias1, bias2_sqrt
 
 
 @keras.saving.register_keras_serializable(package="panns_keras")
@@ -60,13 +91,8 @@ class TorchAdam(keras.optimizers.Adam):
         g = ops.cast(gradient, dtype)
         if self.l2:
             g = g + ops.cast(self.l2, dtype) * variable
-        # Python floats enter as float64 tensors (ops.cast(0.999, "float64") would round
-        # through float32 first: sqrt(1 - b2) off by 6e-6, a 6e-6 smaller first step).
-        t = ops.cast(self.iterations + 1, "float64")
-        bias1 = 1.0 - ops.power(ops.convert_to_tensor(b1, dtype="float64"), t)
-        bias2_sqrt = ops.sqrt(1.0 - ops.power(ops.convert_to_tensor(b2, dtype="float64"), t))
-        step_size = ops.cast(ops.cast(learning_rate, "float64") / bias1, dtype)
-        bias2_sqrt = ops.cast(bias2_sqrt, dtype)
+        step_size, bias2_sqrt = _step_constants(self.iterations + 1, learning_rate, b1, b2)
+        step_size, bias2_sqrt = ops.cast(step_size, dtype), ops.cast(bias2_sqrt, dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         self.assign(m, m + ops.cast(1.0 - b1, dtype) * (g - m))
@@ -83,3 +109,52 @@ class TorchAdam(keras.optimizers.Adam):
         config["weight_decay"] = self._l2_config
         config["decoupled"] = self.decoupled
         return config
+
+
+@keras.saving.register_keras_serializable(package="panns_keras")
+class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant or cosine decay (to ``min_ratio * base``) after a linear warm-up."""
+
+    def __init__(self, base: float, total_steps: int, warmup_steps: int = 0,
+                 kind: str = "constant", min_ratio: float = 0.0):  # fmt: skip
+        self.base, self.total_steps, self.warmup_steps = base, total_steps, warmup_steps
+        self.kind, self.min_ratio = kind, min_ratio
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        lr = ops.convert_to_tensor(self.base, dtype="float32")
+        if self.kind == "cosine":
+            span = float(max(1, self.total_steps - self.warmup_steps))
+            progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
+            cos = 0.5 * (1.0 + ops.cos(math.pi * progress))
+            lr = lr * (self.min_ratio + (1.0 - self.min_ratio) * cos)
+        if self.warmup_steps > 0:
+            lr = lr * ops.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
+        return lr
+
+    def get_config(self):
+        return {"base": self.base, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "kind": self.kind,
+                "min_ratio": self.min_ratio}  # fmt: skip
+
+
+def make_optimizer(t, lr_scale: float = 1.0) -> keras.optimizers.Optimizer:
+    """The optimizer of ``t`` (the train config); its learning rate times ``lr_scale``."""
+    lr = WarmupSchedule(float(t.learning_rate) * lr_scale, int(t.num_steps),
+                        int(t.warmup_steps), t.schedule, float(t.min_lr_ratio))  # fmt: skip
+    kw: dict[str, Any] = {"learning_rate": lr}
+    if t.clipnorm:
+        kw["clipnorm"] = float(t.clipnorm)
+    # Adam in torch's form (epsilon outside the bias correction; Keras's form is another
+    # recipe): "adam" is torch Adam (L2 weight decay), "adamw" torch AdamW (decoupled).
+    if t.optimizer in ("adam", "adamw"):
+        opt = TorchAdam(beta_1=float(t.beta_1), beta_2=float(t.beta_2),
+                        epsilon=float(t.epsilon), amsgrad=bool(t.amsgrad),
+                        weight_decay=float(t.weight_decay) or None,
+                        decoupled=t.optimizer == "adamw", **kw)  # fmt: skip
+    else:
+        opt = keras.optimizers.SGD(momentum=float(t.momentum),
+                                   weight_decay=float(t.weight_decay) or None, **kw)  # fmt: skip
+    if t.precision == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt

@@ -41,7 +41,8 @@ def load_for_eval(path: str | Path):
     if not cfg_path.is_file():
         raise UserError(f"{cfg_path}: training config not found beside the checkpoints")
     from panns_keras.train.config import base_config
-    from panns_keras.train.trainer import build_model_from_config, load_labels
+    from panns_keras.train.inputs import load_labels
+    from panns_keras.train.warm_start import build_model_from_config
 
     config = base_config()
     config.update_from_flattened_dict(_flatten(json.loads(cfg_path.read_text())))

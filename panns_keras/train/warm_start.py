@@ -89,3 +89,44 @@ def split_variables(model) -> tuple[list, list]:
     for name, layer in model.weight_layers().items():
         (head if is_head(name) else base).extend(layer.trainable_variables)
     return base, head
+
+
+def build_model_from_config(config, init=None):
+    """The model to train: ``config.model.name`` built anew, or (``config.model.init``) a
+    transfer model from the initial model ``init`` (loaded from the config when None)."""
+    import keras
+
+    from panns_keras.train import config as config_lib
+
+    if config.model.init:
+        from panns_keras.models.spec import SpecAugmentSpec
+
+        init = init if init is not None else load_init(config.model.init)
+        o, changes = config.model.overrides, {}
+        if o.spec_augment is not None:
+            changes["spec_augment"] = (init.spec.spec_augment or SpecAugmentSpec()) if \
+                o.spec_augment else None  # fmt: skip
+        if o.conv_dropout is not None:
+            changes["conv_dropout"] = float(o.conv_dropout)
+        model = transfer_model(
+            init, int(config.data.num_classes), config.model.mode,
+            hidden=int(config.model.mlp_hidden), seed=int(config.seed), spec_changes=changes,
+        )  # fmt: skip
+    else:
+        from panns_keras.api import build_model
+
+        try:
+            model = build_model(config.model.name, num_classes=int(config.data.num_classes),
+                                seed=int(config.seed),
+                                **config_lib.overrides_dict(config))  # fmt: skip
+        except (KeyError, ValueError) as e:
+            raise UserError(f"config.model.name: {e}") from None
+    if config.model.disable_dropout:
+        for layer in model.sublayers():
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0
+    if config.train.sync_batchnorm:
+        for layer in model.sublayers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True
+    return model

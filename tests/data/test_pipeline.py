@@ -78,7 +78,9 @@ def test_train_is_deterministic_given_seed(imbalanced):
     assert not np.array_equal(np.stack(a), np.stack(d))
 
 
-@pytest.mark.parametrize("mode,rows", [("logmel", 16), ("waveform", 8), ("none", 8)])
+# With mixup (in the model's domain or on the waveform) the pipeline feeds 2B clips; the
+# training step mixes them (train/step.py).
+@pytest.mark.parametrize("mode,rows", [("logmel", 16), ("waveform", 16), ("none", 8)])
 def test_batch_layout_per_mixup_mode(imbalanced, mode, rows):
     c = _config(os.path.join(imbalanced, "*.tfrecord"), batch=16, mixup=mode)
     ctx = tf.distribute.InputContext(
@@ -89,9 +91,7 @@ def test_batch_layout_per_mixup_mode(imbalanced, mode, rows):
     assert b["waveform"].shape == (rows, 64) and b["waveform"].dtype == tf.float32
     assert b["target"].shape == (rows, 4)
     t = b["target"].numpy()
-    np.testing.assert_allclose(t.sum(axis=1), 1.0, atol=1e-6)  # single-label clips
-    if mode == "waveform":
-        assert np.any((t > 0) & (t < 1))  # actually mixed
+    np.testing.assert_array_equal(t.sum(axis=1), 1.0)  # single-label clips, not mixed
 
 
 @pytest.fixture

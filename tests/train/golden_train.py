@@ -139,40 +139,55 @@ def replay_config(model_name: str, batch: int, **train):
 
 
 def replay(traj: Trajectory, config, mutate_model=None, optimizer=None) -> dict:
-    """Runs the trainer's step (``trainer.make_step_fns``) over the trajectory's K batches,
-    with the trainer's model and optimizer factories (``optimizer`` replaces the latter:
-    mutant recipes)."""
-    import tensorflow as tf
+    """Runs the trainer's step (``train/step.py`` through the backend layer of the Keras
+    backend in use: ``tf_engine.make_step_fn`` or ``jax_engine.make_step_fn``) over the
+    trajectory's K batches, with the trainer's model and optimizer factories (``optimizer``
+    replaces the latter: mutant recipes)."""
+    import keras
 
     from panns_keras.convert.mapping import assign_state_dict
-    from panns_keras.train import trainer
+    from panns_keras.train import optimizers, warm_start
+    from panns_keras.train import step as step_lib
 
-    strategy = tf.distribute.get_strategy()
-    model = trainer.build_model_from_config(config)
+    model = warm_start.build_model_from_config(config)
     model.build((None, traj.x.shape[-1]))
     assign_state_dict(model, traj.state)
     if mutate_model is not None:
         mutate_model(model)
-    optimizer = optimizer or trainer.make_optimizer(config.train)
+    optimizer = optimizer or optimizers.make_optimizer(config.train)
     optimizer.build(model.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False)
-    train_fn, _ = trainer.make_step_fns(
-        model, optimizer, step, strategy, config, traj.B, traj.B, True, with_outputs=True
-    )
-    ds = tf.data.Dataset.from_tensor_slices(
-        {"waveform": traj.x, "target": traj.targets, "mixup_lambda": traj.lambdas}
-    )
-    iterator = iter(ds)
+    groups = step_lib.variable_groups(model, optimizer)
+    spec = step_lib.StepSpec.from_config(config)
     rec = {"loss": [], "clipwise": [], "steps": [], "trainable": trainable_torch_names(model, traj)}
+    if keras.backend.backend() == "jax":
+        from panns_keras.train.backends import jax_engine
+
+        run = jax_engine.make_step_fn(model, groups, spec, with_outputs=True)
+        state = jax_engine.initial_state(model, groups)
+
+        def one_step(k):
+            nonlocal state
+            state, loss, clipwise = run(state, traj.x[k], traj.targets[k], traj.lambdas[k])
+            jax_engine.write_back(model, groups, state)
+            return loss, clipwise
+    else:
+        from panns_keras.train.backends import tf_engine
+
+        run = tf_engine.make_step_fn(model, groups, spec, with_outputs=True)
+
+        def one_step(k):
+            batch = {"waveform": traj.x[k], "target": traj.targets[k]}
+            return run(batch, traj.lambdas[k])
+
     for k in range(traj.K):
-        loss, clipwise = train_fn(iterator)
-        rec["loss"].append(float(loss.numpy()))
+        loss, clipwise = one_step(k)
+        rec["loss"].append(float(np.asarray(loss)))
         rec["clipwise"].append(np.asarray(clipwise))
-        rec["steps"].append(int(step.numpy()))
+        rec["steps"].append(k + 1)
         if k == 0:
             rec["step1"] = snapshot(model, traj)
     rec["final"] = snapshot(model, traj)
-    rec["iterations"] = int(optimizer.iterations.numpy())
+    rec["iterations"] = int(np.asarray(optimizer.iterations.value))
     return rec
 
 

@@ -1,0 +1,1 @@
+"""Per-backend layers of the training step: TensorFlow (``tf_engine``) and JAX (``jax_engine``)."""

@@ -1,0 +1,250 @@
+"""The JAX side of the training step: ``jax.value_and_grad``, ``jax.jit``, DataParallel.
+
+The step itself is :func:`panns_keras.train.step.compute_loss`, run through the model's
+``stateless_call`` (BatchNorm statistics and random-layer seeds come back as new
+non-trainable values) and the optimizers' ``stateless_apply``. The state (trainable,
+non-trainable and optimizer values) lives in the engine between steps and is written back to the Keras variables before an evaluation,
+an export or a checkpoint.
+
+Devices: with more than one local device (and ``config.train.strategy`` not ``default``)
+``keras.distribution.DataParallel`` replicates the variables and splits each global batch
+over the devices; the step sees the whole global batch, so BatchNorm statistics are those of
+the global batch (synchronised, as ``train.sync_batchnorm`` on TensorFlow).
+
+Checkpoints: ``checkpoints/ckpt-<step>.npz`` with every model and optimizer value, the step
+and the best mAP; a resume rebuilds the (deterministic) input pipeline and skips the
+batches already consumed, so it continues on exactly the next batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import keras
+import numpy as np
+from absl import logging
+
+from panns_keras.errors import UserError
+from panns_keras.train import step as step_lib
+from panns_keras.train.checkpoints import NpzCheckpoints
+
+
+def make_step_fn(model, groups, spec: step_lib.StepSpec, *, with_outputs: bool = False):
+    """``step(state, waveform, target, lam) -> (state, loss[, clipwise])``, jitted.
+
+    ``state`` is ``(trainable, non_trainable, optimizer_values)``: lists of arrays in the
+    order of ``model.trainable_variables``, ``model.non_trainable_variables`` and, per group
+    of ``groups``, its optimizer's ``variables`` (see :func:`initial_state`).
+    """
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    index = [[position[id(v)] for v in vs] for _, vs in groups]
+    intermediates = spec.loss == "bce_logits"
+
+    def loss_fn(trainable, non_trainable, waveform, target, lam):
+        def call(x, mix):
+            return model.stateless_call(trainable, non_trainable, x, training=spec.training,
+                                        mixup_lambda=mix,
+                                        return_intermediates=intermediates)  # fmt: skip
+
+        loss, clipwise, new_non_trainable = step_lib.compute_loss(
+            call, waveform, target, lam, spec
+        )
+        return loss, (clipwise, new_non_trainable)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def step(state, waveform, target, lam):
+        trainable, non_trainable, opt_values = state
+        (loss, (clipwise, non_trainable)), grads = grad_fn(
+            trainable, non_trainable, waveform, target, lam
+        )
+        trainable = list(trainable)
+        new_opt_values = []
+        for (opt, _), idx, values in zip(groups, index, opt_values):
+            new_vars, values = opt.stateless_apply(
+                values, [grads[i] for i in idx], [trainable[i] for i in idx]
+            )
+            for i, v in zip(idx, new_vars):
+                trainable[i] = v
+            new_opt_values.append(values)
+        state = (trainable, non_trainable, new_opt_values)
+        return (state, loss, clipwise) if with_outputs else (state, loss)
+
+    # No buffer donation: the Keras variables may hold the previous state's arrays (after a
+    # write-back), and an evaluation or summary between steps reads them.
+    return jax.jit(step)
+
+
+def initial_state(model, groups):
+    """The step's state from the Keras variables (see :func:`make_step_fn`)."""
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [[v.value for v in opt.variables] for opt, _ in groups],
+    )
+
+
+def write_back(model, groups, state) -> None:
+    """Assigns the step's state to the Keras variables."""
+    trainable, non_trainable, opt_values = state
+    for v, x in zip(model.trainable_variables, trainable):
+        v.assign(x)
+    for v, x in zip(model.non_trainable_variables, non_trainable):
+        v.assign(x)
+    for (opt, _), values in zip(groups, opt_values):
+        for v, x in zip(opt.variables, values):
+            v.assign(x)
+
+
+class JaxEngine:
+    """Builds the model and optimizers, feeds the jitted step, keeps ``.npz`` checkpoints.
+
+    Args:
+        config: the training config.
+        workdir: the run's folder (``checkpoints/`` go there).
+    """
+
+    backend = "jax"
+
+    def __init__(self, config, workdir: Path):
+        self.config = config
+        t = config.train
+        if t.precision == "mixed_float16":
+            raise UserError("config.train.precision: mixed_float16 (loss scaling) is "
+                            "TensorFlow only; use mixed_bfloat16 or float32 on JAX")  # fmt: skip
+        devices = jax.local_devices()
+        self.distribution = None
+        if len(devices) > 1 and t.strategy != "default":
+            self.distribution = keras.distribution.DataParallel(devices=devices)
+        self.replicas = len(devices) if self.distribution else 1
+        self.chief = jax.process_index() == 0
+        self.spec = step_lib.StepSpec.from_config(config)
+        if self.spec.global_batch % self.replicas:
+            raise UserError(f"config.train.batch_size: {self.spec.global_batch} is not "
+                            f"divisible by {self.replicas} devices")  # fmt: skip
+        self.workdir = workdir
+        self._ckpts = NpzCheckpoints(workdir / "checkpoints", int(t.keep_checkpoints))
+        self._step = 0
+        self.best_map = -1.0
+        self._state = None
+
+    def device_kind(self) -> str:
+        return jax.default_backend()
+
+    def build(self, build_fn):
+        """``build_fn() -> (model, groups)``; under DataParallel when there are devices."""
+        if self.distribution is not None:
+            with self.distribution.scope():
+                self.model, self.groups = build_fn()
+        else:
+            self.model, self.groups = build_fn()
+        self._run = make_step_fn(self.model, self.groups, self.spec)
+
+    # -- input
+    def start(self, make_dataset, synthetic: bool):
+        """Restores the newest checkpoint (if any) and positions the input after it.
+
+        ``make_dataset(seed_offset, input_context)`` builds the tf.data pipeline.
+        """
+        latest = self._ckpts.latest()
+        if latest is not None:
+            self._restore(NpzCheckpoints.load(latest))
+            logging.info("resumed from %s at step %d", latest, self._step)
+        self._state = initial_state(self.model, self.groups)
+        if synthetic:
+            self._batches = _synthetic_batches(self.config, self.spec)
+        else:
+            reseed = self.config.train.checkpoint_input == "reseed"
+            ds = make_dataset(self._step * 1_000_003 if reseed else 0, None)
+            if self._step and not reseed:
+                ds = ds.skip(self._step)
+            self._batches = ds.as_numpy_iterator()
+        return self._step
+
+    def _put(self, x):
+        if self.distribution is None:
+            return jax.numpy.asarray(x)
+        layout = self.distribution.get_data_layout(x.shape)
+        return keras.distribution.distribute_tensor(x, layout)
+
+    # -- state
+    @property
+    def step(self) -> int:
+        return self._step
+
+    def learning_rate(self) -> float:
+        self.sync()  # the optimizer's iterations, which its schedule reads
+        return float(np.asarray(self.groups[-1][0].learning_rate))
+
+    # -- the loop's calls
+    def train_step(self, lam: np.ndarray | None, keep_batch: bool = False):
+        """One step on the next batch; ``(loss, batch or None)``; the loss stays lazy."""
+        batch = next(self._batches)
+        wav, target = self._put(batch["waveform"]), self._put(batch["target"])
+        mix = None if lam is None else jax.numpy.asarray(lam)
+        self._state, loss = self._run(self._state, wav, target, mix)
+        self._step += 1
+        local = None
+        if keep_batch:
+            local = {k: np.asarray(v) for k, v in batch.items()}
+        return loss, local
+
+    def sync(self) -> None:
+        """Writes the step's state into the Keras variables (before eval / export / save)."""
+        if self._state is not None:
+            write_back(self.model, self.groups, self._state)
+
+    def predict_fn(self):
+        model = self.model
+
+        @jax.jit
+        def _predict(trainable, non_trainable, x):
+            out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return out["clipwise_output"]
+
+        def predict(waveform):
+            trainable, non_trainable, _ = self._state
+            return _predict(trainable, non_trainable, self._put(np.asarray(waveform)))
+
+        return predict
+
+    def save_checkpoint(self) -> None:
+        self.sync()
+        arrays = {f"model/{v.path}": np.asarray(v.value) for v in self.model.variables}
+        for g, (opt, _) in enumerate(self.groups):
+            for j, v in enumerate(opt.variables):
+                arrays[f"opt{g}/{j}"] = np.asarray(v.value)
+        arrays["step"] = np.asarray(self._step, np.int64)
+        arrays["best_map"] = np.asarray(self.best_map, np.float64)
+        self._ckpts.save(self._step, arrays)
+
+    def _restore(self, arrays) -> None:
+        by_path = {v.path: v for v in self.model.variables}
+        saved = {k[len("model/"):] for k in arrays if k.startswith("model/")}
+        if saved != set(by_path):
+            diff = sorted(saved ^ set(by_path))[:3]
+            raise UserError(f"{self._ckpts.latest()}: checkpoint does not match the "
+                            f"model of config.json (e.g. {diff})")  # fmt: skip
+        for path, v in by_path.items():
+            v.assign(arrays[f"model/{path}"])
+        for g, (opt, _) in enumerate(self.groups):
+            for j, v in enumerate(opt.variables):
+                v.assign(arrays[f"opt{g}/{j}"])
+        self._step = int(arrays["step"])
+        self.best_map = float(arrays["best_map"])
+
+    def close(self) -> None:
+        self.sync()
+
+
+def _synthetic_batches(config, spec: step_lib.StepSpec):
+    """One random batch made on the device, fed every step (measures the step, not data)."""
+    n = spec.clips_per_step
+    key = jax.random.PRNGKey(int(config.seed))
+    k1, k2 = jax.random.split(key)
+    wav = 0.1 * jax.random.normal(k1, (n, int(config.data.clip_samples)), "float32")
+    target = (jax.random.uniform(k2, (n, int(config.data.num_classes))) < 0.02).astype("float32")
+    batch = {"waveform": wav, "target": target}
+    while True:
+        yield batch
