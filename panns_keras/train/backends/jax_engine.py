@@ -3,8 +3,8 @@
 The step itself is :func:`panns_keras.train.step.compute_loss`, run through the model's
 ``stateless_call`` (BatchNorm statistics and random-layer seeds come back as new
 non-trainable values) and the optimizers' ``stateless_apply``. The state (trainable,
-non-trainable and optimizer values) lives in the engine between steps and is written back to the Keras variables before an evaluation,
-an export or a checkpoint.
+non-trainable and optimizer values) lives in the engine between steps and is written back
+to the Keras variables before an evaluation, an export or a checkpoint.
 
 Devices: with more than one local device (and ``config.train.strategy`` not ``default``)
 ``keras.distribution.DataParallel`` replicates the variables and splits each global batch
