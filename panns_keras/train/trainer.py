@@ -12,7 +12,7 @@ Layout of ``workdir``:
   checkpoints/         ckpt-<step>.* (newest ``keep_checkpoints``), written by CheckpointManager
   best/                model directory of the best eval mAP (``load_model``-able) + metrics
   model/               model directory of the last step
-  train/, eval/        TensorBoard event files
+  events.out.tfevents.*  hparams; train/, eval/: TensorBoard event files (train/summaries.py)
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from panns_keras.models import kernels
 from panns_keras.progress import Progress
 from panns_keras.train import config as config_lib
 from panns_keras.train import evaluation, losses, optimizers
+from panns_keras.train.summaries import Profiler, Summaries
 
 _MIXUP_SALT = 0x6D6978  # "mix"
 
@@ -315,7 +316,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
     previous_fused = kernels.set_fused_batchnorm(bool(t.get("fused_batchnorm", False)))
     stop = _Stop()
     stop.install()
-    scratch = None
+    scratch = summaries = profiler = None
     try:
         init = None
         if config.model.init:  # read once, outside the strategy scope; copied into the model
@@ -396,16 +397,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
             base_optimizer=base_optimizer, base_variables=base_vars,
         )  # fmt: skip
 
-        def noop_writer():
-            return tf.summary.create_noop_writer()
-
-        train_writer = (tf.summary.create_file_writer(str(workdir / "train")) if chief
-                        else noop_writer())  # fmt: skip
-        eval_writer = (tf.summary.create_file_writer(str(workdir / "eval")) if chief
-                       else noop_writer())  # fmt: skip
-        if chief and int(step.numpy()) == 0:
-            with train_writer.as_default():
-                tf.summary.text("config", f"```\n{config_text}\n```", step=0)
+        summaries = Summaries(workdir, enabled=chief,
+                              num_pr_curves=int(config.eval.get("num_pr_curves", 10)),
+                              num_best_worst=int(config.eval.num_best_worst))  # fmt: skip
+        profiler = Profiler(workdir / "train", t.get("profile_steps", ""), enabled=chief)
+        summaries.hparams(config, model_name=model.spec.name)
+        if int(step.numpy()) == 0:
+            summaries.config_text(config_text)
 
         predict = evaluation.make_predict_fn(model)
         has_eval = bool(config.data.eval_files)
@@ -419,14 +417,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
             res = evaluation.evaluate(predict, make_eval_dataset(config),
                                       int(config.eval.max_batches))  # fmt: skip
             logging.info("step %d eval: %s", at, evaluation.summary_line(res))
-            with eval_writer.as_default():
-                tf.summary.scalar("mAP", res["mAP"], step=at)
-                tf.summary.scalar("mean_AUC", res["mAUC"], step=at)
-                tf.summary.scalar("d_prime", res["d_prime"], step=at)
-                tf.summary.scalar("accuracy", res["accuracy"], step=at)
-                tf.summary.text("classes_by_AP", evaluation.classes_markdown(
-                    res, names, int(config.eval.num_best_worst)), step=at)  # fmt: skip
-            eval_writer.flush()
+            summaries.evaluation(at, res, names)
             if config.eval.keep_best and np.isfinite(res["mAP"]) and res["mAP"] > best_map.numpy():
                 best_map.assign(res["mAP"])
                 _export(model, workdir / "best", labels, config, at, res)
@@ -443,23 +434,21 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
         while int(step.numpy()) < num_steps:
             cur = int(step.numpy())  # the step being run (0-based); after it: cur + 1
             want_image = chief and int(t.image_every) > 0 and cur % int(t.image_every) == 0
-            if want_image:
-                loss, batch = train_fn_batch(iterator)
-            else:
-                loss = train_fn(iterator)
+            with profiler.step(cur + 1):
+                if want_image:
+                    loss, batch = train_fn_batch(iterator)
+                else:
+                    loss = train_fn(iterator)
             done = cur + 1
             window_steps += 1
             if want_image:
-                _image_summaries(model, batch, strategy, config, train_writer, cur)
+                _image_summaries(model, batch, strategy, config, summaries, cur)
             if done % int(t.log_every) == 0 or done == num_steps or done == start + 1:
                 loss_value = float(loss.numpy())
                 now = time.perf_counter()
                 rate = window_steps * global_batch / max(now - window_t, 1e-9)
-                with train_writer.as_default():
-                    tf.summary.scalar("loss", loss_value, step=done)
-                    lr = float(optimizer.learning_rate.numpy())
-                    tf.summary.scalar("learning_rate", lr, step=done)
-                    tf.summary.scalar("throughput (clips/s)", rate, step=done)
+                lr = float(optimizer.learning_rate.numpy())
+                summaries.train_step(done, loss_value, lr, rate)
                 logging.info("step %d loss %.5f  %.1f clips/s", done, loss_value, rate)
                 window_t, window_steps = now, 0
             progress.update(1, postfix=f"step {done}, loss {loss_value:.4f}")
@@ -480,7 +469,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
         if not stopped and int(step.numpy()) == start:  # nothing to do: already trained
             last_eval = None
         elapsed = time.perf_counter() - t0
-        train_writer.flush()
+        profiler.stop()
+        summaries.flush()
         if chief and not stopped:
             _export(model, workdir / "model", labels, config, int(step.numpy()), last_eval)
         if last_eval is not None:
@@ -491,6 +481,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
                 "seconds": elapsed, "clips_per_second": ran * global_batch / max(elapsed, 1e-9),
                 "model": model, "labels": labels}  # fmt: skip
     finally:
+        if profiler is not None:
+            profiler.stop()
+        if summaries is not None:
+            summaries.close()
         stop.uninstall()
         _set_precision(previous_policy)
         kernels.set_fused_batchnorm(previous_fused)
@@ -594,22 +588,20 @@ def make_step_fns(model, optimizer, step, strategy, config, global_batch, per_re
     return train_fn, train_fn_batch
 
 
-def _image_summaries(model, batch, strategy, config, writer, cur: int) -> None:
+def _image_summaries(model, batch, strategy, config, summaries: Summaries, cur: int) -> None:
     local = strategy.experimental_local_results(batch)[0]
     wav = local["waveform"]
     n = int(config.train.num_audio_samples)
-    with writer.as_default():
-        if n > 0:
-            tf.summary.audio("train_audio", wav[:n, :, None], int(config.data.sample_rate),
-                             step=cur, max_outputs=n)  # fmt: skip
-        if model.spec.frontend is None:
-            return
-        lam = None
-        k = min(int(wav.shape[0]), 6)
-        if config.data.mixup in ("in_model", "logmel"):
-            k -= k % 2
-            lam = mixup_lib.sample_mixup_lambda(int(config.train.batch_size),
-                                                float(config.data.mixup_alpha),
-                                                _mixup_seed(config, cur))[:k]  # fmt: skip
-        img = logmel_image(model, wav[:k], lam, seed=int(config.seed) + cur)
-        tf.summary.image("train_logmel (bn0+SpecAugment+mixup)", img, step=cur, max_outputs=3)
+    rate = int(config.data.sample_rate)
+    if model.spec.frontend is None:
+        summaries.train_media(cur, wav[:n], rate)
+        return
+    lam = None
+    k = min(int(wav.shape[0]), 6)
+    if config.data.mixup in ("in_model", "logmel"):
+        k -= k % 2
+        lam = mixup_lib.sample_mixup_lambda(int(config.train.batch_size),
+                                            float(config.data.mixup_alpha),
+                                            _mixup_seed(config, cur))[:k]  # fmt: skip
+    img = logmel_image(model, wav[:k], lam, seed=int(config.seed) + cur)
+    summaries.train_media(cur, wav[:n], rate, img)
