@@ -234,7 +234,8 @@ class Summaries:
             tf.summary.text(tag, text, step=int(step))
 
     # ------------------------------------------------------------------ the calls
-    def hparams(self, config, model_name: str | None = None) -> None:
+    def hparams(self, config, model_name: str | None = None,
+                extra: Mapping[str, bool | int | float | str] | None = None) -> None:  # fmt: skip
         """The run's hyperparameters (:func:`flat_hparams`) for the hparams dashboard.
 
         Written in ``workdir`` itself, so the session's metrics are the scalars of its
@@ -243,7 +244,7 @@ class Summaries:
         logdir (finetune's splits, several runs side by side)."""
         if not self.enabled:
             return
-        values = flat_hparams(config, model_name)
+        values = {**flat_hparams(config, model_name), **(extra or {})}
         if self.backend == "jsonl":
             self._record("", 0, "hparams", "hparams", values)
             return

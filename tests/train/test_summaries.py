@@ -11,9 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest_train import REPO, run_py, tiny_config, write_data
-
-HPARAMS_TAG = "_hparams_/session_start_info"  # the hparams plugin's own tag
+from conftest_train import HPARAMS_TAG, REPO, read_events, run_py, tiny_config, write_data
 
 
 @pytest.fixture(scope="module")
@@ -22,26 +20,6 @@ def data(tmp_path_factory):
     write_data(str(root / "train"))
     write_data(str(root / "eval"), clips_per_class=4, name="eval", seed=1)
     return str(root / "train"), str(root / "eval")
-
-
-def read_events(logdir) -> dict[str, dict[str, dict]]:
-    """{run (folder relative to logdir, '.' itself): {tag: {'plugin', 'steps': {step: value}}}}
-    with value a float (scalars) or the numpy tensor."""
-    import tensorflow as tf
-
-    runs: dict[str, dict[str, dict]] = {}
-    for f in glob.glob(os.path.join(str(logdir), "**", "events.out.tfevents.*"), recursive=True):
-        run = os.path.relpath(os.path.dirname(f), str(logdir))
-        tags = runs.setdefault(run, {})
-        for ev in tf.compat.v1.train.summary_iterator(f):
-            for v in ev.summary.value:
-                entry = tags.setdefault(v.tag, {"plugin": "", "content": b"", "steps": {}})
-                if v.metadata.plugin_data.plugin_name:  # on a tag's first event only
-                    entry["plugin"] = v.metadata.plugin_data.plugin_name
-                    entry["content"] = v.metadata.plugin_data.content
-                value = tf.make_ndarray(v.tensor) if v.HasField("tensor") else v.simple_value
-                entry["steps"][int(ev.step)] = value
-    return runs
 
 
 def test_event_files_read_back(data, tmp_path):
