@@ -103,28 +103,60 @@ def test_event_files_read_back(data, tmp_path):
     assert {f"pr_curve_tone_{c}" for c in range(3)} <= set(ev)
 
 
-def test_finetune_splits_carry_mode_and_fold(tmp_path):
-    """Each finetune split is a trainer run in its own workdir: hparams name mode and fold."""
-    from tensorboard.plugins.hparams import metadata as hp_metadata
+def _session_groups(logdir) -> list:
+    """What TensorBoard's hparams dashboard lists for ``logdir`` (its plugin's own handler)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as pem
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
 
+    mux = pem.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(logdir))
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(logdir))
+    tb = base_plugin.TBContext(logdir=str(logdir), multiplexer=mux, data_provider=provider)
+    request = api_pb2.ListSessionGroupsRequest(
+        start_index=0, slice_size=100,
+        allowed_statuses=[api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS],
+        col_params=[api_pb2.ColParams(hparam="fold")],
+    )  # fmt: skip
+    handler = list_session_groups.Handler(context.RequestContext(), backend_context.Context(tb),
+                                          "", request)  # fmt: skip
+    return list(handler.run().session_groups)
+
+
+def test_hparams_dashboard_compares_splits(tmp_path):
+    """Finetune runs each split as a trainer run in its own workdir (mode and held-out fold in
+    its config): TensorBoard's hparams plugin lists one session per split, with the mode, the
+    fold and the train and eval scalars as metrics."""
     from panns_keras.train.config import base_config
     from panns_keras.train.summaries import Summaries, flat_hparams
 
-    cfg = base_config()
-    cfg.model.init = "/models/cnn6"
-    cfg.model.mode = "freeze_l1"
-    cfg.data.eval_folds = "3"
+    for fold, m in (("1", 0.5), ("2", 0.75)):
+        cfg = base_config()
+        cfg.model.init, cfg.model.mode, cfg.data.eval_folds = "/models/cnn6", "freeze_l1", fold
+        s = Summaries(tmp_path / f"split_fold_{fold}", backend="tensorboard")
+        s.hparams(cfg, model_name="cnn6")
+        s.train_step(2, 0.25, 1e-3, 10.0)
+        res = {**_result(), "mAP": m}
+        s.evaluation(2, res, ["a", "b", "c"])
+        s.close()
     hp = flat_hparams(cfg, model_name="cnn6")
-    want = ("cnn6", "freeze_l1", "3", "/models/cnn6")
+    want = ("cnn6", "freeze_l1", "2", "/models/cnn6")
     assert (hp["model"], hp["mode"], hp["fold"], hp["model.init"]) == want
     assert all("/" not in k and isinstance(v, (bool, int, float, str)) for k, v in hp.items())
-    s = Summaries(tmp_path / "split_fold_3", backend="tensorboard")
-    s.hparams(cfg, model_name="cnn6")
-    s.close()
-    content = read_events(tmp_path / "split_fold_3")["."][HPARAMS_TAG]["content"]
-    info = hp_metadata.parse_session_start_info_plugin_data(content)
-    assert info.hparams["fold"].string_value == "3"
-    assert info.hparams["mode"].string_value == "freeze_l1"
+
+    groups = _session_groups(tmp_path)
+    assert len(groups) == 2
+    seen = {}
+    for g in groups:
+        metrics = {(v.name.group, v.name.tag): v.value for v in g.metric_values}
+        seen[g.hparams["fold"].string_value] = metrics[("eval", "mAP")]
+        assert g.hparams["mode"].string_value == "freeze_l1"
+        assert metrics[("train", "loss")] == 0.25
+        assert metrics[("eval", "loss")] == pytest.approx(_result()["loss"])
+    assert seen == {"1": 0.5, "2": 0.75}
 
 
 def _result():
@@ -219,6 +251,31 @@ def test_pr_curve_data_matches_tensorboard():
     np.testing.assert_allclose(pr_curve_data(labels, scores), want, rtol=1e-6)
     res = {"num_positives": np.array([5, 0, 9, 2, 9]), "excluded_classes": [1, 3]}
     assert pr_curve_classes(res, 2) == [2, 4] and pr_curve_classes(res, 10) == [0, 2, 4]
+
+
+_JAX_PROFILE = """
+import glob, sys
+import jax, jax.numpy as jnp
+from panns_keras.train.summaries import Profiler
+
+f = jax.jit(lambda a: (a @ a).sum())
+for first_step in (1, 3):  # a fresh run; a run resumed inside the window (steps 3..4)
+    p = Profiler(sys.argv[1] + f"/from_{first_step}", "2,3")
+    active = []
+    for n in range(first_step, 5):
+        with p.step(n):
+            f(jnp.ones((32, 32))).block_until_ready()
+        active.append(p.active)
+    print(p.backend, active, len(glob.glob(p.logdir.as_posix() + "/plugins/profile/*/*.xplane.pb")))
+"""
+
+
+def test_profiler_window_on_jax(tmp_path):
+    code = _JAX_PROFILE.replace("sys.argv[1]", repr(str(tmp_path)))
+    p = run_py(code, env={"KERAS_BACKEND": "jax"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split("\n")[:2] == ["jax [False, True, False, False] 1",
+                                         "jax [False, False] 1"], p.stdout  # fmt: skip
 
 
 def test_profile_steps_parsing():
