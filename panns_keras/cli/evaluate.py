@@ -4,9 +4,14 @@
 a checkpoint prefix (WORKDIR/checkpoints/ckpt-N). Prints mAP, mean AUC, d-prime (and top-1
 accuracy) and writes metrics.json, per_class.csv and per_class_ap.png into --out. Classes with
 no positive clip in the data are reported and excluded from the means.
+TensorBoard: the training run's eval summaries (loss, mAP, mean_AUC, d_prime, accuracy,
+classes_by_AP, per_class_AP, PR curves) go to --out/eval at the model's training step
+(tensorboard --logdir OUT; or --out=WORKDIR to add them to the training run's eval).
 """
 
 from __future__ import annotations
+
+import os
 
 from absl import flags
 
@@ -28,7 +33,9 @@ def main(argv, verb="evaluate"):
     from panns_keras.data.pipeline import make_eval_dataset
     from panns_keras.progress import Progress
     from panns_keras.train import evaluation
-    from panns_keras.train.restore import eval_data_config, load_for_eval
+    from panns_keras.train.config import base_config
+    from panns_keras.train.restore import eval_data_config, load_for_eval, trained_step
+    from panns_keras.train.summaries import Summaries
 
     model, names = load_for_eval(_MODEL.value)
     config = eval_data_config(_DATA.value, model, _BATCH.value)
@@ -36,11 +43,17 @@ def main(argv, verb="evaluate"):
         result = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config),
                                      _MAX_BATCHES.value, progress)  # fmt: skip
     paths = evaluation.write_report(result, names, _OUT.value)
+    e = base_config().eval
+    summaries = Summaries(_OUT.value, num_pr_curves=e.num_pr_curves,
+                          num_best_worst=e.num_best_worst)  # fmt: skip
+    summaries.evaluation(trained_step(_MODEL.value), result, names)
+    summaries.close()
     print(evaluation.summary_line(result))
     excluded = result["excluded_classes"]
     if excluded:
         shown = ", ".join(names[i] for i in excluded[:10])
         more = f" and {len(excluded) - 10} more" if len(excluded) > 10 else ""
         print(f"excluded (no positives or no negatives): {shown}{more}")
-    print(f"wrote {paths['metrics']}, {paths['csv']}, {paths['plot']}")
+    print(f"wrote {paths['metrics']}, {paths['csv']}, {paths['plot']}, "
+          f"TensorBoard events in {os.path.join(_OUT.value, 'eval')}")  # fmt: skip
     return 0

@@ -95,6 +95,9 @@ def base_config() -> ml_collections.ConfigDict:
     t.image_every = 2000  # log-mel image + audio of a training batch
     t.num_audio_samples = 3
     t.progress = True  # progress on stderr: a bar on a terminal, else a line every 30 s
+    # Profiler trace of steps START..STOP (1-based, inclusive; "5,8" or "5"; '' = off) into
+    # <workdir>/train/plugins/profile (TensorBoard's Profile tab): tf.profiler / jax.profiler.
+    t.profile_steps = ""
 
     e = c.eval = ml_collections.ConfigDict()
     e.every = 2000
@@ -102,6 +105,7 @@ def base_config() -> ml_collections.ConfigDict:
     e.max_batches = 0  # 0 = the whole eval set
     e.keep_best = True  # export the best model by eval mAP to <workdir>/best
     e.num_best_worst = 10  # classes listed in the best/worst-AP text summary
+    e.num_pr_curves = 10  # PR curves per evaluation: the classes with the most positives
     return c
 
 
@@ -141,6 +145,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                             "config.model.init (the initial model fixes them)")  # fmt: skip
     if float(config.model.base_lr_scale) <= 0:
         raise UserError("config.model.base_lr_scale: must be > 0")
+    from panns_keras.train.summaries import parse_profile_steps
+
+    parse_profile_steps(config.train.get("profile_steps", ""))
 
 
 def overrides_dict(config: ml_collections.ConfigDict) -> dict:

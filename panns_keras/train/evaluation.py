@@ -7,17 +7,20 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from panns_keras.metrics import evaluate_scores
 
+if TYPE_CHECKING:  # imported where needed: this module loads without TensorFlow
+    import tensorflow as tf
+
 
 def make_predict_fn(model) -> Callable[[tf.Tensor], tf.Tensor]:
     """A compiled ``waveform -> clipwise_output`` function (inference mode)."""
+    import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def predict(waveform):
@@ -58,13 +61,27 @@ def predict_dataset(
 
 def evaluate(predict, dataset: tf.data.Dataset, max_batches: int = 0,
              progress=None) -> dict[str, Any]:  # fmt: skip
-    """``evaluate_scores`` of the model's outputs plus ``accuracy`` (argmax, single-label rows)."""
+    """``evaluate_scores`` of the model's outputs plus ``accuracy`` (argmax, single-label
+    rows) and ``loss``: the training loss of these clips (:func:`clip_loss`)."""
     pred = predict_dataset(predict, dataset, max_batches, progress)
     result = evaluate_scores(pred["target"], pred["scores"])
     result["accuracy"] = top1_accuracy(pred["target"], pred["scores"])
+    result["loss"] = clip_loss(pred["target"], pred["scores"])
     result["num_clips"] = int(pred["target"].shape[0])
     result["predictions"] = pred
     return result
+
+
+def clip_loss(target: np.ndarray, scores: np.ndarray) -> float:
+    """The training loss (:mod:`panns_keras.train.losses`: BCE on probabilities, log terms
+    clamped at -100) averaged over clips x classes, in float32 as in the train step."""
+    from keras import ops
+
+    from panns_keras.train.losses import binary_crossentropy_on_probabilities
+
+    per_clip = binary_crossentropy_on_probabilities(np.asarray(target, np.float32),
+                                                    np.asarray(scores, np.float32))  # fmt: skip
+    return float(np.mean(ops.convert_to_numpy(per_clip)))
 
 
 def top1_accuracy(target: np.ndarray, scores: np.ndarray) -> float:
@@ -121,6 +138,7 @@ def write_report(result: dict, names: Sequence[str], out_dir: str | Path) -> dic
     summary = {
         "mAP": num(result["mAP"]), "mAUC": num(result["mAUC"]),
         "d_prime": num(result["d_prime"]), "accuracy": num(result["accuracy"]),
+        "loss": num(result["loss"]) if "loss" in result else None,
         "num_clips": result["num_clips"], "num_classes": len(names),
         "excluded_classes": [{"index": i, "display_name": names[i]} for i in sorted(excluded)],
     }  # fmt: skip
@@ -139,6 +157,18 @@ def write_report(result: dict, names: Sequence[str], out_dir: str | Path) -> dic
 
 
 def _plot_ap(result: dict, names: Sequence[str], path: Path) -> None:
+    from matplotlib import pyplot as plt
+
+    fig = ap_figure(result, names)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def ap_figure(result: dict, names: Sequence[str]):
+    """A matplotlib figure (Agg) of each class's AP, best first (a sorted AP curve beyond 60
+    classes); the caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -163,7 +193,4 @@ def _plot_ap(result: dict, names: Sequence[str], path: Path) -> None:
     ax.set_title(f"Per-class AP ({k} classes; {len(names) - k} excluded: no positives)")
     ax.legend(loc="upper right")
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    return fig

@@ -132,7 +132,8 @@ def _evaluate(model, cfg) -> dict:
     return evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(cfg))
 
 
-def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict) -> dict:
+def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict,
+                 split_dir: Path | None = None) -> dict:  # fmt: skip
     from panns_keras.train import evaluation, probe
     from panns_keras.train.warm_start import load_init
 
@@ -149,6 +150,7 @@ def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict) -> dict
             raise UserError(f"{model.spec.name}: probe needs a clip model with an embedding")
         embed = tf.function(lambda w: model(w, training=False)["embedding"],
                             reduce_retracing=True)  # fmt: skip
+        fold_cache[_PROBE_MODEL] = model.spec.name
         for fold in present:
             cfg = split_config(config, data_dir, manifest, fold)
             got = evaluation.predict_dataset(embed, make_eval_dataset(cfg))
@@ -162,8 +164,35 @@ def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict) -> dict
     scores = fitted.logits(x_test)  # (N, K); ranking and argmax are what the metrics read
     res = evaluation.evaluate_scores(y_test, scores)
     res["accuracy"] = evaluation.top1_accuracy(y_test, scores)
+    if split_dir is not None:  # TensorBoard: the split's hparams and held-out evaluation
+        _probe_summaries(split_config(config, data_dir, manifest, held_out), split_dir,
+                         fold_cache.get(_PROBE_MODEL), res, fitted, scores, y_test)  # fmt: skip
     return {**_metrics(res), "C": float(fitted.C), "train_clips": len(x),
             "test_clips": len(x_test)}  # fmt: skip
+
+
+_PROBE_MODEL = "__model_name__"  # fold_cache entry: the initial model's name
+
+
+def _probe_summaries(cfg, split_dir: Path, model_name, res, fitted, logits, target) -> None:
+    """hparams (mode probe, the held-out fold, the chosen C) and the eval summaries of a probe
+    split at step 0; PR curves on the probe's probabilities (softmax, or sigmoid per class)."""
+    from panns_keras.labels import read_label_file
+    from panns_keras.train.summaries import Summaries
+
+    z = np.asarray(logits, np.float64)
+    if fitted.multi_label:
+        prob = 0.5 * (1.0 + np.tanh(0.5 * z))
+    else:
+        prob = np.exp(z - z.max(axis=1, keepdims=True))
+        prob /= prob.sum(axis=1, keepdims=True)
+    names = [n for _, n in read_label_file(cfg.data.labels)]
+    res = {**res, "num_clips": len(target), "predictions": {"scores": prob, "target": target}}
+    s = Summaries(split_dir, num_pr_curves=int(cfg.eval.get("num_pr_curves", 10)),
+                  num_best_worst=int(cfg.eval.num_best_worst))  # fmt: skip
+    s.hparams(cfg, model_name=model_name, extra={"probe.C": float(fitted.C)})
+    s.evaluation(0, res, names)
+    s.close()
 
 
 def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.ConfigDict, *,
@@ -188,7 +217,7 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
             continue
         split_dir.mkdir(parents=True, exist_ok=True)
         if mode == "probe":
-            row = _probe_split(config, data_dir, manifest, held_out, cache)
+            row = _probe_split(config, data_dir, manifest, held_out, cache, split_dir)
         else:
             cfg = split_config(config, data_dir, manifest, held_out)
             out = trainer.train(cfg, split_dir)

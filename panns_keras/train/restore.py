@@ -60,6 +60,21 @@ def load_for_eval(path: str | Path):
     return model, [n for _, n in labels]
 
 
+def trained_step(path: str | Path) -> int:
+    """The training step of what ``load_for_eval(path)`` loads: a trained model directory's
+    ``step``, a checkpoint's number; 0 when unknown (a converted model)."""
+    from panns_keras.convert.model_dir import CONFIG
+
+    path = Path(path)
+    if path.is_dir() and (path / CONFIG).is_file():
+        config = json.loads((path / CONFIG).read_text())
+        if "format" in config:
+            return int(config.get("step", 0) or 0)
+    prefix, _ = _checkpoint_and_workdir(path)
+    number = prefix.rsplit("-", 1)[-1]
+    return int(number) if number.isdigit() else 0
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():

@@ -23,7 +23,8 @@ Layout of ``workdir``:
   checkpoints/         ckpt-<step>.* (TensorFlow) or ckpt-<step>.npz (JAX), newest N kept
   best/                model directory of the best eval mAP (``load_model``-able) + metrics
   model/               model directory of the last step
-  train/, eval/        TensorBoard event files (summaries.jsonl without TensorFlow)
+  events.out.tfevents.*  hparams; train/, eval/: TensorBoard event files (summaries.jsonl
+                       without TensorFlow; train/summaries.py)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from panns_keras.progress import Progress
 from panns_keras.train import checkpoints, inputs, optimizers, warm_start
 from panns_keras.train import config as config_lib
 from panns_keras.train import step as step_lib
-from panns_keras.train.summaries import Summaries
+from panns_keras.train.summaries import Profiler, Summaries
 
 # Kept importable from here (callers of the former one-module trainer).
 build_model_from_config = warm_start.build_model_from_config
@@ -135,7 +136,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
     _warn_precision(t.precision, engine.device_kind())
     stop = checkpoints.StopSignal()
     stop.install()
-    summaries = None
+    summaries = profiler = None
     try:
         # The initial model is read once, outside any device scope, and copied into the model.
         init = warm_start.load_init(config.model.init) if config.model.init else None
@@ -147,10 +148,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
                             f"model runs at {model.spec.sample_rate} Hz")  # fmt: skip
         inputs.check_shards(config, model.spec.sample_rate)
         start = engine.start(inputs.dataset_fn(config), synthetic)
-        summaries = Summaries(workdir, enabled=engine.chief)
+        summaries = Summaries(workdir, enabled=engine.chief,
+                              num_pr_curves=int(config.eval.get("num_pr_curves", 10)),
+                              num_best_worst=int(config.eval.num_best_worst))  # fmt: skip
+        profiler = Profiler(workdir / "train", t.get("profile_steps", ""),
+                            enabled=engine.chief, backend=engine.backend)  # fmt: skip
+        summaries.hparams(config, model_name=model.spec.name)
         if start == 0:
             summaries.config_text(config_text)
-            summaries.hparams(config)
 
         predict = engine.predict_fn() if has_eval else None
         last_eval: dict | None = None
@@ -186,7 +191,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
                    if engine.spec.mixes else None)  # fmt: skip
             want_media = engine.chief and int(t.image_every) > 0 and cur % int(t.image_every) == 0
             try:
-                loss, batch = engine.train_step(lam, keep_batch=want_media)
+                with profiler.step(cur + 1):
+                    loss, batch = engine.train_step(lam, keep_batch=want_media)
             except Exception as e:  # a data error: one line naming the shard
                 err = inputs.data_error(e)
                 if err is None:
@@ -220,6 +226,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
                 stopped = True
                 break
         progress.close()
+        profiler.stop()
         if not stopped and engine.step == start:  # nothing to do: already trained
             last_eval = None
         elapsed = time.perf_counter() - t0
@@ -238,6 +245,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
                 "model": model, "labels": labels, "backend": engine.backend}  # fmt: skip
     finally:
         stop.uninstall()
+        if profiler is not None:
+            profiler.stop()
         if summaries is not None:
             summaries.close()
         engine.close()

@@ -13,6 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SAMPLE_RATE = 8000
 CLIP = 4000  # 0.5 s
 NUM_CLASSES = 3
+HPARAMS_TAG = "_hparams_/session_start_info"  # the hparams plugin's own tag
 
 
 def write_data(
@@ -96,3 +97,34 @@ def run_py(code: str, env: dict | None = None, timeout: float = 240) -> subproce
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
                           text=True, timeout=timeout)  # fmt: skip
+
+
+def read_events(logdir) -> dict[str, dict[str, dict]]:
+    """{run (folder relative to logdir, '.' itself): {tag: {'plugin', 'steps': {step: value}}}}
+    with value a float (scalars) or the numpy tensor."""
+    import glob
+
+    import tensorflow as tf
+
+    runs: dict[str, dict[str, dict]] = {}
+    for f in glob.glob(os.path.join(str(logdir), "**", "events.out.tfevents.*"), recursive=True):
+        run = os.path.relpath(os.path.dirname(f), str(logdir))
+        tags = runs.setdefault(run, {})
+        for ev in tf.compat.v1.train.summary_iterator(f):
+            for v in ev.summary.value:
+                entry = tags.setdefault(v.tag, {"plugin": "", "content": b"", "steps": {}})
+                if v.metadata.plugin_data.plugin_name:  # on a tag's first event only
+                    entry["plugin"] = v.metadata.plugin_data.plugin_name
+                    entry["content"] = v.metadata.plugin_data.content
+                value = tf.make_ndarray(v.tensor) if v.HasField("tensor") else v.simple_value
+                entry["steps"][int(ev.step)] = value
+    return runs
+
+
+def read_hparams(logdir) -> dict:
+    """The hparams (name -> value) of the run in ``logdir`` itself."""
+    from tensorboard.plugins.hparams import metadata
+
+    content = read_events(logdir)["."][HPARAMS_TAG]["content"]
+    info = metadata.parse_session_start_info_plugin_data(content)
+    return {k: getattr(v, v.WhichOneof("kind")) for k, v in info.hparams.items()}

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest_train import tiny_config
+from conftest_train import read_events, read_hparams, tiny_config
 
 import panns_keras
 from panns_keras.convert.model_dir import save_model_dir
@@ -72,6 +72,9 @@ def test_kfold_freeze_l1_writes_results_and_resumes(folded, init_dir, tmp_path):
         assert 0.0 <= s["accuracy"] <= 1.0 and s["steps"] == 2
         model = panns_keras.load_model(s["model_dir"])
         assert model.labels == ("tone 0", "tone 1", "tone 2")
+    for fold in ("1", "2", "3"):  # TensorBoard: one hparams session per split
+        hp = read_hparams(tmp_path / f"split_fold_{fold}")
+        assert (hp["mode"], hp["fold"], hp["model"]) == ("freeze_l1", fold, "cnn6"), hp
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["mean"]["accuracy"] == pytest.approx(
         np.mean([s["accuracy"] for s in res["splits"]]))  # fmt: skip
@@ -95,6 +98,12 @@ def test_probe_on_streamed_embeddings(folded, init_dir, tmp_path):
         # Three well-separated tones: a converged linear probe on any non-degenerate
         # embedding separates them.
         assert s["accuracy"] >= 0.9, s
+        wd = tmp_path / f"split_fold_{s['held_out_fold']}"
+        hp = read_hparams(wd)
+        assert (hp["mode"], hp["fold"], hp["probe.C"]) == ("probe", s["held_out_fold"], s["C"])
+        ev = read_events(wd)["eval"]
+        assert float(ev["accuracy"]["steps"][0]) == pytest.approx(s["accuracy"])
+        assert ev["pr_curve_tone_2"]["steps"][0][0, 0] == 4.0  # 4 held-out clips per class
 
 
 def test_fold_errors_are_one_line(folded, init_dir, tmp_path):

@@ -49,7 +49,7 @@ def test_same_seed_same_weights_and_summaries(data, tmp_path):
         return found
 
     train_tags, eval_tags = tags("train"), tags("eval")
-    for tag in ("loss", "learning_rate", "throughput (clips/s)", "config", "train_audio"):
+    for tag in ("loss", "learning_rate", "clips_per_second", "config", "train_audio"):
         assert tag in train_tags, (tag, train_tags)
     assert any(t.startswith("train_logmel") for t in train_tags), train_tags
     for tag in ("mAP", "mean_AUC", "d_prime", "classes_by_AP"):
