@@ -31,9 +31,9 @@ from absl import flags
 from panns_keras.errors import UserError
 
 _MODEL = flags.DEFINE_string(
-    "model", None, "Model directory, .keras file, SavedModel directory, .tflite file or preset name "
-    "(cnn14, ...: panns-keras models). Required."
-)
+    "model", None, "Model directory, .keras file, SavedModel directory, .tflite file or "
+    "preset name (cnn14, ...: panns-keras models). Required."
+)  # fmt: skip
 _TOP_K = flags.DEFINE_integer("top_k", 5, "tag: labels per file.")
 _FORMAT = flags.DEFINE_enum("format", "table", ["table", "json", "csv"], "tag: output format.")
 _WINDOW = flags.DEFINE_float("window_seconds", 10.0, "Analysis window (s); 0 = whole file.")

@@ -11,7 +11,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -61,9 +60,10 @@ def _attempt(url: str, part: Path, desc: str, show: bool) -> None:
                 raise _Transient(f"server resumed at byte {start}, not {have}")
         length = resp.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        with open(part, "ab" if start else "wb") as f, Progress(
-            total / MB if total else None, desc, unit="MB", enabled=show
-        ) as progress:
+        with (
+            open(part, "ab" if start else "wb") as f,
+            Progress(total / MB if total else None, desc, unit="MB", enabled=show) as progress,
+        ):
             progress.update(start / MB)
             done = start
             while True:
@@ -101,7 +101,7 @@ def download(url: str, part: Path, *, desc: str | None = None, show: bool = True
                 raise UserError(f"{url}: HTTP {e.code} {e.reason}") from None
         except urllib.error.URLError as e:
             reason = str(e.reason)
-        except (_Transient, http.client.HTTPException, socket.timeout, ConnectionError) as e:
+        except (TimeoutError, _Transient, http.client.HTTPException, ConnectionError) as e:
             reason = str(e) or type(e).__name__
         except OSError as e:
             if e.errno is None:  # e.g. an SSL error without errno: not the disk

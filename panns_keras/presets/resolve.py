@@ -8,7 +8,6 @@ checking and converting the checkpoint first if it is not cached yet.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -125,8 +124,15 @@ def fetch(preset: table.Preset) -> Path:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()  # nothing cached: no empty folder either
             raise
-        cache.write_marker(preset.name, {"name": preset.name, "key": preset.key(),
-                                         "source": preset.location, "digests": digests})
+        cache.write_marker(
+            preset.name,
+            {
+                "name": preset.name,
+                "key": preset.key(),
+                "source": preset.location,
+                "digests": digests,
+            },
+        )
     return model_path(preset)
 
 

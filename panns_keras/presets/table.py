@@ -227,7 +227,7 @@ def read_table(path: str | Path) -> dict[str, Preset]:
         raise UserError(f"{table}: not valid JSON ({e})") from None
     entries = data.get("presets", data) if isinstance(data, dict) else None
     if not isinstance(entries, dict):
-        raise UserError(f"{table}: expected an object {{\"presets\": {{name: entry}}}}")
+        raise UserError(f'{table}: expected an object {{"presets": {{name: entry}}}}')
     return {name: _entry(name, raw, table) for name, raw in entries.items()}
 
 
