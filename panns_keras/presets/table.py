@@ -194,6 +194,8 @@ def _entry(name: str, raw, table: Path) -> Preset:
         raise UserError(f"{where}: needs a url (https://, http://, file://) or a path")
     local = _local(location, table.parent)
     file = raw.get("file") or Path(unquote(urlparse(location).path)).name or f"{name}.pth"
+    if not _NAME.match(str(file)):
+        raise UserError(f"{where}: file {file!r} must be a plain file name")
     labels = raw.get("labels")
     if labels is not None:
         labels = _local(str(labels), table.parent)

@@ -261,12 +261,17 @@ def test_bad_user_table_is_one_line(env, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_at_once_leave_a_good_cache(env, server, tiny, ckpt_sha256):
+def test_two_processes_at_once_leave_a_good_cache(env, server, tiny, ckpt_sha256, tmp_path):
     env({"tiny": tiny})
-    server.delay = 0.02  # ~1 s per download: the two overlap
+    server.delay = 0.04  # ~2 s per download: the two overlap
+    # Each process imports Keras, says it is ready, and waits for the other before loading.
     code = (
-        "import panns_keras; m = panns_keras.load_model('tiny'); print(m.spec.name, len(m.labels))"
+        "import sys, time, pathlib, keras, panns_keras\n"
+        "ready = pathlib.Path(sys.argv[1]); (ready / sys.argv[2]).touch()\n"
+        "while len(list(ready.iterdir())) < 2: time.sleep(0.01)\n"
+        "m = panns_keras.load_model('tiny'); print(m.spec.name, len(m.labels))"
     )
+    (tmp_path / "ready").mkdir()
     environ = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
@@ -274,14 +279,14 @@ def test_two_processes_at_once_leave_a_good_cache(env, server, tiny, ckpt_sha256
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code],
+            [sys.executable, "-c", code, str(tmp_path / "ready"), str(i)],
             env=environ,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for i in range(2)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):

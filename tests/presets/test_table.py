@@ -75,3 +75,16 @@ def test_base_url_override(monkeypatch):
     url = table.find("resnet38").url
     assert url == "https://mirror.example.org/panns/ResNet38_mAP%3D0.434.pth"
     assert re.fullmatch(r"[\w:/.%-]+", url)
+
+
+def test_readme_first_example_loads_cnn14_by_name_with_the_tables_facts():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```python\n(.*?)```", text, flags=re.S).group(1)
+    cnn14 = table.find("cnn14")
+    assert 'panns_keras.load_model("cnn14")' in first
+    assert f"downloads {cnn14.file} (about {cnn14.approx_mb} MB)" in first
+    assert f"Zenodo\n# record {table.ZENODO_RECORD}" in first
+    assert f"lists the {len(table.BUILTIN)}\n# presets" in first
+    assert "No command downloads anything" not in text
