@@ -297,3 +297,22 @@ def test_two_processes_at_once_leave_a_good_cache(env, server, tiny, ckpt_sha256
     assert _cached_files(env.home, "tiny") == [FILE, "model", "preset.json"]
     assert cache.read_marker("tiny")["digests"]["sha256"] == ckpt_sha256
     assert panns_keras.load_model("tiny").spec.name == "leenet11"
+
+
+def test_a_served_keras_file_is_cached_as_is(env, server, tmp_path):
+    from narrow import narrow_model
+
+    model = narrow_model("cnn6", num_classes=3, labels=["dog", "cat", "bird"])
+    model.save(tmp_path / "ours.keras")
+    data = (tmp_path / "ours.keras").read_bytes()
+    server.files["ours.keras"] = data
+    env({"ours": {"url": server.url("ours.keras"), "sha256": hashlib.sha256(data).hexdigest()}})
+    loaded = panns_keras.load_model("ours")
+    assert tuple(loaded.labels) == ("dog", "cat", "bird")
+    assert _cached_files(env.home, "ours") == ["ours.keras", "preset.json"]
+    x = np.random.default_rng(0).uniform(-0.1, 0.1, (1, 32000)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(loaded(x)["clipwise_output"]), np.asarray(model(x)["clipwise_output"]),
+        atol=1e-6,
+    )  # fmt: skip
+    assert resolve("ours") == str(env.home / "presets" / "ours" / "ours.keras")
