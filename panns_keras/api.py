@@ -36,13 +36,15 @@ def build_model(name: str, num_classes: int = 527, *, seed: int | None = None,
 
 
 def load_model(path: str):
-    """Load a model directory written by the converter or trainer, or a ``.keras`` file.
+    """Load a model directory written by the converter or trainer, a ``.keras`` file, or a
+    preset by name (``"cnn14"``; ``panns-keras models`` lists them), downloaded, checked and
+    converted on first use, then cached. A local path always wins over a name.
 
-    The model's ``labels`` (display names) and ``label_ids`` are set in both cases.
+    The model's ``labels`` (display names) and ``label_ids`` are set in every case.
     """
-    from panns_keras.convert.model_dir import load_model_dir
+    from panns_keras.presets import load_preset
 
-    return load_model_dir(path)
+    return load_preset(path)
 
 
 def _run(verb: str, model, audio, sample_rate, **kwargs):

@@ -124,7 +124,7 @@ class HearModel(tf.Module):
 
 
 def load_model(model_file_path: str = "", sample_rate: int | None = None) -> HearModel:
-    """Loads a model directory / ``.keras`` file (empty: untrained cnn14) for HEAR.
+    """Loads a model directory / ``.keras`` file / preset name (empty: untrained cnn14) for HEAR.
 
     ``sample_rate``: the audio rate ``get_*_embeddings`` will receive (default: the
     environment variable PANNS_KERAS_HEAR_SAMPLE_RATE, else the model's rate when

@@ -140,9 +140,12 @@ def load_runner(model, num_threads: int | None = None) -> Runner:
         return from_keras(model)
     if not isinstance(model, (str, os.PathLike)):
         raise UserError(f"cannot use {type(model).__name__} as a model (give a path)")
-    path = Path(model)
+    from panns_keras.presets import resolve
+
+    path = Path(resolve(model))  # a preset name -> its cached model directory
     if not path.exists():
-        raise UserError(f"{path}: model not found")
+        raise UserError(f"{path}: model not found (no such path, and not a preset name: "
+                        "see panns-keras models)")  # fmt: skip
     if path.is_file() and path.suffix == ".tflite":
         return _from_tflite(path, num_threads)
     if path.is_dir() and (path / "saved_model.pb").is_file():

@@ -135,15 +135,18 @@ def test_old_flag_spellings_are_rewritten_with_one_note():
     notes.clear()
     # finetune: --init is now --model; an old --model NAME is an architecture (--arch); a
     # --model that is a path stays a model to load.
-    got = flagnames.rewrite("finetune", ["--init=base", "--model", "cnn14", "--workdir", "w"],
+    got = flagnames.rewrite("finetune", ["--init=base", "--model", "cnn14_mel32", "--workdir", "w"],
                             notes.append)  # fmt: skip
-    assert got == ["--model=base", "--arch=cnn14", "--out", "w"]
+    assert got == ["--model=base", "--arch=cnn14_mel32", "--out", "w"]
     assert [n.split("note: ")[1].split(" is")[0] for n in notes] == ["--init", "--model",
                                                                    "--workdir"]  # fmt: skip
     assert "(--model now names a model to load)" in notes[1]
     notes.clear()
     assert flagnames.rewrite("finetune", ["--model", "runs/base", "--model=x.pth"],
                              notes.append) == ["--model=runs/base", "--model=x.pth"]  # fmt: skip
+    # a preset name is a model to load, not an old --model NAME (cnn14_mel128 has no preset)
+    assert flagnames.rewrite("finetune", ["--model=cnn14", "--model", "cnn14_mel128"],
+                             notes.append) == ["--model=cnn14", "--arch=cnn14_mel128"]  # fmt: skip
     assert flagnames.rewrite("convert", ["a.pth", "--model", "cnn6"], notes.append) == [
         "a.pth", "--arch", "cnn6"]  # fmt: skip
     assert flagnames.rewrite("sed", ["--out_csv=e.tsv"], notes.append) == ["--out_tsv=e.tsv"]

@@ -17,7 +17,8 @@ from absl import flags
 
 from panns_keras.errors import UserError
 
-_MODEL = flags.DEFINE_string("model", None, "Model directory, training workdir or checkpoint.")
+_MODEL = flags.DEFINE_string("model", None, "Model directory, training workdir, checkpoint or "
+                             "preset name (panns-keras models).")  # fmt: skip
 _DATA = flags.DEFINE_string("data", None, "Glob of evaluation TFRecord shards (data_prep).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the report.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")

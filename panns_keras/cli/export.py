@@ -37,7 +37,8 @@ _HELP = (
     "(needs --representative); onnx (dynamic length; pip install 'panns-keras[onnx]')."
 )
 
-_MODEL = flags.DEFINE_string("model", None, "Model directory or .keras file.")
+_MODEL = flags.DEFINE_string("model", None, "Model directory, .keras file or preset name "
+                             "(cnn14, ...: panns-keras models).")  # fmt: skip
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", _HELP)
 _REPRESENTATIVE = flags.DEFINE_string(

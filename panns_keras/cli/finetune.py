@@ -25,8 +25,8 @@ MODES = ("finetune", "freeze_l1", "freeze_l3", "scratch", "probe")
 _DATA = flags.DEFINE_string("data", None, "Class folder, CSV path,labels[,fold], or TFRecord "
                             "folder written by `panns-keras prepare`.")  # fmt: skip
 _OUT = flags.DEFINE_string("out", None, "Output folder (a rerun reuses finished splits).")
-_MODEL = flags.DEFINE_string("model", None, "The initial model: model directory, .keras or "
-                             "PANNs .pth file.")  # fmt: skip
+_MODEL = flags.DEFINE_string("model", None, "The initial model: preset name (cnn14), model "
+                             "directory, .keras or PANNs .pth file.")  # fmt: skip
 _MODE = flags.DEFINE_enum("mode", None, MODES, "Transfer mode (default: the config's, "
                           "finetune); probe = a linear classifier fit to convergence on the "
                           "initial model's embeddings.")  # fmt: skip

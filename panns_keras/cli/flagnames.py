@@ -34,9 +34,17 @@ _MODEL_SUFFIXES = (".pth", ".keras", ".h5", ".pt")
 
 
 def _looks_like_arch(value: str) -> bool:
-    """finetune's old --model NAME: a registry name, not a path to a model."""
-    return not (os.path.exists(value) or os.sep in value or "/" in value
-                or value.lower().endswith(_MODEL_SUFFIXES))  # fmt: skip
+    """finetune's old --model NAME: a registry name, not a path to a model or a preset."""
+    from panns_keras.errors import UserError
+    from panns_keras.presets.table import find
+
+    if os.path.exists(value) or os.sep in value or "/" in value:
+        return False
+    try:
+        preset = find(value)
+    except UserError:  # a broken user table is reported when the model loads
+        preset = None
+    return not (value.lower().endswith(_MODEL_SUFFIXES) or preset)
 
 
 def _split(arg: str) -> tuple[str, str | None] | None:

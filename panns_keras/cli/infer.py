@@ -31,8 +31,9 @@ from absl import flags
 from panns_keras.errors import UserError
 
 _MODEL = flags.DEFINE_string(
-    "model", None, "Model directory, .keras file, SavedModel directory or .tflite file. Required."
-)
+    "model", None, "Model directory, .keras file, SavedModel directory, .tflite file or "
+    "preset name (cnn14, ...: panns-keras models). Required."
+)  # fmt: skip
 _TOP_K = flags.DEFINE_integer("top_k", 5, "tag: labels per file.")
 _FORMAT = flags.DEFINE_enum("format", "table", ["table", "json", "csv"], "tag: output format.")
 _WINDOW = flags.DEFINE_float("window_seconds", 10.0, "Analysis window (s); 0 = whole file.")
@@ -62,8 +63,8 @@ _OUT_NPZ = flags.DEFINE_string(
 
 def _load_model():
     if not _MODEL.value:
-        raise UserError("--model: required (a model directory, .keras, SavedModel or .tflite; "
-                        "models are not downloaded)")  # fmt: skip
+        raise UserError("--model: required (a model directory, .keras, SavedModel, .tflite "
+                        "or a preset name such as cnn14: panns-keras models)")  # fmt: skip
     from panns_keras.runtime import load_runner
 
     runner = load_runner(_MODEL.value)

@@ -264,3 +264,15 @@ class AudioTagger(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    @classmethod
+    def from_preset(cls, name_or_path: str) -> AudioTagger:
+        """A pretrained model by preset name (``"cnn14"``), model directory or ``.keras`` file.
+
+        keras-hub style; the same as :func:`panns_keras.load_model`.
+        """
+        # models/ is the bottom floor and imports nothing above it at module level; the
+        # presets package (download, convert, cache) is imported only when this is called.
+        from panns_keras.presets import load_preset
+
+        return load_preset(name_or_path)

@@ -45,9 +45,10 @@ def _write_json(path: Path, value: Any) -> None:
 
 def init_sample_rate(init: str) -> int:
     """The initial model's sample rate, without building it."""
+    from panns_keras.presets import resolve
     from panns_keras.train.warm_start import load_init
 
-    path = Path(init)
+    path = Path(resolve(init))
     if path.is_dir() and (path / "config.json").is_file():
         from panns_keras.convert.model_dir import read_model_config
 

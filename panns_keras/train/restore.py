@@ -28,8 +28,9 @@ def load_for_eval(path: str | Path):
     """Returns (model, display names). ``path``: model dir, workdir, checkpoints dir or
     ``.../checkpoints/ckpt-N``. For checkpoints the workdir's config.json rebuilds the model."""
     from panns_keras.convert.model_dir import CONFIG, load_model_dir
+    from panns_keras.presets import resolve
 
-    path = Path(path)
+    path = Path(resolve(path))
     if not path.exists() and not Path(f"{path}.index").is_file():
         raise UserError(f"{path}: not found")
     if path.is_dir() and (path / CONFIG).is_file() and "format" in json.loads(

@@ -28,8 +28,11 @@ CLASSIFIER = ("fc_audioset", "att_block_att", "att_block_cla", "att_block_bn_att
 
 
 def load_init(path: str | Path):
-    """The initial model: a model directory, a ``.keras`` file or a PANNs ``.pth`` file."""
-    path = Path(path)
+    """The initial model: a model directory, a ``.keras`` file, a PANNs ``.pth`` file or a
+    preset name (``cnn14``)."""
+    from panns_keras.presets import resolve
+
+    path = Path(resolve(path))
     if path.suffix == ".pth":
         from panns_keras.convert.converter import load_checkpoint_into_model
 
