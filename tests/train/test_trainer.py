@@ -165,10 +165,10 @@ def test_evaluate_cli_writes_report(data, tmp_path):
 def test_bce_on_probabilities_has_finite_gradients_when_saturated():
     """p == 1.0 or 0.0 exactly (a saturated float32 sigmoid): torch's values (each log term
     clamped at -100) and finite gradients (the plain max(log(p), -100) gives 0 * inf = NaN).
-    The trainer's loss is train/losses.py's, which the JAX benchmark uses too."""
+    The step's loss (train/step.py) is train/losses.py's, on every backend."""
     import tensorflow as tf
 
-    from panns_keras.train.trainer import per_example_loss
+    from panns_keras.train.step import per_example_loss
 
     p = tf.Variable([[0.0, 1.0, 0.3, 1e-45, 0.999]])
     y = tf.constant([[1.0, 0.0, 1.0, 0.0, 1.0]])
