@@ -1,150 +1,241 @@
-"""Training throughput of the trainer's own step: clips/s, GFLOP/s, peak memory.
+"""Training-step speed of the trainer's own step, per backend, beside the reference's.
 
-python benchmarks/train_step.py --models=cnn14 --batch_size=8 --steps=3
-  [--precisions=float32,mixed_bfloat16] [--xla=off,on] [--data=synthetic|'train/*.tfrecord']
-  [--device=/CPU:0|/GPU:0]
+python benchmarks/train_step.py --models=cnn14,cnn6,mobilenet_v1 --batch_size=8 --steps=3
+  [--backends=tensorflow,jax] [--precisions=float32] [--xla=off] [--rounds=2]
+  [--reference_python=PY]
 
-Each configuration runs `panns_keras.train.trainer.make_step_fns`, the step `panns-keras
-train` runs: the reference recipe of panns_keras/configs/audioset.py (Adam with amsgrad, BCE on
-probabilities, SpecAugment, log-mel mixup of 2 x batch clips down to batch, balanced
-sampling), fed by `make_train_dataset` through `distribute_datasets_from_function` when
---data names TFRecords (32 kHz, 10 s clips: `panns-keras prepare ... --clip_seconds=10`),
-or by one fixed synthetic batch. GFLOP/s = 3 x forward FLOPs (paper figures per 10 s clip)
-x clips/s, beside a 4096x4096 float32 matmul measured in the same run, and their ratio (the
-fraction of the same-run matmul ceiling; never a ratio to a time measured elsewhere).
---fused_batchnorm: the opt-in FusedBatchNormV3 training kernel. Peak memory: GPU
-allocator peak, or the process's peak RSS on CPU (cumulative over the configurations).
+Each configuration runs in a child process (``--child``) on the Keras backend it names and
+times the step ``panns-keras train`` runs: the packaged ``audioset:<model>`` recipe (Adam with
+amsgrad in torch's form, BCE on probabilities, SpecAugment, dropout, log-mel mixup of 2 x
+batch clips down to batch) through the trainer's backend layer
+(:func:`panns_keras.train.trainer.make_engine`) with ``config.data.source=synthetic`` (one
+random 10 s batch made on the device). ``--reference_python`` runs the PyTorch reference's own
+``Cnn14`` (the ``panns_inference`` package: the reference's released model code) through the
+reference recipe's step (``pytorch/main.py``: model(x, mixup_lambda), BCE, Adam amsgrad) in an
+interpreter that has torch, on the same shapes. Rounds alternate the children (reference,
+tensorflow, jax, reference, ...), so a machine that slows down slows all of them; each line
+is the median over rounds of the per-step medians, and ratios are only taken within this run.
+
+Also printed: the matmul ceiling of this run (the fastest of NumPy, TensorFlow and XLA on a
+4096 x 4096 float32 matmul) and each configuration's share of it (3 x the paper's forward
+FLOPs per clip x clips/s), and the CPU's bfloat16 / AVX-512 / VNNI flags.
 """
 
 from __future__ import annotations
 
-import resource
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import tensorflow as tf
+import numpy as np
 from absl import app, flags
 
-PAPER_FLOPS = {"cnn14": 42.22e9, "cnn6": 21.986e9, "mobilenet_v1": 3.614e9}
-# No reference times here: a ratio to the reference is stated only from a same-run
-# comparison; this script prints the fraction of the matmul ceiling of this run.
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from flops import PAPER_FLOPS  # noqa: E402
 
 _MODELS = flags.DEFINE_list("models", ["cnn14", "cnn6", "mobilenet_v1"], "Models.")
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per step (after mixup).")
-_STEPS = flags.DEFINE_integer("steps", 3, "Timed steps (after one warm-up step).")
-_PREC = flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Precision policies.")
-_XLA = flags.DEFINE_list("xla", ["off", "on"], "train.jit_compile settings.")
-_DATA = flags.DEFINE_string("data", "synthetic", "'synthetic' or a TFRecord glob (32 kHz 10 s).")
-_FUSED = flags.DEFINE_bool("fused_batchnorm", False, "FusedBatchNormV3 training kernel "
-                           "(train.fused_batchnorm; default: the exact two-pass one).")
-_DEVICE = flags.DEFINE_string("device", "", "Device, e.g. /GPU:0 (default: TF's choice).")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per step after mixup (2x are fed).")
+_STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per round (after one warm-up step).")
+_ROUNDS = flags.DEFINE_integer("rounds", 2, "Rounds, alternating the children.")
+_BACKENDS = flags.DEFINE_list("backends", ["tensorflow", "jax"], "Keras backends.")
+_PREC = flags.DEFINE_list("precisions", ["float32"], "Precision policies.")
+_XLA = flags.DEFINE_list("xla", ["off"], "train.jit_compile (TensorFlow) settings.")
+_REF = flags.DEFINE_string("reference_python", "", "Interpreter with torch + panns_inference.")
+_CHILD = flags.DEFINE_string("child", "", "Internal: tensorflow | jax | reference.")
+_MODEL = flags.DEFINE_string("model", "cnn14", "Internal: the child's model.")
+_PRECISION = flags.DEFINE_string("precision", "float32", "Internal: the child's precision.")
+_JIT = flags.DEFINE_bool("jit", False, "Internal: the child's train.jit_compile.")
+_THREADS = flags.DEFINE_integer("threads", 0, "Threads per child (0 = all cores).")
+
+REFERENCE_CLASSES = {"cnn14": "Cnn14"}  # what panns_inference ships
 
 
-def matmul_gflops(device: str) -> float:
-    with tf.device(device or None):
-        a = tf.random.normal([4096, 4096])
-        f = tf.function(lambda a: tf.linalg.matmul(a, a))
-        f(a).numpy()
-        t0, n = time.perf_counter(), 3
-        for _ in range(n):
-            r = f(a)
-        r.numpy()
-    return 2 * 4096**3 * n / (time.perf_counter() - t0) / 1e9
+def cpu_name() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                 if ln.startswith("model name")), "unknown CPU")  # fmt: skip
+    flags_ = info.split("flags", 1)[1].split("\n", 1)[0] if "flags" in info else ""
+    has = {f: f in flags_ for f in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")}
+    return (f"{name}, {os.cpu_count()} cores, AVX-512 {'yes' if has['avx512f'] else 'no'}, "
+            f"bf16 {'yes' if has['avx512_bf16'] or has['amx_bf16'] else 'no'}, "
+            f"VNNI {'yes' if has['avx512_vnni'] else 'no'}")  # fmt: skip
 
 
-def peak_memory_mb(device: str) -> float:
-    if device.upper().startswith("/GPU"):
-        return tf.config.experimental.get_memory_info(device.strip("/"))["peak"] / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def matmul_gflops(fn, n=4096, reps=3) -> float:
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def recipe(name: str, precision: str, xla: bool):
-    from panns_keras import configs
-
-    c = configs.get_config(f"audioset:{name}")
-    c.train.batch_size = _BATCH.value
-    c.train.precision = precision
-    c.train.jit_compile = xla
-    c.train.strategy = "default"
-    c.data.train_files = "" if _DATA.value == "synthetic" else _DATA.value
-    return c
-
-
-def synthetic(config) -> tf.data.Dataset:
-    n = 2 * int(config.train.batch_size)  # log-mel mixup: 2 x batch clips in
-    wav = tf.random.stateless_normal([n, 320000], [0, 1], stddev=0.1)
-    target = tf.cast(tf.random.stateless_uniform([n, 527], [0, 2]) < 0.01, tf.float32)
-    batch = {"waveform": wav, "target": target}
-    return tf.data.Dataset.from_tensors(batch).repeat()
-
-
-def bench(name: str, precision: str, xla: bool, device: str) -> dict:
+# ---------------------------------------------------------------------------- children
+def child_keras(backend: str) -> dict:
     import keras
 
-    from panns_keras.data.pipeline import make_train_dataset
+    from panns_keras import configs
+    from panns_keras.train import step as step_lib
     from panns_keras.train import trainer
 
-    config = recipe(name, precision, xla)
-    config.train.fused_batchnorm = _FUSED.value
-    from panns_keras.models import kernels
+    a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
+    if backend == "jax":
+        import jax
 
-    kernels.set_fused_batchnorm(_FUSED.value)
-    strategy = tf.distribute.get_strategy()
-    if device:
-        strategy = tf.distribute.OneDeviceStrategy(device)
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        with strategy.scope():
-            model = trainer.build_model_from_config(config)
-            optimizer = trainer.make_optimizer(config.train)
-            optimizer.build(model.trainable_variables)
-            step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        batch = int(config.train.batch_size)
-        train_fn, _ = trainer.make_step_fns(model, optimizer, step, strategy, config, batch,
-                                            batch, config.data.mixup in ("in_model", "logmel"))
+        mm = jax.jit(lambda x: x @ x)
+        ceiling = matmul_gflops(lambda: mm(a).block_until_ready())
+    else:
+        import tensorflow as tf
 
-        def dataset(ctx):
-            if _DATA.value == "synthetic":
-                return synthetic(config)
-            return make_train_dataset(config, ctx)
+        ta = tf.constant(a)
+        mm = tf.function(lambda x: tf.linalg.matmul(x, x))
+        ceiling = matmul_gflops(lambda: mm(ta).numpy())
+    c = configs.get_config(f"audioset:{_MODEL.value}")
+    c.train.batch_size = _BATCH.value
+    c.train.precision = _PRECISION.value
+    c.train.jit_compile = _JIT.value
+    c.train.strategy = "default"
+    c.data.source = "synthetic"
+    c.data.train_files = ""
+    keras.mixed_precision.set_global_policy(_PRECISION.value)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = trainer.make_engine(c, Path(tmp))
+        keras.utils.set_random_seed(0)
+        engine.build(lambda: trainer.build_for_training(c))
+        engine.start(None, synthetic=True)
+        times = []
+        for i in range(_STEPS.value + 1):
+            lam = step_lib.mixup_lambdas(0, i, engine.spec.global_batch, 1.0)
+            t0 = time.perf_counter()
+            loss, _ = engine.train_step(lam)
+            loss = float(np.asarray(loss))
+            times.append(time.perf_counter() - t0)
+    return {"compile_s": times[0], "step_s": float(np.median(times[1:])), "loss": loss,
+            "matmul_gflops": ceiling, "peak_mb": _peak_mb()}  # fmt: skip
 
-        it = iter(strategy.distribute_datasets_from_function(dataset))
-        float(train_fn(it))  # trace + warm-up
-        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        for _ in range(_STEPS.value):
-            loss = train_fn(it)
+
+def child_reference() -> dict:
+    import torch
+    from panns_inference import models
+
+    if _THREADS.value:
+        torch.set_num_threads(_THREADS.value)
+    cls = REFERENCE_CLASSES[_MODEL.value]
+    torch.manual_seed(0)
+    net = getattr(models, cls)(sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64,
+                               fmin=50, fmax=14000, classes_num=527)  # fmt: skip
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                           weight_decay=0.0, amsgrad=True)  # fmt: skip
+    n = 2 * _BATCH.value
+    g = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(n, 320000, generator=g)
+    y = (torch.rand(n, 527, generator=g) < 0.02).float()
+    times = []
+    for i in range(_STEPS.value + 1):
+        lam = torch.from_numpy(_lambdas(i, _BATCH.value))
+        t0 = time.perf_counter()
+        out = net(x, lam)
+        target = y[0::2] * lam[0::2, None] + y[1::2] * lam[1::2, None]  # the reference mixup
+        loss = torch.nn.functional.binary_cross_entropy(out["clipwise_output"], target)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
         loss = float(loss)
-        dt = (time.perf_counter() - t0) / _STEPS.value
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / _STEPS.value
-    cps = batch / dt
-    return {"s/step": dt, "cpu s/step": cpu, "clips/s": cps, "loss": loss,
-            "GFLOP/s": 3 * PAPER_FLOPS.get(name, float("nan")) * cps / 1e9,
-            "peak MB": peak_memory_mb(device)}  # fmt: skip
+        times.append(time.perf_counter() - t0)
+    return {"compile_s": times[0], "step_s": float(np.median(times[1:])), "loss": loss,
+            "matmul_gflops": float("nan"), "peak_mb": _peak_mb(), "torch": torch.__version__}
+
+
+def _lambdas(step: int, pairs: int) -> np.ndarray:
+    lam = np.random.default_rng([7, step]).beta(1.0, 1.0, pairs).astype(np.float32)
+    return np.stack([lam, 1 - lam], 1).reshape(-1)
+
+
+def _peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ---------------------------------------------------------------------------- parent
+def run_child(kind: str, model: str, precision: str, jit: bool) -> dict | None:
+    args = [f"--child={kind}", f"--model={model}", f"--precision={precision}",
+            f"--jit={str(jit).lower()}", f"--batch_size={_BATCH.value}",
+            f"--steps={_STEPS.value}", f"--threads={_THREADS.value}"]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    python = sys.executable
+    if kind == "reference":
+        python = _REF.value
+    else:
+        env["KERAS_BACKEND"] = kind
+    if _THREADS.value:
+        env["OMP_NUM_THREADS"] = str(_THREADS.value)
+    p = subprocess.run([python, __file__, *args], env=env, capture_output=True, text=True)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode or not lines:
+        tail = (p.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  {kind} {model} {precision}: FAILED ({tail[:160]})", flush=True)
+        return None
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def main(argv) -> None:
     del argv
-    device = _DEVICE.value
-    print(f"devices: {[d.name for d in tf.config.list_logical_devices()]}  data: {_DATA.value}")
-    ceiling = matmul_gflops(device)
-    print(f"matmul 4096^2 float32: {ceiling:.1f} GFLOP/s", flush=True)
-    for name in _MODELS.value:
-        for prec in _PREC.value:
-            for x in _XLA.value:
-                try:
-                    r = bench(name, prec, x == "on", device)
-                except Exception as e:
-                    print(f"{name:13s} {prec:15s} xla={x:3s} FAILED: {type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:120]}")  # fmt: skip
-                    continue
-                vs = f" ({100 * r['GFLOP/s'] / ceiling:.0f}% of the float32 matmul ceiling)"
-                print(f"{name:13s} {prec:15s} xla={x:3s} batch={_BATCH.value} "
-                      f"{r['s/step']:7.2f} s/step (cpu {r['cpu s/step']:.2f}) "
-                      f"{r['clips/s']:7.2f} clips/s {r['GFLOP/s']:8.1f} GFLOP/s "
-                      f"peak {r['peak MB']:.0f} MB loss {r['loss']:.4f}{vs}",
-                      flush=True)  # fmt: skip
+    if _CHILD.value:
+        res = child_reference() if _CHILD.value == "reference" else child_keras(_CHILD.value)
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+    if _REF.value and not Path(_REF.value).exists():
+        print(f"train_step.py: error: --reference_python {_REF.value}: not found",
+              file=sys.stderr)
+        sys.exit(2)
+    print(f"CPU: {cpu_name()}")
+    a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
+    numpy_mm = matmul_gflops(lambda: a @ a)
+    print(f"batch {_BATCH.value} (mixed from {2 * _BATCH.value} clips of 10 s), "
+          f"{_STEPS.value} timed steps x {_ROUNDS.value} rounds; numpy matmul "
+          f"{numpy_mm:.0f} GFLOP/s", flush=True)  # fmt: skip
+    for model in _MODELS.value:
+        confs = []
+        if _REF.value and model in REFERENCE_CLASSES:
+            confs.append(("reference", "float32", False))
+        for backend in _BACKENDS.value:
+            for prec in _PREC.value:
+                for x in (_XLA.value if backend == "tensorflow" else ["off"]):
+                    confs.append((backend, prec, x == "on"))
+        runs: dict[tuple, list] = {c: [] for c in confs}
+        for _ in range(_ROUNDS.value):
+            for c in confs:
+                r = run_child(c[0], model, c[1], c[2])
+                if r is not None:
+                    runs[c].append(r)
+        ceiling = max([numpy_mm] + [r["matmul_gflops"] for rs in runs.values() for r in rs
+                                    if np.isfinite(r["matmul_gflops"])])  # fmt: skip
+        ref = runs.get(("reference", "float32", False)) or []
+        ref_s = float(np.median([r["step_s"] for r in ref])) if ref else None
+        print(f"{model}: matmul ceiling of this run {ceiling:.0f} GFLOP/s")
+        for c, rs in runs.items():
+            if not rs:
+                continue
+            s = float(np.median([r["step_s"] for r in rs]))
+            cps = _BATCH.value / s
+            gf = 3 * PAPER_FLOPS.get(model, float("nan")) * cps / 1e9
+            name = c[0] + (" xla" if c[2] else "")
+            vs = f"  {ref_s / s:.2f}x the reference" if ref_s and c[0] != "reference" else ""
+            rounds = ", ".join(f"{r['step_s']:.2f}" for r in rs)
+            print(f"  {name:14s} {c[1]:15s} {s:7.2f} s/step  {cps:6.2f} clips/s  "
+                  f"{100 * gf / ceiling:5.1f}% of the ceiling  compile {rs[0]['compile_s']:.1f} s"
+                  f"  peak {max(r['peak_mb'] for r in rs):.0f} MB  rounds {rounds}{vs}",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def _warn_precision(precision: str, device: str) -> None:
                         "--config.train.precision=float32")  # fmt: skip
 
 
-def _build(config, init):
+def build_for_training(config, init=None):
     """The model and its optimizer groups (inside the engine's device scope)."""
     t = config.train
     model = warm_start.build_model_from_config(config, init)
@@ -141,7 +141,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
         # The initial model is read once, outside any device scope, and copied into the model.
         init = warm_start.load_init(config.model.init) if config.model.init else None
         keras.utils.set_random_seed(int(config.seed))  # weight initialisation
-        engine.build(lambda: _build(config, init))
+        engine.build(lambda: build_for_training(config, init))
         model = engine.model
         if model.spec.sample_rate != int(config.data.sample_rate):
             raise UserError(f"config.data.sample_rate: {config.data.sample_rate} Hz, but the "
