@@ -63,7 +63,7 @@ def run_one(name: str, repeats: int) -> dict:
     import numpy as np
 
     import panns_keras
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
     from panns_keras.labels import audioset_labels
 
     rows = {}

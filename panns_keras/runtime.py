@@ -148,7 +148,7 @@ def load_runner(model, num_threads: int | None = None) -> Runner:
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return _from_savedmodel(path)
     if path.suffix == ".keras" or (path / "config.json").is_file():
-        from panns_keras.api import load_model
+        from panns_keras.models.saving import load_model
 
         return from_keras(load_model(str(path)))
     raise UserError(

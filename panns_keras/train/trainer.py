@@ -158,7 +158,7 @@ def per_example_loss(target: tf.Tensor, outputs: dict, kind: str) -> tf.Tensor:
 def build_model_from_config(config: ml_collections.ConfigDict, init=None):
     """The model to train: ``config.model.name`` built anew, or (``config.model.init``) a
     transfer model from the initial model ``init`` (loaded from the config when None)."""
-    from panns_keras.api import build_model
+    from panns_keras.models.saving import build_model
 
     if config.model.init:
         from panns_keras.models.spec import SpecAugmentSpec
@@ -499,7 +499,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
 
 
 def _export(model, out: Path, labels, config, at: int, res: dict | None) -> None:
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
 
     extra: dict[str, Any] = {"step": at, "train_config": json.loads(
         config.to_json_best_effort())}  # fmt: skip

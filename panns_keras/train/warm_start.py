@@ -34,9 +34,9 @@ def load_init(path: str | Path):
         from panns_keras.convert.converter import load_checkpoint_into_model
 
         return load_checkpoint_into_model(path)
-    import panns_keras
+    from panns_keras.models.saving import load_model
 
-    return panns_keras.load_model(path)
+    return load_model(path)
 
 
 def is_head(name: str) -> bool:
