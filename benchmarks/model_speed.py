@@ -63,8 +63,8 @@ def run_one(name: str, repeats: int) -> dict:
     import numpy as np
 
     import panns_keras
-    from panns_keras.models.saving import save_model_dir
     from panns_keras.labels import audioset_labels
+    from panns_keras.models.saving import save_model_dir
 
     rows = {}
     x8 = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 320000)).astype("float32")

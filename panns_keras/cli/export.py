@@ -68,10 +68,10 @@ def main(argv, verb="export"):
 
         require_onnx()  # before the model loads: a missing package is a one-line error
 
-    from panns_keras.models.saving import load_model
     from panns_keras.cli.quiet import native_quiet
     from panns_keras.export.representative import representative_windows
     from panns_keras.export.tflite import window_length
+    from panns_keras.models.saving import load_model
     from panns_keras.progress import Progress
 
     model = load_model(_MODEL.value)

@@ -8,11 +8,11 @@ import numpy as np
 from absl import logging
 
 from panns_keras.convert.mapping import ConversionError, assign_state_dict
-from panns_keras.models.saving import build_model, save_model_dir
 from panns_keras.convert.torch_format import CheckpointError, load_state_dict_from_checkpoint
 from panns_keras.errors import UserError
 from panns_keras.labels import audioset_labels, read_label_file
 from panns_keras.models.registry import canonical_name, infer_model_name, list_models
+from panns_keras.models.saving import build_model, save_model_dir
 
 
 def _num_classes(state_dict) -> int | None:

@@ -51,15 +51,6 @@ def synthetic_windows(sample_rate: int, length: int, count: int = 3, seed: int =
     return np.stack(out)
 
 
-def fit_length(x: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad the last axis to ``length``."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[-1] >= length:
-        return x[..., :length]
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, length - x.shape[-1])]
-    return np.pad(x, pad)
-
-
 VERIFY_BATCH = 2  # windows per call in the post-export checks (see batched)
 
 
