@@ -1,9 +1,9 @@
 """Inference on audio files and arrays: tagging, sound event detection and embeddings.
 
-  engine.py   windowing engine (:class:`InferenceEngine`), input normalisation, tag / embed
-  events.py   event detection from frame scores, the event and score table writers
-  median.py   per-class median filter over time
-  calls.py    the public ``tag`` / ``detect_events`` / ``embed`` (see :mod:`panns_keras.api`)
+engine.py   windowing engine (:class:`InferenceEngine`), input normalisation, tag / embed
+events.py   event detection from frame scores, the event and score table writers
+median.py   per-class median filter over time
+calls.py    the public ``tag`` / ``detect_events`` / ``embed`` (see :mod:`panns_keras.api`)
 """
 
 from panns_keras.inference.engine import (
