@@ -36,6 +36,7 @@ import zipfile
 from collections.abc import Sequence
 
 import flatbuffers
+import numpy as np
 
 from panns_keras.export.flatbuffer_io import decode, read_model, tflite_schema, write_model
 from panns_keras.runtime.metadata_schema import *  # noqa: F403 (the schema's field ids)
