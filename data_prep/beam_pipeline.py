@@ -92,7 +92,7 @@ def main(argv=None) -> int:
 
     from data_prep import cli
     from data_prep import flags as prep_flags
-    from panns_keras.cli.flagnames import rewrite
+    from panns_keras.flagnames import rewrite
 
     prep_flags.define_flags()
     fv = flags.FLAGS

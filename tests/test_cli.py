@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import panns_keras
-from panns_keras.cli import flagnames, quiet
+from panns_keras import flagnames
+from panns_keras.cli import quiet
 from panns_keras.progress import Progress
 
 REPO = Path(__file__).resolve().parents[1]
