@@ -19,12 +19,12 @@ files, their input length, output order, size, ops and measured differences.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from absl import flags
 
 from panns_keras.errors import UserError
+from panns_keras.fileio import atomic_write
 
 FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
            "tflite_int8", "mediapipe", "mediapipe_float16", "mediapipe_dynamic_int8",
@@ -91,9 +91,7 @@ def main(argv, verb="export"):
         print(f"{fmt}: {entry['path']}" + (f" ({size / 1e6:.1f} MB)" if size else ""))
         progress.update(1, postfix=f"{fmt} done", force=True)
     progress.close()
-    tmp = out / "export_info.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, out / "export_info.json")
+    atomic_write(out / "export_info.json", json.dumps(info, indent=2) + "\n")
     return 0
 
 

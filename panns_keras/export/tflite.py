@@ -129,7 +129,7 @@ def _window_function(model, length: int, keys):
     return fn
 
 
-def _serving_function(model, length: int, keys):
+def concrete_window_function(model, length: int, keys):
     """Concrete function ``waveform[1, length] -> dict of outputs`` and a module holding its
     variables (the ``tf.Variable`` under each Keras variable, so a SavedModel keeps them)."""
     fn = _window_function(model, length, keys)
@@ -145,7 +145,7 @@ def converter(model, length: int, keys, frozen: bool = False):
             [frozen_function(model, length, keys)], tf.Module()
         )
     else:
-        fn, module = _serving_function(model, length, keys)
+        fn, module = concrete_window_function(model, length, keys)
         conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], module)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     return conv

@@ -82,7 +82,7 @@ def test_class_dir_prepare_manifest_and_audio(class_dir, tmp_path):
     assert sum(s["num_clips"] for s in m["shards"]) == 8
     for s in m["shards"]:
         path = os.path.join(out, s["file"])
-        assert prep._sha256(path) == s["sha256"]
+        assert prep.file_sha256(path) == s["sha256"]
         assert set(s["class_counts"]) <= {str(s["group"])}  # one class group per shard
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
     with open(os.path.join(out, "manifest.json")) as f:
