@@ -73,7 +73,6 @@ import math
 import platform
 import resource
 import statistics
-import tempfile
 import time
 import traceback
 
@@ -287,17 +286,9 @@ def finite(x):
 
 def write_json(path: str, results: list) -> None:
     """Replace ``path`` with ``results`` in one step (a temp file in the same folder)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".train_step_jax.", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(finite(results), f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from panns_keras.fileio import atomic_write
+
+    atomic_write(path, json.dumps(finite(results), indent=1, allow_nan=False))
 
 
 def fmt(r: dict) -> str:

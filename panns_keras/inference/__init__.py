@@ -1,40 +1,36 @@
 """Inference on audio files and arrays: tagging, sound event detection and embeddings.
 
-engine.py   windowing engine (:class:`InferenceEngine`), input normalisation, tag / embed
-events.py   event detection from frame scores, the event and score table writers
-median.py   per-class median filter over time
-calls.py    the public ``tag`` / ``detect_events`` / ``embed`` (see :mod:`panns_keras.api`)
+  engine.py   windowing engine (:class:`InferenceEngine`), input normalisation, tag / embed
+  events.py   event detection from frame scores, the event and score table writers
+  median.py   per-class median filter over time
+  calls.py    the public ``tag`` / ``detect_events`` / ``embed`` (see :mod:`panns_keras.api`)
+
+The names below are loaded on first use, so ``import panns_keras`` stays light (audio
+decoding and the runtime load when inference first runs).
 """
 
-from panns_keras.inference.engine import (
-    DEFAULT_WINDOW_SECONDS,
-    FileResult,
-    InferenceEngine,
-    Source,
-    as_sources,
-    embed_files,
-    tag_files,
-)
-from panns_keras.inference.events import (
-    detect_events,
-    events_from_framewise,
-    write_events_tsv,
-    write_sed_scores,
-)
-from panns_keras.inference.median import apply_median_filter, median_filter_sizes
+import importlib
 
-__all__ = [
-    "DEFAULT_WINDOW_SECONDS",
-    "FileResult",
-    "InferenceEngine",
-    "Source",
-    "apply_median_filter",
-    "as_sources",
-    "detect_events",
-    "embed_files",
-    "events_from_framewise",
-    "median_filter_sizes",
-    "tag_files",
-    "write_events_tsv",
-    "write_sed_scores",
-]
+_HOMES = {
+    "DEFAULT_WINDOW_SECONDS": "engine",
+    "FileResult": "engine",
+    "InferenceEngine": "engine",
+    "Source": "engine",
+    "as_sources": "engine",
+    "embed_files": "engine",
+    "tag_files": "engine",
+    "detect_events": "events",
+    "events_from_framewise": "events",
+    "write_events_tsv": "events",
+    "write_sed_scores": "events",
+    "apply_median_filter": "median",
+    "median_filter_sizes": "median",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

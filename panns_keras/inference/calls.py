@@ -5,11 +5,12 @@ Re-exported by :mod:`panns_keras.api` (``panns_keras.tag`` ...).
 
 from __future__ import annotations
 
-from panns_keras.inference import events
-from panns_keras.inference.engine import InferenceEngine, as_sources, embed_files, tag_files
-
 
 def _run(verb: str, model, audio, sample_rate, **kwargs):
+    # imported here: ``import panns_keras`` loads this module, not audio decoding / runtime
+    from panns_keras.inference import events
+    from panns_keras.inference.engine import InferenceEngine, as_sources, embed_files, tag_files
+
     engine_kw = {k: kwargs.pop(k) for k in ("window_seconds", "hop_seconds", "batch_size")}
     engine = InferenceEngine(model, keep_framewise=verb == "events", **engine_kw)
     sources, single = as_sources(audio, sample_rate, engine.sample_rate)
