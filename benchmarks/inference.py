@@ -56,6 +56,7 @@ from absl import app, flags
 from bench_common import PAPER_FLOPS, golden_weights
 
 import panns_keras
+from panns_keras.artifact import CLIPWISE
 from panns_keras.export import common
 from panns_keras.export import tflite as T
 from panns_keras.export.representative import representative_windows
@@ -256,7 +257,7 @@ def bench_onnx(name, work_dir, x, clips, ref, cores, clip_s, flops):
     except (UserError, RuntimeError) as e:
         print(f"{name:<13} onnx skipped: {e}")
         return
-    agreement("onnx", X.OnnxRunner(content)(clips)[common.CLIPWISE], ref, len(content),
+    agreement("onnx", X.OnnxRunner(content)(clips)[CLIPWISE], ref, len(content),
               conv_gb)  # fmt: skip
     for threads in sorted({1, cores}):
         r = X.OnnxRunner(content, num_threads=threads)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from panns_keras.artifact import CLIPWISE, EMBEDDING, FRAMEWISE
 from panns_keras.errors import UserError
-
-CLIPWISE = "clipwise_output"
-EMBEDDING = "embedding"
-FRAMEWISE = "framewise_output"
 
 
 class ExportVerificationError(UserError):

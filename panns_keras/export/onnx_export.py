@@ -24,7 +24,7 @@ import logging as pylogging
 import numpy as np
 from absl import logging
 
-from panns_keras.artifact import ArtifactInfo
+from panns_keras.artifact import CLIPWISE, ArtifactInfo
 from panns_keras.errors import UserError
 from panns_keras.export import common
 from panns_keras.fileio import atomic_write
@@ -213,7 +213,7 @@ def verify_onnx(model, onnx_bytes, inputs) -> dict:
     for x in (inputs, cut):
         got = common.batched(runner, x)
         ref = common.batched(lambda v: model(v, training=False), x)
-        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE])
+        s = common.compare_scores(ref[CLIPWISE], got[CLIPWISE])
         common.check("onnx", s, TOLERANCE, None)
         for key in common.output_keys(model)[1:]:
             r, g = ref[key], got[key]

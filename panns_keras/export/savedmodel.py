@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from panns_keras.artifact import ArtifactInfo
+from panns_keras.artifact import CLIPWISE, ArtifactInfo
 from panns_keras.export import common
 from panns_keras.fileio import atomic_dir
 
@@ -110,7 +110,7 @@ def verify_savedmodel(model, path, inputs=None) -> dict:
         got = common.batched(fn, inputs)
         if sorted(got) != sorted(keys):
             raise common.ExportVerificationError(f"savedmodel {how}: outputs {sorted(got)}")
-        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE])
+        s = common.compare_scores(ref[CLIPWISE], got[CLIPWISE])
         common.check(f"savedmodel {how}", s, TOLERANCE, None)
         stats = stats or s
         for key in keys[1:]:

@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from panns_keras.data.formats import LABELS_NAME
 from panns_keras.errors import UserError
 from panns_keras.fileio import atomic_dir
-from panns_keras.labels import LABELS_FILENAME, read_label_file, write_label_file
+from panns_keras.labels import read_label_file, write_label_file
 from panns_keras.models.registry import get_spec
 from panns_keras.models.registry import list_models as _registered
 from panns_keras.models.spec import apply_overrides
@@ -30,8 +31,14 @@ def list_models() -> list[str]:
     return _registered()
 
 
-def build_model(name: str, num_classes: int = 527, *, seed: int | None = None,
-                labels: list[str] | None = None, **overrides: Any):
+def build_model(
+    name: str,
+    num_classes: int = 527,
+    *,
+    seed: int | None = None,
+    labels: list[str] | None = None,
+    **overrides: Any,
+):
     """Build a PANNs model by registry or reference name.
 
     Args:
@@ -56,15 +63,13 @@ def save_model_dir(model, out_dir: str | Path, labels: list[tuple[str, str]],
     """Save ``model`` (an AudioTagger) with its labels; replaces ``out_dir`` atomically."""
     out_dir = Path(out_dir)
     if len(labels) != model.spec.num_classes:
-        raise UserError(
-            f"{len(labels)} labels for a model with {model.spec.num_classes} classes"
-        )
+        raise UserError(f"{len(labels)} labels for a model with {model.spec.num_classes} classes")
     with atomic_dir(out_dir) as tmp:
         model.save_weights(str(tmp / WEIGHTS))
         config = {"format": FORMAT, "model": model.spec.name, "spec": model.spec.to_dict(),
-                  "labels": LABELS_FILENAME, **(extra or {})}  # fmt: skip
+                  "labels": LABELS_NAME, **(extra or {})}  # fmt: skip
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        write_label_file(tmp / LABELS_FILENAME, labels)
+        write_label_file(tmp / LABELS_NAME, labels)
     return out_dir
 
 
@@ -113,7 +118,7 @@ def load_model(path: str | Path):
     weights = path / WEIGHTS
     if not weights.is_file():
         raise UserError(f"{path}: missing {WEIGHTS}")
-    labels = read_label_file(path / config.get("labels", LABELS_FILENAME))
+    labels = read_label_file(path / config.get("labels", LABELS_NAME))
     try:
         model = AudioTagger(config["spec"], labels=[name for _, name in labels],
                             label_ids=[mid for mid, _ in labels])  # fmt: skip
