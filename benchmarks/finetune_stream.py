@@ -55,7 +55,7 @@ def write_data(directory: str, shards: int) -> int:
 
 def run_one(shards: int, steps: int) -> dict:
     import panns_keras
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
     from panns_keras.train.config import base_config
     from panns_keras.train.finetune import finetune
 

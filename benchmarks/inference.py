@@ -53,15 +53,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+from bench_common import PAPER_FLOPS, golden_weights
 
 import panns_keras
+from panns_keras.artifact import CLIPWISE
 from panns_keras.export import common
 from panns_keras.export import tflite as T
 from panns_keras.export.representative import representative_windows
 from panns_keras.export.savedmodel import serving_function
 
 # Paper FLOPs per 10 s clip (Kong et al. 2020, Table: "Multi-adds"), as given in the brief.
-PAPER_FLOPS = {"cnn14": 42.22e9, "mobilenet_v1": 3.614e9, "cnn6": 21.986e9}
 AUDIO = Path(__file__).resolve().parents[1] / "tests" / "assets" / "audio"
 
 _MODELS = flags.DEFINE_list("models", "cnn6,mobilenet_v1,cnn14", "Models to time.")
@@ -133,14 +134,11 @@ def make_model(name):
     if w == "random":
         return panns_keras.build_model(name, seed=0)
     if w == "golden":
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from panns_keras.convert.mapping import assign_state_dict
         from panns_keras.models.registry import MODEL_SPECS, canonical_name
-        from tests.golden import load_golden
 
         model = panns_keras.build_model(name)
-        _, state, *_ = load_golden(MODEL_SPECS[canonical_name(name)].reference_name)
-        assign_state_dict(model, state)
+        assign_state_dict(model, golden_weights(MODEL_SPECS[canonical_name(name)].reference_name))
         return model
     return panns_keras.load_model(w)
 
@@ -259,7 +257,7 @@ def bench_onnx(name, work_dir, x, clips, ref, cores, clip_s, flops):
     except (UserError, RuntimeError) as e:
         print(f"{name:<13} onnx skipped: {e}")
         return
-    agreement("onnx", X.OnnxRunner(content)(clips)[common.CLIPWISE], ref, len(content),
+    agreement("onnx", X.OnnxRunner(content)(clips)[CLIPWISE], ref, len(content),
               conv_gb)  # fmt: skip
     for threads in sorted({1, cores}):
         r = X.OnnxRunner(content, num_threads=threads)

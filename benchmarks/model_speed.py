@@ -63,8 +63,8 @@ def run_one(name: str, repeats: int) -> dict:
     import numpy as np
 
     import panns_keras
-    from panns_keras.convert.model_dir import save_model_dir
     from panns_keras.labels import audioset_labels
+    from panns_keras.models.saving import save_model_dir
 
     rows = {}
     x8 = np.random.default_rng(0).uniform(-0.5, 0.5, (8, 320000)).astype("float32")
@@ -72,12 +72,11 @@ def run_one(name: str, repeats: int) -> dict:
     print(f"# panns_keras from {os.path.dirname(panns_keras.__file__)}", file=sys.stderr)
     # Golden-rule weights give realistic, unsaturated scores (random init gives ~0.5 everywhere,
     # which would hide the bfloat16 score error).
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-    from golden import load_golden
+    from bench_common import golden_weights
 
     from panns_keras.convert.mapping import assign_state_dict
 
-    assign_state_dict(model, load_golden(model.spec.reference_name)[1])
+    assign_state_dict(model, golden_weights(model.spec.reference_name))
     with tempfile.TemporaryDirectory() as tmp:
         save_model_dir(model, tmp + "/m", audioset_labels())
         model = panns_keras.load_model(tmp + "/m")  # the path users get

@@ -73,7 +73,6 @@ import math
 import platform
 import resource
 import statistics
-import tempfile
 import time
 import traceback
 
@@ -81,13 +80,8 @@ import jax
 import jax.numpy as jnp
 import keras
 from absl import app, flags
+from bench_common import PAPER_FLOPS
 
-# The paper's per-10-s-clip figures, named FLOPs as benchmarks/train_step.py and
-# benchmarks/model_speed.py name them (2 FLOPs per multiply-add; see the docstring).
-PAPER_FLOPS = {
-    "cnn14": 42.22e9, "cnn6": 21.986e9, "cnn10": 28.166e9, "mobilenet_v1": 3.614e9,
-    "wavegram_logmel_cnn14": 53.51e9, "resnet38": 48.962e9,
-}  # fmt: skip
 NUM_CLASSES = 527
 TARGET_RATE = 0.01  # probability of each label in a synthetic multi-hot target
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
@@ -292,17 +286,9 @@ def finite(x):
 
 def write_json(path: str, results: list) -> None:
     """Replace ``path`` with ``results`` in one step (a temp file in the same folder)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".train_step_jax.", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(finite(results), f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from panns_keras.fileio import atomic_write
+
+    atomic_write(path, json.dumps(finite(results), indent=1, allow_nan=False))
 
 
 def fmt(r: dict) -> str:

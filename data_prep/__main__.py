@@ -1,6 +1,17 @@
-"""`python -m data_prep --out=... (--audioset_csv|--generic_csv|--class_dir)=..."""
+"""`python -m data_prep --out=... (--audioset_csv|--generic_csv|--class_dir)=...`
 
-from data_prep import cli
+The same program as `panns-keras prepare` (same flags, messages and exit codes): this entry
+module sits on the CLI's floor, the rest of data_prep below it.
+"""
+
+import sys
+
+
+def entry() -> None:
+    from panns_keras.cli import main
+
+    sys.exit(main(["panns-keras", "prepare", *sys.argv[1:]]))
+
 
 if __name__ == "__main__":
-    cli.entry()
+    entry()

@@ -11,7 +11,6 @@ usage: python -m data_prep.beam_pipeline --out=... --class_dir=... \
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -29,7 +28,7 @@ def _write(keyed, shards_by_index, out_dir, fingerprints):
     shard_index, results = keyed
     shard = shards_by_index[shard_index]
     ordered = [r for _, r in sorted(results, key=lambda pr: pr[0])]
-    state = prep._write_shard(out_dir, shard, iter(ordered), fingerprints[shard_index], None)
+    state = prep.write_shard(out_dir, shard, iter(ordered), fingerprints[shard_index], None)
     return shard_index, state["sha256"]
 
 
@@ -54,8 +53,8 @@ def prepare_beam(output_dir: str, pipeline_options=None, **kwargs) -> dict:
     os.makedirs(output_dir, exist_ok=True)
     prep.inputs_lib.write_labels_csv(os.path.join(output_dir, prep.LABELS_NAME), listing.labels)
 
-    fingerprints = {s.index: prep._fingerprint(s, sample_rate, clip_samples) for s in shards}
-    todo = [s for s in shards if prep._load_state(output_dir, s, fingerprints[s.index]) is None]
+    fingerprints = {s.index: prep.shard_fingerprint(s, sample_rate, clip_samples) for s in shards}
+    todo = [s for s in shards if prep.load_state(output_dir, s, fingerprints[s.index]) is None]
     logging.info("beam prepare: %d shards, %d to write", len(shards), len(todo))
     if todo:
         if pipeline_options is None or isinstance(pipeline_options, list | tuple):
@@ -72,7 +71,7 @@ def prepare_beam(output_dir: str, pipeline_options=None, **kwargs) -> dict:
             )
     states = {}
     for s in shards:
-        st = prep._load_state(output_dir, s, fingerprints[s.index])
+        st = prep.load_state(output_dir, s, fingerprints[s.index])
         if st is None:
             raise RuntimeError(f"beam prepare: shard {s.filename} was not written")
         states[s.index] = st
@@ -80,10 +79,7 @@ def prepare_beam(output_dir: str, pipeline_options=None, **kwargs) -> dict:
         name, listing.labels, shards, states, pre_skipped, sample_rate, clip_samples,
         len(listing.clips) + len(listing.skipped),
     )  # fmt: skip
-    prep._write_atomic(
-        os.path.join(output_dir, prep.MANIFEST_NAME),
-        (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"),
-    )
+    prep.write_manifest(output_dir, manifest)
     return manifest
 
 
@@ -92,7 +88,7 @@ def main(argv=None) -> int:
 
     from data_prep import cli
     from data_prep import flags as prep_flags
-    from panns_keras.cli.flagnames import rewrite
+    from panns_keras.flagnames import rewrite
 
     prep_flags.define_flags()
     fv = flags.FLAGS

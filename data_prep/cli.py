@@ -1,5 +1,7 @@
-"""Entry points: `run(flag_values) -> manifest`, the failure check, and `python -m data_prep`
-(the same program as `panns-keras prepare`: same flags, messages and exit codes)."""
+"""Running prepare from parsed flags: `run(flag_values) -> manifest` and the failure check.
+
+`python -m data_prep` (data_prep/__main__.py) is the same program as `panns-keras prepare`:
+same flags, messages and exit codes. Nothing here imports the CLI package."""
 
 from __future__ import annotations
 
@@ -58,9 +60,3 @@ def exit_code(manifest: dict, max_fail_fraction: float, manifest_path: str = "ma
         print(f"{prog}: error: {problem}", file=sys.stderr)
         return 1
     return 0
-
-
-def entry() -> None:
-    from panns_keras.cli import main
-
-    sys.exit(main(["panns-keras", "prepare", *sys.argv[1:]]))

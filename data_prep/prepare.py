@@ -23,6 +23,7 @@ from absl import logging
 from data_prep import inputs as inputs_lib
 from panns_keras import audio as audio_lib
 from panns_keras.data import example_codec, formats
+from panns_keras.fileio import atomic_path, atomic_write
 from panns_keras.progress import Progress
 
 MANIFEST_NAME = formats.MANIFEST_NAME
@@ -94,7 +95,7 @@ def _encode_job(job):
     return encode_clip(clip, sample_rate, clip_samples)
 
 
-def _fingerprint(shard: ShardPlan, sample_rate: int, clip_samples: int) -> str:
+def shard_fingerprint(shard: ShardPlan, sample_rate: int, clip_samples: int) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([shard.filename, shard.group, sample_rate, clip_samples]).encode())
     for c in shard.clips:  # the fold enters only when set: fold-less fingerprints unchanged
@@ -103,21 +104,12 @@ def _fingerprint(shard: ShardPlan, sample_rate: int, clip_samples: int) -> str:
     return h.hexdigest()
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: str) -> None:
@@ -133,7 +125,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _load_state(out_dir: str, shard: ShardPlan, fingerprint: str) -> dict | None:
+def load_state(out_dir: str, shard: ShardPlan, fingerprint: str) -> dict | None:
     """The saved result of a completed shard, or None when it must be (re)written."""
     state_path = os.path.join(out_dir, STATE_DIR, shard.filename + ".json")
     shard_path = os.path.join(out_dir, shard.filename)
@@ -151,39 +143,36 @@ def _load_state(out_dir: str, shard: ShardPlan, fingerprint: str) -> dict | None
     return state
 
 
-def _write_shard(out_dir, shard, results, fingerprint, num_classes_hint) -> dict:
+def write_shard(out_dir, shard, results, fingerprint, num_classes_hint) -> dict:
     """Writes one shard atomically from an iterator of encode results; returns its state."""
     import tensorflow as tf  # parent process only
 
     del num_classes_hint
     path = os.path.join(out_dir, shard.filename)
-    tmp = path + ".tmp"
     skipped, class_counts, n = [], {}, 0
-    with tf.io.TFRecordWriter(tmp) as w:
-        for clip, (data, err) in zip(shard.clips, results):
-            if err is not None:
-                skipped.append(err)
-                continue
-            w.write(data)
-            n += 1
-            for i in clip.labels:
-                class_counts[str(i)] = class_counts.get(str(i), 0) + 1
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    state = {
-        "file": shard.filename,
-        "group": shard.group,
-        "num_clips": n,
-        "sha256": _sha256(tmp),
-        "bytes": os.path.getsize(tmp),
-        "class_counts": class_counts,
-        "skipped": skipped,
-        "fingerprint": fingerprint,
-    }
-    state_dir = os.path.join(out_dir, STATE_DIR)
-    os.makedirs(state_dir, exist_ok=True)
-    _write_atomic(os.path.join(state_dir, shard.filename + ".json"), json.dumps(state).encode())
-    os.replace(tmp, path)
+    # the shard is renamed into place after its state file: a state names only whole shards
+    with atomic_path(path, fsync=True) as tmp:
+        with tf.io.TFRecordWriter(str(tmp)) as w:
+            for clip, (data, err) in zip(shard.clips, results):
+                if err is not None:
+                    skipped.append(err)
+                    continue
+                w.write(data)
+                n += 1
+                for i in clip.labels:
+                    class_counts[str(i)] = class_counts.get(str(i), 0) + 1
+        state = {
+            "file": shard.filename,
+            "group": shard.group,
+            "num_clips": n,
+            "sha256": file_sha256(tmp),
+            "bytes": os.path.getsize(tmp),
+            "class_counts": class_counts,
+            "skipped": skipped,
+            "fingerprint": fingerprint,
+        }
+        state_path = os.path.join(out_dir, STATE_DIR, shard.filename + ".json")
+        atomic_write(state_path, json.dumps(state), fsync=True)
     _fsync_dir(out_dir)
     return state
 
@@ -272,8 +261,8 @@ def prepare(
     states: dict[int, dict] = {}
     todo = []
     for s in shards:
-        fp = _fingerprint(s, sample_rate, clip_samples)
-        st = _load_state(output_dir, s, fp)
+        fp = shard_fingerprint(s, sample_rate, clip_samples)
+        st = load_state(output_dir, s, fp)
         if st is None:
             todo.append((s, fp))
         else:
@@ -300,7 +289,7 @@ def prepare(
                         progress.update(1, failed=int(r[1] is not None))
                         yield r
 
-                states[s.index] = _write_shard(output_dir, s, shard_results(), fp, None)
+                states[s.index] = write_shard(output_dir, s, shard_results(), fp, None)
                 if on_shard is not None:
                     on_shard(written, os.path.join(output_dir, s.filename))
         finally:
@@ -312,11 +301,14 @@ def prepare(
         name, listing.labels, shards, states, pre_skipped, sample_rate, clip_samples,
         len(listing.clips) + len(listing.skipped),
     )  # fmt: skip
-    _write_atomic(
-        os.path.join(output_dir, MANIFEST_NAME),
-        (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8"),
-    )
+    write_manifest(output_dir, manifest)
     return manifest
+
+
+def write_manifest(output_dir: str, manifest: dict) -> None:
+    """``manifest.json`` (sorted keys), written atomically and synced."""
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    atomic_write(os.path.join(output_dir, MANIFEST_NAME), text, fsync=True)
 
 
 def build_manifest(

@@ -170,3 +170,12 @@ def read_audio_blocks(path, sample_rate: int, block_seconds: float = 60.0) -> It
                 break
         if total == 0:
             raise AudioError(path, REASON_ZERO_LENGTH, "no frames")
+
+
+def fit_length(x, length: int) -> np.ndarray:
+    """Trims or zero-pads the last axis of ``x`` to ``length`` samples (dtype kept)."""
+    x = np.asarray(x)
+    if x.shape[-1] >= length:
+        return x[..., :length]
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, length - x.shape[-1])]
+    return np.pad(x, pad)

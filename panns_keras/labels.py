@@ -7,8 +7,6 @@ from pathlib import Path
 
 from panns_keras.data import formats
 
-LABELS_FILENAME = formats.LABELS_NAME
-
 
 def _pairs(labels: list[formats.Label]) -> list[tuple[str, str]]:
     return [(label.mid, label.display_name) for label in labels]

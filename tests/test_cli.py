@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import panns_keras
-from panns_keras.cli import flagnames, quiet
+from panns_keras import flagnames
+from panns_keras.cli import quiet
 from panns_keras.progress import Progress
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def test_version(tmp_path):
 def test_quiet_by_default_no_native_log_lines(tmp_path):
     """A verb that imports TensorFlow prints only its own line (TensorFlow's oneDNN / cudart
     lines are dropped at import; TF_CPP_MIN_LOG_LEVEL is not set by the caller)."""
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
 
     model = panns_keras.build_model("leenet11", num_classes=2, sample_rate=8000)
     save_model_dir(model, tmp_path / "m", [("/m/a", "a"), ("/m/b", "b")])
@@ -76,7 +77,7 @@ def test_native_log_line_pattern():
 def test_export_shows_progress_and_no_runtime_lines(tmp_path):
     """export: its result lines on stdout; on stderr only the progress lines (the TFLite
     runtime's "INFO: Created TensorFlow Lite XNNPACK delegate" is dropped)."""
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
 
     model = panns_keras.build_model("cnn6", num_classes=3, sample_rate=8000, window_size=256,
                                     hop_size=160, fmax=4000.0, mel_bins=32, seed=0)  # fmt: skip

@@ -18,8 +18,8 @@ from golden import load_golden
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
-from panns_keras.convert.model_dir import save_model_dir
 from panns_keras.labels import audioset_labels
+from panns_keras.models.saving import save_model_dir
 
 AUDIO = Path(__file__).resolve().parent / "assets" / "audio"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}

@@ -22,7 +22,6 @@ from small_models import small_sed_model
 import panns_keras
 from panns_keras.audio import load_audio, resample
 from panns_keras.convert.mapping import assign_state_dict
-from panns_keras.convert.model_dir import save_model_dir
 from panns_keras.errors import UserError
 from panns_keras.inference import (
     InferenceEngine,
@@ -31,6 +30,7 @@ from panns_keras.inference import (
     write_sed_scores,
 )
 from panns_keras.labels import audioset_labels
+from panns_keras.models.saving import save_model_dir
 from panns_keras.runtime import Runner, load_runner
 
 AUDIO = Path(__file__).resolve().parent / "assets" / "audio"
@@ -192,9 +192,9 @@ def test_sed_model_overlap_averages_frames(tmp_path):
 
 
 def _as_source(x):
-    from panns_keras.inference import _Source
+    from panns_keras.inference import Source
 
-    return _Source(name="<array>", array=x)
+    return Source(name="<array>", array=x)
 
 
 def test_hop_errors():

@@ -20,7 +20,7 @@ LABELS = [("a", "A"), ("b", "B"), ("c", "C")]
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
 
     m = panns_keras.build_model("cnn6", num_classes=3, seed=0)
     return save_model_dir(m, tmp_path_factory.mktemp("m") / "cnn6", LABELS)

@@ -14,8 +14,8 @@ from golden import load_golden
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
-from panns_keras.convert.model_dir import save_model_dir
 from panns_keras.labels import audioset_labels
+from panns_keras.models.saving import save_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "tests" / "assets" / "audio"

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prog = f"panns-keras {verb}"
 
-    from panns_keras.cli import flagnames, quiet
+    from panns_keras import flagnames
+    from panns_keras.cli import quiet
 
     args = flagnames.rewrite(verb, argv[2:])
     verbosity = quiet.verbosity_of(args)

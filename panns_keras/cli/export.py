@@ -19,12 +19,12 @@ files, their input length, output order, size, ops and measured differences.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from absl import flags
 
 from panns_keras.errors import UserError
+from panns_keras.fileio import atomic_write
 
 FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
            "tflite_int8", "mediapipe", "mediapipe_float16", "mediapipe_dynamic_int8",
@@ -69,10 +69,10 @@ def main(argv, verb="export"):
 
         require_onnx()  # before the model loads: a missing package is a one-line error
 
-    from panns_keras.api import load_model
     from panns_keras.cli.quiet import native_quiet
     from panns_keras.export.representative import representative_windows
     from panns_keras.export.tflite import window_length
+    from panns_keras.models.saving import load_model
     from panns_keras.progress import Progress
 
     model = load_model(_MODEL.value)
@@ -92,9 +92,7 @@ def main(argv, verb="export"):
         print(f"{fmt}: {entry['path']}" + (f" ({size / 1e6:.1f} MB)" if size else ""))
         progress.update(1, postfix=f"{fmt} done", force=True)
     progress.close()
-    tmp = out / "export_info.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, out / "export_info.json")
+    atomic_write(out / "export_info.json", json.dumps(info, indent=2) + "\n")
     return 0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from absl import flags
 
 from panns_keras.errors import UserError
+from panns_keras.fileio import atomic_path
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Model directory, .keras file, SavedModel directory, .tflite file or "
@@ -134,7 +135,7 @@ def _tag(paths, model, labels) -> int:
 
 
 def _sed(paths, model, labels) -> int:
-    from panns_keras.inference import detect_events, write_sed_scores
+    from panns_keras.inference import detect_events, write_events_tsv, write_sed_scores
 
     if not _OUT_TSV.value and not _PLOT.value and not _SCORES_DIR.value:
         raise UserError("--out_tsv: required (EVENTS.tsv), or --scores_dir DIR / --plot PLOT.png")
@@ -164,20 +165,6 @@ def _sed(paths, model, labels) -> int:
         plot_sed(_PLOT.value, model, results[0], labels, _PLOT_CLASSES.value)
         print(f"plot -> {_PLOT.value}")
     return _report_errors(results, "sed")
-
-
-def write_events_tsv(path, events) -> None:
-    """DCASE-style events, tab-separated, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["filename", "onset", "offset", "event_label", "score"])
-        for e in events:
-            w.writerow([e["filename"], f"{e['onset']:.3f}", f"{e['offset']:.3f}",
-                        e["event_label"], f"{e['score']:.4f}"])  # fmt: skip
-    os.replace(tmp, path)
 
 
 def plot_sed(path, runner, result, labels, n_classes=5) -> None:
@@ -219,10 +206,8 @@ def plot_sed(path, runner, result, labels, n_classes=5) -> None:
     ax.set_xlabel("time (s)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -250,13 +235,10 @@ def _embed(paths, model) -> int:
             print(f"{r.path} -> {out / (name + '.npy')} {tuple(r.embedding.shape)}")
     if _OUT_NPZ.value and ok:
         path = Path(_OUT_NPZ.value)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, ids=np.asarray([r.path for r in ok]),
                      embeddings=np.stack([r.embedding for r in ok]),
                      durations=np.asarray([r.duration for r in ok], np.float64))  # fmt: skip
-        os.replace(tmp, path)
         print(f"{len(ok)} embeddings {tuple(ok[0].embedding.shape)} -> {path}")
     return _report_errors(results, "embed")
 
@@ -264,10 +246,8 @@ def _embed(paths, model) -> int:
 def _save_npy(path, array) -> None:
     import numpy as np
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 def main(argv, verb="tag"):

@@ -8,11 +8,11 @@ import numpy as np
 from absl import logging
 
 from panns_keras.convert.mapping import ConversionError, assign_state_dict
-from panns_keras.convert.model_dir import save_model_dir
 from panns_keras.convert.torch_format import CheckpointError, load_state_dict_from_checkpoint
 from panns_keras.errors import UserError
 from panns_keras.labels import audioset_labels, read_label_file
 from panns_keras.models.registry import canonical_name, infer_model_name, list_models
+from panns_keras.models.saving import build_model, save_model_dir
 
 
 def _num_classes(state_dict) -> int | None:
@@ -28,8 +28,6 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None):
     Raises:
         UserError: unreadable checkpoint, unknown model, or weights that do not fit.
     """
-    import panns_keras
-
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: checkpoint not found")
@@ -47,7 +45,7 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None):
     except CheckpointError as e:
         raise UserError(str(e)) from None
     num_classes = _num_classes(state_dict) or 527
-    model = panns_keras.build_model(name, num_classes=num_classes)
+    model = build_model(name, num_classes=num_classes)
     try:
         assign_state_dict(model, state_dict)
     except ConversionError as e:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from panns_keras.audio import fit_length
 from panns_keras.data import formats
 
 INT16_SCALE = formats.INT16_SCALE
@@ -59,15 +60,6 @@ def float_to_int16(waveform) -> np.ndarray:
     return np.rint(x * INT16_SCALE).astype(np.int16)
 
 
-def fit_length(waveform, clip_samples: int) -> tuple[np.ndarray, int]:
-    """Pads with zeros or trims to `clip_samples`; returns (fixed, true_length)."""
-    waveform = np.asarray(waveform)
-    n = min(int(waveform.shape[0]), int(clip_samples))
-    out = np.zeros((int(clip_samples),), dtype=waveform.dtype)
-    out[:n] = waveform[:n]
-    return out, n
-
-
 def serialize_clip(
     waveform,
     labels,
@@ -95,7 +87,8 @@ def serialize_clip(
     pcm = waveform if waveform.dtype == np.int16 else float_to_int16(waveform)
     if clip_samples is None:
         clip_samples = pcm.shape[0]
-    pcm, n = fit_length(pcm, clip_samples)
+    n = min(int(np.shape(pcm)[0]), int(clip_samples))
+    pcm = fit_length(pcm, int(clip_samples))
     features = {
         formats.AUDIO: ("bytes", [pcm.astype("<i2").tobytes()]),
         formats.NUM_SAMPLES: ("int64", [n]),

@@ -26,7 +26,6 @@ FEATURE_SPEC = {
 
 
 float_to_int16 = example_codec.float_to_int16
-fit_length = example_codec.fit_length
 
 
 def int16_to_float(pcm: np.ndarray) -> np.ndarray:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from panns_keras.artifact import CLIPWISE, EMBEDDING, FRAMEWISE
 from panns_keras.errors import UserError
-
-CLIPWISE = "clipwise_output"
-EMBEDDING = "embedding"
-FRAMEWISE = "framewise_output"
 
 
 class ExportVerificationError(UserError):
@@ -49,15 +46,6 @@ def synthetic_windows(sample_rate: int, length: int, count: int = 3, seed: int =
         x += 0.05 * rng.standard_normal(length) * (t % 1.0 < 0.3)
         out.append(x.astype(np.float32))
     return np.stack(out)
-
-
-def fit_length(x: np.ndarray, length: int) -> np.ndarray:
-    """Trim or zero-pad the last axis to ``length``."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[-1] >= length:
-        return x[..., :length]
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, length - x.shape[-1])]
-    return np.pad(x, pad)
 
 
 VERIFY_BATCH = 2  # windows per call in the post-export checks (see batched)

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import json
 import logging as pylogging
-import os
-from pathlib import Path
 
 import numpy as np
 from absl import logging
 
+from panns_keras.artifact import CLIPWISE, ArtifactInfo
 from panns_keras.errors import UserError
 from panns_keras.export import common
+from panns_keras.fileio import atomic_write
+from panns_keras.runtime.onnx import INFO_FORMAT, INFO_KEY, OnnxRunner
 
 OPSET = 17
 # max |score diff| between onnxruntime and Keras (float32 both; measured ~5e-6 on Cnn6).
@@ -175,11 +176,14 @@ def convert(model, labels=None, opset: int = OPSET) -> bytes:
         raise common.ExportVerificationError(
             f"onnx: inputs {[i.name for i in proto.graph.input]}, expected ['waveform']"
         )
+    names = common.label_names(model, labels)
+    info = ArtifactInfo.of_model(model, INFO_FORMAT, keys, names)
     meta = {
-        "labels": "\n".join(common.label_names(model, labels)),
+        "labels": "\n".join(names),
         "sample_rate": str(int(model.spec.sample_rate)),
         "model": model.spec.name,
         "outputs": json.dumps(list(keys)),
+        INFO_KEY: json.dumps(info.to_json()),
     }
     for key, value in meta.items():
         prop = proto.metadata_props.add()
@@ -197,27 +201,6 @@ def op_types(onnx_bytes: bytes) -> list[str]:
                    for n in proto.graph.node})  # fmt: skip
 
 
-class OnnxRunner:
-    """Runs an exported ``.onnx`` (bytes or path) with onnxruntime on the CPU."""
-
-    def __init__(self, model, num_threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = int(num_threads)
-        source = os.fspath(model) if isinstance(model, (str, Path)) else model
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.keys = tuple(o.name for o in self.session.get_outputs())
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-
-    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """``x``: float32 ``[n, samples]`` (any length); returns output name -> array."""
-        got = self.session.run(None, {self.input_name: np.asarray(x, np.float32)})
-        return dict(zip(self.keys, got))
-
-
 def verify_onnx(model, onnx_bytes, inputs) -> dict:
     """Compares onnxruntime with Keras on ``inputs`` (and a shorter cut of them)."""
     bad = [op for op in op_types(onnx_bytes) if ":" in op]
@@ -230,7 +213,7 @@ def verify_onnx(model, onnx_bytes, inputs) -> dict:
     for x in (inputs, cut):
         got = common.batched(runner, x)
         ref = common.batched(lambda v: model(v, training=False), x)
-        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE])
+        s = common.compare_scores(ref[CLIPWISE], got[CLIPWISE])
         common.check("onnx", s, TOLERANCE, None)
         for key in common.output_keys(model)[1:]:
             r, g = ref[key], got[key]
@@ -261,11 +244,7 @@ def export_onnx(model, out_path, *, labels=None, verify_inputs=None, opset=OPSET
         sr = int(model.spec.sample_rate)
         verify_inputs = common.synthetic_windows(sr, 2 * sr)
     stats = verify_onnx(model, content, np.atleast_2d(verify_inputs))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    tmp.write_bytes(content)
-    os.replace(tmp, out_path)
+    out_path = atomic_write(out_path, content)
     logging.info("wrote %s (%d bytes): %s", out_path, len(content), stats)
     return {"path": str(out_path), "input": "waveform [batch, samples] float32",
             "outputs": list(common.output_keys(model)), "bytes": len(content),

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from panns_keras.audio import fit_length
 from panns_keras.errors import UserError
-from panns_keras.export.common import fit_length
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
 
@@ -31,7 +31,7 @@ def _is_tfrecord(path: str) -> bool:
 def _windows(x: np.ndarray, length: int, max_per_clip: int) -> Iterator[np.ndarray]:
     n = max(1, min(max_per_clip, -(-len(x) // length)))
     for i in range(n):
-        yield fit_length(x[i * length : (i + 1) * length], length)
+        yield fit_length(np.asarray(x[i * length : (i + 1) * length], np.float32), length)
 
 
 def _from_tfrecords(files, sample_rate, length, max_per_clip) -> Iterator[np.ndarray]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,7 +26,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from panns_keras.artifact import CLIPWISE, ArtifactInfo
 from panns_keras.export import common
+from panns_keras.fileio import atomic_dir
 
 LABELS_TXT = "labels.txt"
 INFO_FORMAT = "panns_keras.savedmodel/1"
@@ -57,19 +58,6 @@ def intermediate_keys(model) -> tuple[str, ...]:
     return ("logits",) + (("logmel",) if model.spec.frontend is not None else ())
 
 
-def model_info(model) -> dict:
-    fe = model.spec.frontend
-    return {
-        "format": INFO_FORMAT,
-        "model": model.spec.name,
-        "sample_rate": int(model.spec.sample_rate),
-        "min_samples": int(model.spec.min_samples),
-        "outputs": list(common.output_keys(model)),
-        "num_classes": int(model.spec.num_classes),
-        "frame_hop_samples": int(fe.hop_size) if fe is not None else None,
-    }
-
-
 def export_savedmodel(model, out_dir, labels=None, verify_inputs=None) -> Path:
     """Writes a SavedModel of ``model`` to ``out_dir`` (replaced), re-loads and verifies it.
 
@@ -92,20 +80,16 @@ def export_savedmodel(model, out_dir, labels=None, verify_inputs=None) -> Path:
     module.class_names = tf.Variable(names, trainable=False, name="class_names")
     module.sample_rate = tf.Variable(int(model.spec.sample_rate), trainable=False,
                                      name="sample_rate")  # fmt: skip
-    module.info = tf.Variable(json.dumps(model_info(model)), trainable=False, name="info")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".savedmodel.", dir=out_dir.parent))
-    try:
-        labels_path = staging / LABELS_TXT
+    info = ArtifactInfo.of_model(model, INFO_FORMAT, common.output_keys(model), names)
+    module.info = tf.Variable(json.dumps(info.to_json()), trainable=False, name="info")
+    with (
+        atomic_dir(out_dir) as staging,
+        tempfile.TemporaryDirectory(prefix=".labels.", dir=staging.parent) as source,
+    ):
+        labels_path = Path(source) / LABELS_TXT
         labels_path.write_text("\n".join(names) + "\n", encoding="utf-8")
         module.labels_file = tf.saved_model.Asset(str(labels_path))
-        target = staging / "model"
-        tf.saved_model.save(module, str(target), signatures={"serving_default": serve})
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(target, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        tf.saved_model.save(module, str(staging), signatures={"serving_default": serve})
     verify_savedmodel(model, out_dir, verify_inputs)
     logging.info("wrote SavedModel %s", out_dir)
     return out_dir
@@ -126,7 +110,7 @@ def verify_savedmodel(model, path, inputs=None) -> dict:
         got = common.batched(fn, inputs)
         if sorted(got) != sorted(keys):
             raise common.ExportVerificationError(f"savedmodel {how}: outputs {sorted(got)}")
-        s = common.compare_scores(ref[common.CLIPWISE], got[common.CLIPWISE])
+        s = common.compare_scores(ref[CLIPWISE], got[CLIPWISE])
         common.check(f"savedmodel {how}", s, TOLERANCE, None)
         stats = stats or s
         for key in keys[1:]:

@@ -1,7 +1,8 @@
 """TFLite model metadata for the MediaPipe ``AudioClassifier`` task, without tflite-support.
 
 ``tflite-support`` (the usual metadata writer) pins ``protobuf<4`` and cannot be installed
-next to TensorFlow 2.21, so this module writes the metadata itself:
+next to TensorFlow 2.21, so this module writes the metadata itself (read back by
+:mod:`panns_keras.runtime.tflite_metadata`):
 
 * the ``ModelMetadata`` flatbuffer (schema ``metadata_schema.fbs`` of
   tensorflow/tflite-support, file identifier ``"M001"``) is built by hand with the
@@ -26,6 +27,7 @@ What MediaPipe's audio classifier reads (``audio_classifier_graph.cc``,
   only output is ``clipwise_output`` for MediaPipe.
 """
 
+# ruff: noqa: F405 (field ids come from metadata_schema)
 from __future__ import annotations
 
 import io
@@ -35,101 +37,17 @@ from collections.abc import Sequence
 
 import flatbuffers
 import numpy as np
-from flatbuffers import encode, number_types
-from flatbuffers.table import Table
 
-__all__ = ["add_audio_classifier_metadata", "read_metadata"]
+from panns_keras.export.flatbuffer_io import decode, read_model, tflite_schema, write_model
+from panns_keras.runtime.metadata_schema import *  # noqa: F403 (the schema's field ids)
+from panns_keras.runtime.metadata_schema import (
+    LABELS_FILE_NAME,
+    METADATA_BUFFER_NAME,
+    METADATA_FILE_IDENTIFIER,
+    MIN_PARSER_VERSION,
+)
 
-METADATA_BUFFER_NAME = "TFLITE_METADATA"
-METADATA_FILE_IDENTIFIER = b"M001"
-TFLITE_FILE_IDENTIFIER = b"TFL3"
-LABELS_FILE_NAME = "labels.txt"
-# AudioProperties were added to the metadata schema in version 1.3.0; nothing newer is used.
-MIN_PARSER_VERSION = "1.3.0"
-
-# --- enums of metadata_schema.fbs -------------------------------------------------------
-_ASSOCIATED_FILE_TYPES = {
-    0: "UNKNOWN",
-    1: "DESCRIPTIONS",
-    2: "TENSOR_AXIS_LABELS",
-    3: "TENSOR_VALUE_LABELS",
-    4: "TENSOR_AXIS_SCORE_CALIBRATION",
-    5: "VOCABULARY",
-    6: "SCANN_INDEX_FILE",
-}
-_TENSOR_AXIS_LABELS = 2
-# union ContentProperties (0 is NONE)
-_CONTENT_PROPERTIES = {
-    1: "FeatureProperties",
-    2: "ImageProperties",
-    3: "BoundingBoxProperties",
-    4: "AudioProperties",
-}
-_FEATURE_PROPERTIES = 1
-_AUDIO_PROPERTIES = 4
-# union ProcessUnitOptions (0 is NONE)
-_PROCESS_UNIT_OPTIONS = {
-    1: "NormalizationOptions",
-    2: "ScoreCalibrationOptions",
-    3: "ScoreThresholdingOptions",
-    4: "BertTokenizerOptions",
-    5: "SentencePieceTokenizerOptions",
-    6: "RegexTokenizerOptions",
-}
-
-# --- field ids (declaration order; a union occupies two ids: <name>_type then <name>) -----
-# table AssociatedFile
-_AF_NAME, _AF_DESCRIPTION, _AF_TYPE, _AF_LOCALE, _AF_VERSION = range(5)
-_AF_NUM_FIELDS = 5
-# table AudioProperties
-_AUDIO_SAMPLE_RATE, _AUDIO_CHANNELS = range(2)
-# table Content
-_CONTENT_PROPS_TYPE, _CONTENT_PROPS, _CONTENT_RANGE = range(3)
-# table ProcessUnit
-_PU_OPTIONS_TYPE, _PU_OPTIONS = range(2)
-# table TensorMetadata
-(
-    _TM_NAME,
-    _TM_DESCRIPTION,
-    _TM_DIMENSION_NAMES,
-    _TM_CONTENT,
-    _TM_PROCESS_UNITS,
-    _TM_STATS,
-    _TM_ASSOCIATED_FILES,
-) = range(7)
-_TM_NUM_FIELDS = 7
-# table SubGraphMetadata
-(
-    _SG_NAME,
-    _SG_DESCRIPTION,
-    _SG_INPUT_TENSOR_METADATA,
-    _SG_OUTPUT_TENSOR_METADATA,
-    _SG_ASSOCIATED_FILES,
-    _SG_INPUT_PROCESS_UNITS,
-    _SG_OUTPUT_PROCESS_UNITS,
-    _SG_INPUT_TENSOR_GROUPS,
-    _SG_OUTPUT_TENSOR_GROUPS,
-    _SG_CUSTOM_METADATA,
-) = range(10)
-_SG_NUM_FIELDS = 10
-# table ModelMetadata
-(
-    _MM_NAME,
-    _MM_DESCRIPTION,
-    _MM_VERSION,
-    _MM_SUBGRAPH_METADATA,
-    _MM_AUTHOR,
-    _MM_LICENSE,
-    _MM_ASSOCIATED_FILES,
-    _MM_MIN_PARSER_VERSION,
-) = range(8)
-_MM_NUM_FIELDS = 8
-
-# TFLite schema: TensorType values accepted by MediaPipe for the audio input / score output.
-_TFLITE_FLOAT32 = 0
-_TFLITE_FLOAT16 = 1
-# TFLite schema: Buffer.data is declared with force_align: 16.
-_BUFFER_ALIGNMENT = 16
+__all__ = ["add_audio_classifier_metadata"]
 
 
 # =========================================================================================
@@ -156,32 +74,32 @@ def _build_associated_file(
 ) -> int:
     name_off = _string(builder, name)
     desc_off = _string(builder, description)
-    builder.StartObject(_AF_NUM_FIELDS)
-    _add_offset(builder, _AF_NAME, name_off)
-    _add_offset(builder, _AF_DESCRIPTION, desc_off)
-    builder.PrependInt8Slot(_AF_TYPE, file_type, 0)
+    builder.StartObject(AF_NUM_FIELDS)
+    _add_offset(builder, AF_NAME, name_off)
+    _add_offset(builder, AF_DESCRIPTION, desc_off)
+    builder.PrependInt8Slot(AF_TYPE, file_type, 0)
     return builder.EndObject()
 
 
 def _build_content(builder: flatbuffers.Builder, props_type: int, props_off: int) -> int:
     builder.StartObject(3)
-    builder.PrependUint8Slot(_CONTENT_PROPS_TYPE, props_type, 0)
-    builder.PrependUOffsetTRelativeSlot(_CONTENT_PROPS, props_off, 0)
+    builder.PrependUint8Slot(CONTENT_PROPS_TYPE, props_type, 0)
+    builder.PrependUOffsetTRelativeSlot(CONTENT_PROPS, props_off, 0)
     return builder.EndObject()
 
 
 def _build_audio_content(builder: flatbuffers.Builder, sample_rate: int, channels: int) -> int:
     builder.StartObject(2)
-    builder.PrependUint32Slot(_AUDIO_SAMPLE_RATE, sample_rate, 0)
-    builder.PrependUint32Slot(_AUDIO_CHANNELS, channels, 0)
+    builder.PrependUint32Slot(AUDIO_SAMPLE_RATE, sample_rate, 0)
+    builder.PrependUint32Slot(AUDIO_CHANNELS, channels, 0)
     props = builder.EndObject()
-    return _build_content(builder, _AUDIO_PROPERTIES, props)
+    return _build_content(builder, AUDIO_PROPERTIES, props)
 
 
 def _build_feature_content(builder: flatbuffers.Builder) -> int:
     builder.StartObject(0)  # FeatureProperties has no fields
     props = builder.EndObject()
-    return _build_content(builder, _FEATURE_PROPERTIES, props)
+    return _build_content(builder, FEATURE_PROPERTIES, props)
 
 
 def _build_tensor_metadata(
@@ -194,11 +112,11 @@ def _build_tensor_metadata(
     name_off = _string(builder, name)
     desc_off = _string(builder, description)
     files_off = _offset_vector(builder, associated_files) if associated_files else None
-    builder.StartObject(_TM_NUM_FIELDS)
-    _add_offset(builder, _TM_NAME, name_off)
-    _add_offset(builder, _TM_DESCRIPTION, desc_off)
-    _add_offset(builder, _TM_CONTENT, content)
-    _add_offset(builder, _TM_ASSOCIATED_FILES, files_off)
+    builder.StartObject(TM_NUM_FIELDS)
+    _add_offset(builder, TM_NAME, name_off)
+    _add_offset(builder, TM_DESCRIPTION, desc_off)
+    _add_offset(builder, TM_CONTENT, content)
+    _add_offset(builder, TM_ASSOCIATED_FILES, files_off)
     return builder.EndObject()
 
 
@@ -230,7 +148,7 @@ def _build_model_metadata(
     for out_name, is_score in outputs:
         if is_score:
             labels = _build_associated_file(
-                b, LABELS_FILE_NAME, f"Names of the {num_classes} classes.", _TENSOR_AXIS_LABELS
+                b, LABELS_FILE_NAME, f"Names of the {num_classes} classes.", TENSOR_AXIS_LABELS
             )
             content = _build_feature_content(b)
             output_mds.append(
@@ -249,9 +167,9 @@ def _build_model_metadata(
 
     inputs_vec = _offset_vector(b, [input_md])
     outputs_vec = _offset_vector(b, output_mds)
-    b.StartObject(_SG_NUM_FIELDS)
-    b.PrependUOffsetTRelativeSlot(_SG_INPUT_TENSOR_METADATA, inputs_vec, 0)
-    b.PrependUOffsetTRelativeSlot(_SG_OUTPUT_TENSOR_METADATA, outputs_vec, 0)
+    b.StartObject(SG_NUM_FIELDS)
+    b.PrependUOffsetTRelativeSlot(SG_INPUT_TENSOR_METADATA, inputs_vec, 0)
+    b.PrependUOffsetTRelativeSlot(SG_OUTPUT_TENSOR_METADATA, outputs_vec, 0)
     subgraph = b.EndObject()
 
     name_off = b.CreateString(model_name)
@@ -261,91 +179,26 @@ def _build_model_metadata(
     license_off = _string(b, license_text)
     parser_off = b.CreateString(MIN_PARSER_VERSION)
     subgraphs_vec = _offset_vector(b, [subgraph])
-    b.StartObject(_MM_NUM_FIELDS)
-    b.PrependUOffsetTRelativeSlot(_MM_NAME, name_off, 0)
-    b.PrependUOffsetTRelativeSlot(_MM_DESCRIPTION, desc_off, 0)
-    b.PrependUOffsetTRelativeSlot(_MM_VERSION, version_off, 0)
-    b.PrependUOffsetTRelativeSlot(_MM_SUBGRAPH_METADATA, subgraphs_vec, 0)
-    _add_offset(b, _MM_AUTHOR, author_off)
-    _add_offset(b, _MM_LICENSE, license_off)
-    b.PrependUOffsetTRelativeSlot(_MM_MIN_PARSER_VERSION, parser_off, 0)
+    b.StartObject(MM_NUM_FIELDS)
+    b.PrependUOffsetTRelativeSlot(MM_NAME, name_off, 0)
+    b.PrependUOffsetTRelativeSlot(MM_DESCRIPTION, desc_off, 0)
+    b.PrependUOffsetTRelativeSlot(MM_VERSION, version_off, 0)
+    b.PrependUOffsetTRelativeSlot(MM_SUBGRAPH_METADATA, subgraphs_vec, 0)
+    _add_offset(b, MM_AUTHOR, author_off)
+    _add_offset(b, MM_LICENSE, license_off)
+    b.PrependUOffsetTRelativeSlot(MM_MIN_PARSER_VERSION, parser_off, 0)
     root = b.EndObject()
     b.Finish(root, file_identifier=METADATA_FILE_IDENTIFIER)
     return bytes(b.Output())
 
 
-# =========================================================================================
-# Editing the TFLite Model flatbuffer
-# =========================================================================================
-def _schema():
-    # TensorFlow ships the generated Python module of the TFLite schema (object API).
-    from tensorflow.lite.python import schema_py_generated
-
-    return schema_py_generated
-
-
-def _decode(name) -> str:
-    if name is None:
-        return ""
-    return name.decode("utf-8") if isinstance(name, (bytes, bytearray)) else str(name)
-
-
-class _AlignedBuffer:
-    """Packs a TFLite ``Buffer`` with its data 16-byte aligned (schema ``force_align: 16``).
-
-    The generated ``BufferT.Pack`` only aligns ``data`` to 4 bytes; constant tensors are used
-    in place by the runtime, so keep the alignment the converter gave them.
-    """
-
-    def __init__(self, buffer_t):
-        self._buf = buffer_t
-
-    def Pack(self, builder: flatbuffers.Builder) -> int:
-        schema = _schema()
-        data = self._buf.data
-        data_off = None
-        if data is not None:
-            payload = (
-                np.ascontiguousarray(data, dtype=np.uint8).tobytes()
-                if isinstance(data, np.ndarray)
-                else bytes(bytearray(data))
-            )
-            n = len(payload)
-            builder.StartVector(1, n, _BUFFER_ALIGNMENT)
-            builder.head = builder.head - n
-            builder.Bytes[builder.head : builder.head + n] = payload
-            data_off = builder.EndVector()
-        schema.BufferStart(builder)
-        if data_off is not None:
-            schema.BufferAddData(builder, data_off)
-        schema.BufferAddOffset(builder, self._buf.offset)
-        schema.BufferAddSize(builder, self._buf.size)
-        return schema.BufferEnd(builder)
-
-
-def _read_model(tflite_bytes: bytes):
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    data = bytearray(tflite_bytes)
-    if bytes(data[4:8]) != TFLITE_FILE_IDENTIFIER:
-        raise ValueError("not a TFLite flatbuffer (file identifier is not 'TFL3')")
-    return flatbuffer_utils.read_model_from_bytearray(data)
-
-
-def _write_model(model) -> bytes:
-    model.buffers = [_AlignedBuffer(buf) for buf in model.buffers]
-    builder = flatbuffers.Builder(1024 * 1024)
-    builder.Finish(model.Pack(builder), file_identifier=TFLITE_FILE_IDENTIFIER)
-    return bytes(builder.Output())
-
-
 def _output_names(model, subgraph) -> list[str]:
     """Signature-def key of each subgraph output if available, else the tensor name."""
-    names = [_decode(subgraph.tensors[i].name) for i in subgraph.outputs]
+    names = [decode(subgraph.tensors[i].name) for i in subgraph.outputs]
     for sig in model.signatureDefs or []:
         if sig.subgraphIndex != 0:
             continue
-        by_index = {m.tensorIndex: _decode(m.name) for m in sig.outputs or []}
+        by_index = {m.tensorIndex: decode(m.name) for m in sig.outputs or []}
         names = [by_index.get(t, n) for t, n in zip(subgraph.outputs, names, strict=True)]
     return names
 
@@ -354,7 +207,7 @@ def _find_score_output(model, subgraph, output_name: str) -> int:
     names = _output_names(model, subgraph)
     if output_name in names:
         return names.index(output_name)
-    tensor_names = [_decode(subgraph.tensors[i].name) for i in subgraph.outputs]
+    tensor_names = [decode(subgraph.tensors[i].name) for i in subgraph.outputs]
     matches = [k for k, n in enumerate(tensor_names) if output_name in n]
     if len(matches) == 1:
         return matches[0]
@@ -426,7 +279,7 @@ def add_audio_classifier_metadata(
       ``ModelMetadata`` flatbuffer (identifier ``M001``) and a ``TFLITE_METADATA`` metadata
       entry pointing at it, followed by an uncompressed zip holding ``labels.txt``.
     """
-    schema = _schema()
+    schema = tflite_schema()
     labels = [str(label) for label in labels]
     if not labels:
         raise ValueError("labels must not be empty")
@@ -436,7 +289,7 @@ def add_audio_classifier_metadata(
     if int(sample_rate) <= 0 or int(channels) <= 0:
         raise ValueError("sample_rate and channels must be positive")
 
-    model = _read_model(tflite_bytes)
+    model = read_model(tflite_bytes)
     if len(model.subgraphs) != 1:
         raise ValueError(f"MediaPipe needs a single-subgraph model; got {len(model.subgraphs)}")
     subgraph = model.subgraphs[0]
@@ -453,7 +306,7 @@ def add_audio_classifier_metadata(
 
     in_tensor = subgraph.tensors[subgraph.inputs[0]]
     in_shape = [int(d) for d in (in_tensor.shape if in_tensor.shape is not None else [])]
-    if in_tensor.type not in (_TFLITE_FLOAT32, _TFLITE_FLOAT16):
+    if in_tensor.type not in (TFLITE_FLOAT32, TFLITE_FLOAT16):
         raise ValueError("the input tensor must be float32 or float16")
     if not 1 <= len(in_shape) <= 2 or min(in_shape) < 1:
         raise ValueError(f"the input must have a static 1-D or 2-D shape; got {in_shape}")
@@ -473,7 +326,7 @@ def add_audio_classifier_metadata(
         )
     for position, tensor_index in enumerate(subgraph.outputs):
         out = subgraph.tensors[tensor_index]
-        if out.type != _TFLITE_FLOAT32:
+        if out.type != TFLITE_FLOAT32:
             raise ValueError(f"output #{position} must be float32 for MediaPipe")
     score_tensor = subgraph.tensors[subgraph.outputs[score_index]]
     score_shape = [int(d) for d in score_tensor.shape]
@@ -516,7 +369,7 @@ def add_audio_classifier_metadata(
     # buffer index changes), then add the new one.
     kept = []
     for entry in model.metadata or []:
-        if _decode(entry.name) == METADATA_BUFFER_NAME:
+        if decode(entry.name) == METADATA_BUFFER_NAME:
             model.buffers[entry.buffer].data = None
         else:
             kept.append(entry)
@@ -530,164 +383,4 @@ def add_audio_classifier_metadata(
 
     labels_file = ("\n".join(labels) + "\n").encode("utf-8")
     files = {LABELS_FILE_NAME: labels_file, **(extra_files or {})}
-    return _append_zip(_write_model(model), files)
-
-
-# =========================================================================================
-# Reading it back
-# =========================================================================================
-def _vt(field_id: int) -> int:
-    return 4 + 2 * field_id
-
-
-def _get_str(tab: Table, field_id: int) -> str | None:
-    o = tab.Offset(_vt(field_id))
-    return tab.String(o + tab.Pos).decode("utf-8") if o else None
-
-
-def _get_scalar(tab: Table, field_id: int, flags, default=0):
-    o = tab.Offset(_vt(field_id))
-    return tab.Get(flags, o + tab.Pos) if o else default
-
-
-def _get_table(tab: Table, field_id: int) -> Table | None:
-    o = tab.Offset(_vt(field_id))
-    return Table(tab.Bytes, tab.Indirect(o + tab.Pos)) if o else None
-
-
-def _get_tables(tab: Table, field_id: int) -> list[Table]:
-    o = tab.Offset(_vt(field_id))
-    if not o:
-        return []
-    start = tab.Vector(o)
-    return [Table(tab.Bytes, tab.Indirect(start + 4 * i)) for i in range(tab.VectorLen(o))]
-
-
-def _parse_associated_file(tab: Table) -> dict:
-    ftype = _get_scalar(tab, _AF_TYPE, number_types.Int8Flags)
-    return {
-        "name": _get_str(tab, _AF_NAME),
-        "description": _get_str(tab, _AF_DESCRIPTION),
-        "type": _ASSOCIATED_FILE_TYPES.get(ftype, str(ftype)),
-        "locale": _get_str(tab, _AF_LOCALE),
-        "version": _get_str(tab, _AF_VERSION),
-    }
-
-
-def _parse_content(tab: Table | None) -> dict | None:
-    if tab is None:
-        return None
-    props_type = _get_scalar(tab, _CONTENT_PROPS_TYPE, number_types.Uint8Flags)
-    if props_type == 0:
-        return None
-    result = {"type": _CONTENT_PROPERTIES.get(props_type, str(props_type))}
-    props = _get_table(tab, _CONTENT_PROPS)
-    if props_type == _AUDIO_PROPERTIES and props is not None:
-        result["sample_rate"] = _get_scalar(props, _AUDIO_SAMPLE_RATE, number_types.Uint32Flags)
-        result["channels"] = _get_scalar(props, _AUDIO_CHANNELS, number_types.Uint32Flags)
-    return result
-
-
-def _parse_tensor_metadata(tab: Table) -> dict:
-    units = []
-    for pu in _get_tables(tab, _TM_PROCESS_UNITS):
-        kind = _get_scalar(pu, _PU_OPTIONS_TYPE, number_types.Uint8Flags)
-        units.append(_PROCESS_UNIT_OPTIONS.get(kind, str(kind)))
-    return {
-        "name": _get_str(tab, _TM_NAME),
-        "description": _get_str(tab, _TM_DESCRIPTION),
-        "content": _parse_content(_get_table(tab, _TM_CONTENT)),
-        "process_units": units,
-        "associated_files": [
-            _parse_associated_file(f) for f in _get_tables(tab, _TM_ASSOCIATED_FILES)
-        ],
-    }
-
-
-def _parse_model_metadata(buf: bytes) -> dict:
-    if buf[4:8] != METADATA_FILE_IDENTIFIER:
-        raise ValueError(f"metadata file identifier is {bytes(buf[4:8])!r}, expected 'M001'")
-    data = bytearray(buf)
-    root = Table(data, encode.Get(number_types.UOffsetTFlags.packer_type, data, 0))
-    subgraphs = []
-    for sg in _get_tables(root, _MM_SUBGRAPH_METADATA):
-        subgraphs.append(
-            {
-                "name": _get_str(sg, _SG_NAME),
-                "description": _get_str(sg, _SG_DESCRIPTION),
-                "inputs": [
-                    _parse_tensor_metadata(t) for t in _get_tables(sg, _SG_INPUT_TENSOR_METADATA)
-                ],
-                "outputs": [
-                    _parse_tensor_metadata(t) for t in _get_tables(sg, _SG_OUTPUT_TENSOR_METADATA)
-                ],
-                "associated_files": [
-                    _parse_associated_file(f) for f in _get_tables(sg, _SG_ASSOCIATED_FILES)
-                ],
-            }
-        )
-    return {
-        "name": _get_str(root, _MM_NAME),
-        "description": _get_str(root, _MM_DESCRIPTION),
-        "version": _get_str(root, _MM_VERSION),
-        "author": _get_str(root, _MM_AUTHOR),
-        "license": _get_str(root, _MM_LICENSE),
-        "min_parser_version": _get_str(root, _MM_MIN_PARSER_VERSION),
-        "associated_files": [
-            _parse_associated_file(f) for f in _get_tables(root, _MM_ASSOCIATED_FILES)
-        ],
-        "subgraphs": subgraphs,
-    }
-
-
-def read_metadata(tflite_bytes: bytes) -> dict:
-    """Parses the MediaPipe/TFLite metadata of a ``.tflite`` file (as written above).
-
-    Returns:
-      dict with ``name``, ``description``, ``version``, ``author``, ``license``,
-      ``min_parser_version``, ``associated_files`` and ``subgraphs`` (each with ``inputs`` and
-      ``outputs``: lists of tensor dicts with ``name``, ``description``, ``content`` (e.g.
-      ``{"type": "AudioProperties", "sample_rate": 32000, "channels": 1}``),
-      ``process_units`` and ``associated_files``), plus ``files`` (name -> bytes of the
-      appended zip archive) and ``labels`` (lines of the first ``TENSOR_AXIS_LABELS`` file of
-      the first output that has one, or ``None``).
-
-    Raises:
-      ValueError: if the model has no ``TFLITE_METADATA`` entry.
-    """
-    schema = _schema()
-    data = bytearray(tflite_bytes)
-    model = schema.Model.GetRootAs(data, 0)
-    metadata_buf = None
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if _decode(entry.Name()) == METADATA_BUFFER_NAME:
-            buffer = model.Buffers(entry.Buffer())
-            if buffer.Offset():  # large-model layout: data stored after the flatbuffer
-                metadata_buf = bytes(data[buffer.Offset() : buffer.Offset() + buffer.Size()])
-            else:
-                metadata_buf = buffer.DataAsNumpy().tobytes()
-            break
-    if metadata_buf is None:
-        raise ValueError(f"the model has no {METADATA_BUFFER_NAME} metadata")
-    result = _parse_model_metadata(metadata_buf)
-
-    files: dict[str, bytes] = {}
-    try:
-        with zipfile.ZipFile(io.BytesIO(bytes(tflite_bytes))) as zf:
-            for info in zf.infolist():
-                files[info.filename] = zf.read(info)
-    except zipfile.BadZipFile:
-        pass
-    result["files"] = files
-
-    result["labels"] = None
-    for sg in result["subgraphs"][:1]:
-        for out in sg["outputs"]:
-            names = [
-                f["name"] for f in out["associated_files"] if f["type"] == "TENSOR_AXIS_LABELS"
-            ]
-            if names and names[0] in files:
-                result["labels"] = files[names[0]].decode("utf-8").splitlines()
-                break
-    return result
+    return _append_zip(write_model(model), files)

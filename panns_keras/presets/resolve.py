@@ -152,9 +152,16 @@ def resolve(model, tables: list[str] | None = None):
 
 def load_preset(name_or_path, tables: list[str] | None = None):
     """A built :class:`AudioTagger` from a preset name, a model directory or a ``.keras`` file."""
-    try:  # issue 24 moves the model-directory code to models/saving.py
-        from panns_keras.models.saving import load_model_dir
-    except ImportError:
-        from panns_keras.convert.model_dir import load_model_dir
+    from panns_keras.models.saving import load_model
 
-    return load_model_dir(resolve(name_or_path, tables))
+    return load_model(resolve(name_or_path, tables))
+
+
+def load_model(name_or_path, tables: list[str] | None = None):
+    """Load a model directory written by the converter or trainer, a ``.keras`` file, or a
+    preset by name (``"cnn14"``; ``panns-keras models`` lists them), downloaded, checked and
+    converted on first use, then cached. A local path always wins over a name.
+
+    The model's ``labels`` (display names) and ``label_ids`` are set in every case.
+    """
+    return load_preset(name_or_path, tables)

@@ -98,7 +98,7 @@ def write_config(config, workdir: Path) -> str:
 
 def export_model(model, out: Path, labels, config, at: int, result: dict | None) -> None:
     """The model directory of a run (``model/`` or ``best/``) with its step, config, metrics."""
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
 
     extra: dict[str, Any] = {"step": at, "train_config": json.loads(config.to_json_best_effort())}
     if result is not None:

@@ -50,7 +50,7 @@ def init_sample_rate(init: str) -> int:
 
     path = Path(resolve(init))
     if path.is_dir() and (path / "config.json").is_file():
-        from panns_keras.convert.model_dir import read_model_config
+        from panns_keras.models.saving import read_model_config
 
         return int(read_model_config(path)["spec"]["sample_rate"])
     if path.suffix == ".pth":

@@ -27,7 +27,7 @@ def _checkpoint_and_workdir(path: Path) -> tuple[str, Path]:
 def load_for_eval(path: str | Path):
     """Returns (model, display names). ``path``: model dir, workdir, checkpoints dir or
     ``.../checkpoints/ckpt-N``. For checkpoints the workdir's config.json rebuilds the model."""
-    from panns_keras.convert.model_dir import CONFIG, load_model_dir
+    from panns_keras.models.saving import CONFIG, load_model
     from panns_keras.presets import resolve
 
     path = Path(resolve(path))
@@ -35,7 +35,7 @@ def load_for_eval(path: str | Path):
         raise UserError(f"{path}: not found")
     if path.is_dir() and (path / CONFIG).is_file() and "format" in json.loads(
             (path / CONFIG).read_text()):  # fmt: skip
-        model = load_model_dir(path)
+        model = load_model(path)
         return model, list(model.labels)
     prefix, workdir = _checkpoint_and_workdir(path)
     cfg_path = workdir / "config.json"
@@ -64,7 +64,7 @@ def load_for_eval(path: str | Path):
 def trained_step(path: str | Path) -> int:
     """The training step of what ``load_for_eval(path)`` loads: a trained model directory's
     ``step``, a checkpoint's number; 0 when unknown (a converted model)."""
-    from panns_keras.convert.model_dir import CONFIG
+    from panns_keras.models.saving import CONFIG
 
     path = Path(path)
     if path.is_dir() and (path / CONFIG).is_file():

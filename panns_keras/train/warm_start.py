@@ -37,9 +37,9 @@ def load_init(path: str | Path):
         from panns_keras.convert.converter import load_checkpoint_into_model
 
         return load_checkpoint_into_model(path)
-    import panns_keras
+    from panns_keras.models.saving import load_model
 
-    return panns_keras.load_model(path)
+    return load_model(path)
 
 
 def is_head(name: str) -> bool:
@@ -116,7 +116,7 @@ def build_model_from_config(config, init=None):
             hidden=int(config.model.mlp_hidden), seed=int(config.seed), spec_changes=changes,
         )  # fmt: skip
     else:
-        from panns_keras.api import build_model
+        from panns_keras.models.saving import build_model
 
         try:
             model = build_model(config.model.name, num_classes=int(config.data.num_classes),

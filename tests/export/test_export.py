@@ -15,6 +15,7 @@ from golden import load_golden
 from small_models import small_sed_model
 
 import panns_keras
+from panns_keras.audio import fit_length
 from panns_keras.convert.mapping import assign_state_dict
 from panns_keras.export import ExportVerificationError, common, export_savedmodel
 from panns_keras.export import tflite as T
@@ -146,7 +147,7 @@ def test_dynamic_int8_keeps_frontend_float(cnn6, clips):
     keys = tuple(T.common.output_keys(cnn6))
     ref = np.asarray(cnn6(clips, training=False)["clipwise_output"])
     ours = T.TfliteRunner(content, keys)(clips)["clipwise_output"]
-    conv = T._converter(cnn6, clips.shape[1], keys)
+    conv = T.converter(cnn6, clips.shape[1], keys)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     hybrid = T.TfliteRunner(conv.convert(), keys)(clips)["clipwise_output"]
     err_ours = np.abs(ours - ref).mean()
@@ -249,9 +250,9 @@ def test_mediapipe_variant_through_audio_classifier(cnn6, mediapipe_files, varia
             results = classifier.classify(audio_data.AudioData.create_from_array(x, 32000))
             n = -(-len(x) // 32000)
             assert [r.timestamp_ms for r in results] == [1000 * k for k in range(n)]
-            windows = T.common.fit_length(
+            windows = fit_length(
                 np.stack([x[k * 32000 : (k + 1) * 32000] for k in range(n - 1)]
-                         + [T.common.fit_length(x[(n - 1) * 32000 :], 32000)]), 32000)  # fmt: skip
+                         + [fit_length(x[(n - 1) * 32000 :], 32000)]), 32000)  # fmt: skip
             ref.append(np.asarray(cnn6(windows, training=False)["clipwise_output"]))
             for r in results:
                 (head,) = r.classifications

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import panns_keras
+from panns_keras.audio import fit_length
 from panns_keras.errors import UserError
-from panns_keras.export import ExportVerificationError, common
+from panns_keras.export import ExportVerificationError
 from panns_keras.export import onnx_export as X
 from panns_keras.export.representative import representative_windows
 
@@ -50,7 +51,7 @@ def test_onnx_round_trip_on_real_clips(cnn6, clips, tmp_path):
     # Dynamic batch and length; 100 samples is padded to the model minimum inside the graph.
     for x in (clips, clips[:3, :12345], clips[:1, :100]):
         got = dict(zip(names, session.run(None, {"waveform": x})))
-        xp = common.fit_length(x, max(x.shape[1], cnn6.spec.min_samples))
+        xp = fit_length(x, max(x.shape[1], cnn6.spec.min_samples))
         ref = cnn6(xp, training=False)
         # float32 both sides; measured max |score diff| 4.6e-6, embedding 1.7e-5.
         np.testing.assert_allclose(got["clipwise_output"], ref["clipwise_output"], atol=1e-4)

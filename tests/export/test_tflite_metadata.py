@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from panns_keras.export import tflite_metadata as tm
+from panns_keras.runtime.tflite_metadata import read_metadata
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -95,7 +96,7 @@ def _metadata_buffer(tflite_bytes):
 
 def test_round_trip(tiny_tflite):
     out = _with_metadata(tiny_tflite, author="panns-keras", license_text="Apache-2.0")
-    md = tm.read_metadata(out)
+    md = read_metadata(out)
     assert (md["name"], md["description"], md["version"]) == (
         "tiny",
         "Tiny test classifier.",
@@ -170,7 +171,7 @@ def test_rewriting_replaces_metadata(tiny_tflite):
     first = _with_metadata(tiny_tflite)
     new_labels = [f"class {i}" for i in range(len(LABELS))]
     second = _with_metadata(first, labels=new_labels)
-    md = tm.read_metadata(second)
+    md = read_metadata(second)
     assert md["labels"] == new_labels
     _metadata_buffer(second)  # exactly one TFLITE_METADATA entry
     assert len(second) < len(first) + 1024  # the old zip is not carried along
@@ -181,7 +182,7 @@ def test_rewriting_replaces_metadata(tiny_tflite):
 def test_two_output_model_finds_scores_by_name(two_output_tflite):
     with pytest.warns(UserWarning, match="classification head"):
         out = _with_metadata(two_output_tflite)
-    outputs = tm.read_metadata(out)["subgraphs"][0]["outputs"]
+    outputs = read_metadata(out)["subgraphs"][0]["outputs"]
     assert sorted(o["name"] for o in outputs) == ["clipwise_output", "embedding"]
     interpreter = litert.Interpreter(model_content=out)
     shapes = [tuple(d["shape"]) for d in interpreter.get_output_details()]
@@ -203,7 +204,7 @@ def test_invalid_inputs(tiny_tflite, two_output_tflite):
     with pytest.raises(ValueError, match="cannot find score output"):
         _with_metadata(two_output_tflite, output_name="logits")
     with pytest.raises(ValueError, match="no TFLITE_METADATA"):
-        tm.read_metadata(tiny_tflite)
+        read_metadata(tiny_tflite)
 
 
 def test_mediapipe_audio_classifier(tiny_tflite):

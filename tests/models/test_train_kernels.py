@@ -110,7 +110,7 @@ def test_export_traces_keep_convolutions():
     ops = [op.type for op in plain.get_concrete_function(spec).graph.get_operations()]
     # blocks 5-6 as matmuls (the fifth ConcatV2 is the front end's framing)
     assert ops.count("Conv2D") == 8 and ops.count("ConcatV2") == 5
-    fn, _ = T._serving_function(model, 32000, ("clipwise_output",))
+    fn, _ = T.concrete_window_function(model, 32000, ("clipwise_output",))
     ops = [op.type for op in fn.graph.get_operations()]
     assert ops.count("Conv2D") == 12 and ops.count("ConcatV2") == 1
     x = tf.random.stateless_normal([1, 32000], [3, 4], stddev=0.1)

@@ -59,7 +59,7 @@ def init_dir(tmp_path_factory):
     from conftest_train import tiny_config
 
     import panns_keras
-    from panns_keras.convert.model_dir import save_model_dir
+    from panns_keras.models.saving import save_model_dir
 
     o = {k: v for k, v in tiny_config("x").model.overrides.items() if v is not None}
     model = panns_keras.build_model("cnn6", num_classes=5, seed=7, **o)

@@ -9,7 +9,7 @@ import pytest
 from conftest_train import run_py, tiny_config, write_data
 
 import panns_keras
-from panns_keras.convert.model_dir import save_model_dir
+from panns_keras.models.saving import save_model_dir
 from panns_keras.train.warm_start import is_head
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,20 +1,24 @@
-"""The model directory: ``model.weights.h5`` + ``config.json`` + ``labels.csv``.
+"""Building, saving and loading models; the model directory format.
 
-Written by the converter, the trainer and fine-tuning; read by :func:`load_model_dir`.
-Writes are atomic: everything goes to a temporary sibling directory that is renamed.
+A model directory is ``model.weights.h5`` + ``config.json`` + ``labels.csv``, written by the
+converter, the trainer and fine-tuning (:func:`save_model_dir`) and read by
+:func:`load_model` (which also reads ``.keras`` files). Writes are atomic: everything goes to
+a temporary sibling directory that is renamed (:func:`panns_keras.fileio.atomic_dir`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from panns_keras.data.formats import LABELS_NAME
 from panns_keras.errors import UserError
-from panns_keras.labels import LABELS_FILENAME, read_label_file, write_label_file
+from panns_keras.fileio import atomic_dir
+from panns_keras.labels import read_label_file, write_label_file
+from panns_keras.models.registry import get_spec
+from panns_keras.models.registry import list_models as _registered
+from panns_keras.models.spec import apply_overrides
 
 FORMAT = "panns_keras.model_dir/2"
 LEGACY_FORMATS = ("panns_keras.model_dir/1",)  # 0.1's weight layout (models/legacy.py)
@@ -22,33 +26,50 @@ WEIGHTS = "model.weights.h5"
 CONFIG = "config.json"
 
 
+def list_models() -> list[str]:
+    """Registered model names (snake case)."""
+    return _registered()
+
+
+def build_model(
+    name: str,
+    num_classes: int = 527,
+    *,
+    seed: int | None = None,
+    labels: list[str] | None = None,
+    **overrides: Any,
+):
+    """Build a PANNs model by registry or reference name.
+
+    Args:
+        name: ``cnn14``, ``cnn14_decision_level_att``, or ``Cnn14_DecisionLevelAtt``.
+        num_classes: output classes (527 for AudioSet).
+        seed: seed for SpecAugment and dropout.
+        labels: class display names in output order (kept by ``.keras`` files).
+        **overrides: spec fields, e.g. ``sample_rate=16000``, ``mel_bins=128``,
+            ``embedding_size=512``, ``spec_augment=False``.
+
+    Returns:
+        A built :class:`~panns_keras.models.tagger.AudioTagger` (weights created, nothing run).
+    """
+    from panns_keras.models.tagger import AudioTagger
+
+    spec = apply_overrides(get_spec(name), num_classes=num_classes, **overrides)
+    return AudioTagger(spec, seed=seed, labels=labels)
+
+
 def save_model_dir(model, out_dir: str | Path, labels: list[tuple[str, str]],
                    extra: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """Save ``model`` (an AudioTagger) with its labels; replaces ``out_dir`` atomically."""
     out_dir = Path(out_dir)
     if len(labels) != model.spec.num_classes:
-        raise UserError(
-            f"{len(labels)} labels for a model with {model.spec.num_classes} classes"
-        )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+        raise UserError(f"{len(labels)} labels for a model with {model.spec.num_classes} classes")
+    with atomic_dir(out_dir) as tmp:
         model.save_weights(str(tmp / WEIGHTS))
         config = {"format": FORMAT, "model": model.spec.name, "spec": model.spec.to_dict(),
-                  "labels": LABELS_FILENAME, **(extra or {})}  # fmt: skip
+                  "labels": LABELS_NAME, **(extra or {})}  # fmt: skip
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        write_label_file(tmp / LABELS_FILENAME, labels)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_label_file(tmp / LABELS_NAME, labels)
     return out_dir
 
 
@@ -68,8 +89,10 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_model_dir(path: str | Path):
-    """Load a model directory (or a ``.keras`` file) as a built :class:`AudioTagger`.
+def load_model(path: str | Path):
+    """Load a model directory written by the converter or trainer, or a ``.keras`` file.
+
+    Returns a built :class:`~panns_keras.models.tagger.AudioTagger`.
 
     ``model.labels`` holds the display names and ``model.label_ids`` the ids, in output
     order (a ``.keras`` file keeps those it was saved with). Directories written by 0.1
@@ -95,7 +118,7 @@ def load_model_dir(path: str | Path):
     weights = path / WEIGHTS
     if not weights.is_file():
         raise UserError(f"{path}: missing {WEIGHTS}")
-    labels = read_label_file(path / config.get("labels", LABELS_FILENAME))
+    labels = read_label_file(path / config.get("labels", LABELS_NAME))
     try:
         model = AudioTagger(config["spec"], labels=[name for _, name in labels],
                             label_ids=[mid for mid, _ in labels])  # fmt: skip

@@ -15,18 +15,14 @@ TFLite model has a fixed input length (``input_samples``): inference then uses t
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from panns_keras.artifact import CLIPWISE, EMBEDDING, FRAMEWISE, ArtifactInfo
 from panns_keras.errors import UserError
-
-CLIPWISE = "clipwise_output"
-EMBEDDING = "embedding"
-FRAMEWISE = "framewise_output"
 
 
 @dataclasses.dataclass
@@ -94,38 +90,10 @@ def from_keras(model) -> Runner:
                   outputs, hop, None, model)  # fmt: skip
 
 
-def _from_tflite(path: Path, num_threads: int | None) -> Runner:
-    from panns_keras.export.tflite import TfliteRunner, read_tflite_info
-
-    content = path.read_bytes()
-    try:
-        info = read_tflite_info(content)
-    except UserError as e:
-        raise UserError(f"{path}: {e}") from None
-    runner = TfliteRunner(content, num_threads=num_threads or os.cpu_count())
-    if list(runner.keys) != list(info["outputs"]):
-        raise UserError(f"{path}: outputs {list(runner.keys)} do not match its metadata")
-    return Runner(runner, "tflite", info["model"], list(info["labels"]), int(info["sample_rate"]),
-                  int(info["min_samples"]), tuple(info["outputs"]), info["frame_hop_samples"],
-                  int(info["input_samples"]))  # fmt: skip
-
-
-def _from_savedmodel(path: Path) -> Runner:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    if not hasattr(loaded, "info"):
-        raise UserError(f"{path}: a SavedModel, but not one written by panns-keras export")
-    info = json.loads(loaded.info.numpy().decode())
-    labels = [n.decode() for n in loaded.class_names.numpy()]
-    outputs = tuple(info["outputs"])
-
-    def fn(x):
-        out = loaded(tf.constant(x))
-        return {k: out[k].numpy() for k in outputs}
-
-    return Runner(fn, "savedmodel", info["model"], labels, int(info["sample_rate"]),
-                  int(info["min_samples"]), outputs, info["frame_hop_samples"])  # fmt: skip
+def from_artifact(fn: Callable[[np.ndarray], dict], kind: str, info: ArtifactInfo) -> Runner:
+    """A Runner over an exported file's ``fn`` and its :class:`ArtifactInfo`."""
+    return Runner(fn, kind, info.model, list(info.labels), info.sample_rate, info.min_samples,
+                  info.outputs, info.frame_hop_samples, info.input_samples)  # fmt: skip
 
 
 def load_runner(model, num_threads: int | None = None) -> Runner:
@@ -147,11 +115,15 @@ def load_runner(model, num_threads: int | None = None) -> Runner:
         raise UserError(f"{path}: model not found (no such path, and not a preset name: "
                         "see panns-keras models)")  # fmt: skip
     if path.is_file() and path.suffix == ".tflite":
-        return _from_tflite(path, num_threads)
+        from panns_keras.runtime.tflite import load_tflite
+
+        return from_artifact(*load_tflite(path, num_threads))
     if path.is_dir() and (path / "saved_model.pb").is_file():
-        return _from_savedmodel(path)
+        from panns_keras.runtime.savedmodel import load_savedmodel
+
+        return from_artifact(*load_savedmodel(path))
     if path.suffix == ".keras" or (path / "config.json").is_file():
-        from panns_keras.api import load_model
+        from panns_keras.models.saving import load_model
 
         return from_keras(load_model(str(path)))
     raise UserError(

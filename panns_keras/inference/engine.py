@@ -80,7 +80,9 @@ class FileResult:
 
 
 @dataclasses.dataclass
-class _Source:
+class Source:
+    """One input of :meth:`InferenceEngine.run`: a file ``path`` or an in-memory ``array``."""
+
     name: str
     path: str | None = None
     array: np.ndarray | None = None
@@ -176,7 +178,7 @@ class InferenceEngine:
             fn = self._any_step
         return {k: np.asarray(v) for k, v in fn(tf.constant(batch)).items()}
 
-    def _blocks(self, src: _Source):
+    def _blocks(self, src: Source):
         if src.array is not None:
             n = max(self.window or 0, 10 * self.sample_rate)
             for i in range(0, len(src.array), n):
@@ -185,7 +187,7 @@ class InferenceEngine:
         block_seconds = max((self.window or 0) / self.sample_rate, 10.0)
         yield from read_audio_blocks(src.path, self.sample_rate, block_seconds)
 
-    def _segments(self, src: _Source):
+    def _segments(self, src: Source):
         """Yields ``(start_sample, window)``: windows every ``step`` samples, then a last
         shorter one when it holds samples the earlier windows did not cover."""
         if self.window is None:
@@ -210,7 +212,7 @@ class InferenceEngine:
             yield start, buf
 
     def run(self, inputs: Iterable) -> list[FileResult]:
-        """Processes inputs (paths, or ``_Source``) in order; failures become ``.error``."""
+        """Processes inputs (paths, or ``Source``) in order; failures become ``.error``."""
         results: list[FileResult] = []
         acc: dict[int, dict[str, list]] = {}
         pending: list[tuple[int, int, np.ndarray]] = []
@@ -224,8 +226,8 @@ class InferenceEngine:
             pending.clear()
 
         for idx, src in enumerate(inputs):
-            if not isinstance(src, _Source):
-                src = _Source(name=str(src), path=str(src))
+            if not isinstance(src, Source):
+                src = Source(name=str(src), path=str(src))
             results.append(FileResult(path=src.name, labels=self.runner.labels))
             acc[idx] = {"starts": [], "lengths": []}
             try:
@@ -334,192 +336,27 @@ def as_sources(audio, sample_rate: int | None, model_rate: int) -> tuple[list, b
             if not np.all(np.isfinite(row)):
                 raise UserError(str(AudioError(name, REASON_NOT_FINITE)))
             rate = int(sample_rate or model_rate)
-            sources.append(_Source(name=name, array=resample(row, rate, model_rate)))
+            sources.append(Source(name=name, array=resample(row, rate, model_rate)))
     return sources, single and len(sources) == 1
 
 
-def _engine(model, engine, **kwargs):
+def engine_for(model, engine, **kwargs):
+    """``engine`` when given, else a new :class:`InferenceEngine` over ``model``."""
     return engine if engine is not None else InferenceEngine(model, **kwargs)
 
 
 def tag_files(model, paths, *, window_seconds=DEFAULT_WINDOW_SECONDS, hop_seconds=None,
               batch_size=8, engine: InferenceEngine | None = None) -> list[FileResult]:  # fmt: skip
     """Clip-level scores for each file (``FileResult.clipwise``; ``.top(k)``)."""
-    return _engine(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
+    return engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
                    batch_size=batch_size).run(paths)  # fmt: skip
 
 
 def embed_files(model, paths, *, window_seconds=DEFAULT_WINDOW_SECONDS, hop_seconds=None,
                 batch_size=8, engine: InferenceEngine | None = None):  # fmt: skip
     """Clip embeddings (``FileResult.embedding``, per window in ``window_embeddings``)."""
-    eng = _engine(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
+    eng = engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
                   batch_size=batch_size)  # fmt: skip
     if not eng.has_embedding:
         raise UserError(f"{eng.runner.name} has no embedding output (decision-level model)")
     return eng.run(paths)
-
-
-def events_from_framewise(framewise, frame_hop, labels, threshold=0.5, min_duration=0.0,
-                          min_gap=0.0, filename="") -> list[dict]:  # fmt: skip
-    """Thresholds ``framewise`` (T, K) into DCASE-style events.
-
-    A frame at index i covers ``[i * hop, (i + 1) * hop)``. Runs of frames above
-    ``threshold`` form events; events of one class separated by less than ``min_gap``
-    seconds are merged, then events shorter than ``min_duration`` dropped. ``score`` is the
-    event's maximum frame score. Sorted by onset, then label.
-    """
-    events = []
-    active = np.asarray(framewise) >= threshold
-    for k in np.flatnonzero(active.any(axis=0)):
-        col = np.concatenate([[False], active[:, k], [False]]).astype(np.int8)
-        d = np.diff(col)
-        runs = list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
-        merged = []
-        for on, off in runs:
-            if merged and (on - merged[-1][1]) * frame_hop < min_gap:
-                merged[-1] = (merged[-1][0], off)
-            else:
-                merged.append((on, off))
-        for on, off in merged:
-            if (off - on) * frame_hop < min_duration:
-                continue
-            events.append({
-                "filename": filename, "onset": round(float(on * frame_hop), 3),
-                "offset": round(float(off * frame_hop), 3), "event_label": labels[k],
-                "score": float(np.max(framewise[on:off, k])),
-            })  # fmt: skip
-    events.sort(key=lambda e: (e["onset"], e["event_label"]))
-    return events
-
-
-def detect_events(model, paths, *, labels=None, threshold=0.5, min_duration=0.0,
-                  min_gap=0.0, window_seconds=DEFAULT_WINDOW_SECONDS, hop_seconds=None,
-                  median_filter=None, batch_size=8,
-                  engine: InferenceEngine | None = None):  # fmt: skip
-    """Sound event detection: ``[(FileResult, events)]`` with DCASE event dicts.
-
-    Decision-level models give frame scores directly (averaged where windows overlap).
-    Clip models give scores per hop (:meth:`InferenceEngine.clip_frame_scores`): without
-    ``hop_seconds`` that is one row per window, a coarse but honest time resolution.
-    ``median_filter``: per-class window lengths in rows (an int array of K, or anything
-    :func:`median_filter_sizes` takes) applied to those scores before thresholding. Each
-    result keeps the (filtered) scores in ``frame_scores`` / ``frame_scores_hop``.
-    """
-    eng = _engine(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                  batch_size=batch_size, keep_framewise=True)  # fmt: skip
-    labels = list(labels or eng.runner.labels)
-    out = []
-    for res in eng.run(paths):
-        events = []
-        if res.ok:
-            if res.framewise is not None:
-                frames, hop = res.framewise, res.frame_hop
-            else:
-                frames, hop = eng.clip_frame_scores(res)
-            if median_filter is not None:
-                sizes = median_filter_sizes(median_filter, labels, hop)
-                frames = apply_median_filter(frames, sizes)
-            res.frame_scores, res.frame_scores_hop = frames, hop
-            events = events_from_framewise(frames, hop, labels, threshold, min_duration,
-                                           min_gap, os.path.basename(res.path))  # fmt: skip
-            for e in events:
-                e["offset"] = min(e["offset"], round(res.duration, 3))
-        res.events = events
-        out.append((res, events))
-    return out
-
-
-# ---------------------------------------------------------------------- median filter
-def median_filter_sizes(spec, labels: Sequence[str], frame_hop: float) -> np.ndarray:
-    """Per-class median filter lengths in rows (odd, >= 1) from ``spec``.
-
-    ``spec`` is an int array of one length per class (used as is), or text:
-      * ``"0.5"``: 0.5 s for every class; ``"7f"``: 7 frames for every class;
-      * ``"Speech=1.0;Dog=0.3f"``-style per-class entries separated by ``;`` (AudioSet
-        names contain commas), with an optional bare default: ``"0.2;Speech=1.0"``.
-        Classes without an entry and no default are not filtered (length 1).
-    Seconds become ``round(seconds / frame_hop)`` rows, made odd (a centred window) as in
-    the DCASE baselines' ``scipy.ndimage.median_filter`` use.
-    """
-    if not isinstance(spec, str):
-        sizes = np.asarray(spec, np.int64).reshape(-1)
-        if sizes.size == 1:
-            sizes = np.full(len(labels), int(sizes[0]))
-        if sizes.size != len(labels) or (sizes < 1).any():
-            raise UserError(f"median filter: need {len(labels)} lengths >= 1, got {sizes.size}")
-        return sizes
-
-    def rows(text: str) -> int:
-        text = text.strip()
-        try:
-            if text.endswith("f"):
-                n = int(text[:-1])
-            else:
-                n = round(float(text) / frame_hop)
-        except ValueError:
-            raise UserError(f"median filter: {text!r} is not seconds or <n>f frames") from None
-        n = max(1, n)
-        return n if n % 2 else n + 1
-
-    index = {name: i for i, name in enumerate(labels)}
-    sizes = np.ones(len(labels), np.int64)
-    per_class = []
-    for part in filter(None, (p.strip() for p in spec.split(";"))):
-        if "=" in part:
-            name, value = part.rsplit("=", 1)
-            if name.strip() not in index:
-                raise UserError(f"median filter: unknown class {name.strip()!r}")
-            per_class.append((index[name.strip()], rows(value)))
-        else:
-            sizes[:] = rows(part)
-    for i, n in per_class:
-        sizes[i] = n
-    return sizes
-
-
-def apply_median_filter(scores: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Median filter along time, class k with window ``sizes[k]`` (scipy, reflect edges)."""
-    from scipy.ndimage import median_filter
-
-    out = np.array(scores, np.float32, copy=True)
-    for n in np.unique(sizes):
-        if n <= 1:
-            continue
-        cols = np.flatnonzero(sizes == n)
-        out[:, cols] = median_filter(out[:, cols], size=(int(n), 1), mode="reflect")
-    return out
-
-
-# ---------------------------------------------------------------------- sed_scores_eval
-def write_sed_scores(path, scores: np.ndarray, frame_hop: float, labels: Sequence[str],
-                     duration: float | None = None) -> None:  # fmt: skip
-    """Writes frame scores as a sed_scores_eval TSV (``onset``, ``offset``, one column per class).
-
-    Row i covers ``[i * frame_hop, (i + 1) * frame_hop)``; the last offset is cut at
-    ``duration`` when that is earlier (and after the onset). Times are written with 6
-    decimals from the same numbers, so each onset equals the previous offset exactly, as
-    sed_scores_eval's validator requires. Tabs in class names are refused. Written
-    atomically (temporary file, then rename).
-    """
-    bad = [n for n in labels if "\t" in n or "\n" in n]
-    if bad:
-        raise UserError(f"class names with tabs or newlines cannot go in a TSV: {bad[:3]}")
-    scores = np.asarray(scores, np.float64)
-    times = np.arange(len(scores) + 1) * float(frame_hop)
-    if duration is not None and times[-2] < duration < times[-1]:
-        times[-1] = duration
-    stamps = [f"{t:.6f}" for t in times]
-    lines = ["\t".join(["onset", "offset", *labels])]
-    for i, row in enumerate(scores):
-        lines.append("\t".join([stamps[i], stamps[i + 1], *(f"{v:.6f}" for v in row)]))
-    _atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def _atomic_write_text(path, text: str) -> None:
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
