@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Floors, lowest first: a module may import its own floor or lower ones, never higher.
 FLOORS = [
     ("panns_keras.errors", "panns_keras.fileio", "panns_keras.audio", "panns_keras.progress",
-     "panns_keras.metrics", "panns_keras.artifact", "panns_keras.flagnames"),
+     "panns_keras.metrics", "panns_keras.artifact", "panns_keras.flagnames",
+     "panns_keras.presets.table"),  # the preset table is data (flagnames reads its names)
     # file formats and label lists sit below models: saving.py reads and writes label files
     ("panns_keras.data.formats", "panns_keras.labels"),
     ("panns_keras.models",),

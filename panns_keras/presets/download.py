@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import importlib.metadata
 import os
 import re
 import shutil
@@ -16,9 +17,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from panns_keras import __version__
 from panns_keras.errors import UserError
 from panns_keras.progress import Progress
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("panns-keras")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
 
 RETRIES_ENV = "PANNS_KERAS_DOWNLOAD_RETRIES"  # attempts after the first (default 4)
 TIMEOUT_ENV = "PANNS_KERAS_DOWNLOAD_TIMEOUT"  # seconds without data (default 60)
@@ -46,7 +54,7 @@ def _timeout() -> float:
 
 def _attempt(url: str, part: Path, desc: str, show: bool) -> None:
     have = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": f"panns-keras/{__version__}"}
+    headers = {"User-Agent": f"panns-keras/{_version()}"}
     if have:
         headers["Range"] = f"bytes={have}-"
     request = urllib.request.Request(url, headers=headers)

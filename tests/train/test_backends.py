@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest_train import REPO, run_py, tiny_config, write_data
+from conftest_train import REPO, run_py, write_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
