@@ -5,7 +5,7 @@ python benchmarks/train_step.py --models=cnn14 --batch_size=8 --steps=3
   [--device=/CPU:0|/GPU:0]
 
 Each configuration runs `panns_keras.train.trainer.make_step_fns`, the step `panns-keras
-train` runs: the reference recipe of panns_keras/configs/audioset.py (Adam with amsgrad, BCE on
+train` runs: the reference recipe of configs/audioset.py (Adam with amsgrad, BCE on
 probabilities, SpecAugment, log-mel mixup of 2 x batch clips down to batch, balanced
 sampling), fed by `make_train_dataset` through `distribute_datasets_from_function` when
 --data names TFRecords (32 kHz, 10 s clips: `panns-keras prepare ... --clip_seconds=10`),
