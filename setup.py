@@ -4,8 +4,6 @@ metadata is in pyproject.toml."""
 
 from setuptools import find_packages, setup
 
-setup(
-    packages=[*find_packages(include=["panns_keras", "panns_keras.*", "data_prep", "data_prep.*"]),
-              "panns_keras.configs"],  # fmt: skip
-    package_dir={"panns_keras.configs": "configs"},
-)
+PACKAGES = find_packages(include=["panns_keras", "panns_keras.*", "data_prep", "data_prep.*"])
+
+setup(packages=[*PACKAGES, "panns_keras.configs"], package_dir={"panns_keras.configs": "configs"})

@@ -13,7 +13,6 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -58,7 +57,12 @@ def test_requirements_are_ranges_that_hold_the_pins():
     # jaxlib comes with jax, h5py with keras (pinned below TensorFlow 2.21's h5py cap)
     # setuptools and wheel: the build backend of the editable installs
     assert set(pins) - {r.name.lower() for r in reqs} == {
-        "protobuf", "jaxlib", "h5py", "setuptools", "wheel"}
+        "protobuf",
+        "jaxlib",
+        "h5py",
+        "setuptools",
+        "wheel",
+    }
     # requirements.txt holds the runtime pins, exactly: one pin per dependency (+ the two
     # TensorFlow's own ranges decide), nothing of the test tools
     runtime = {Requirement(r).name.lower() for r in lists["INSTALL_REQUIRES"]}
@@ -85,7 +89,12 @@ def test_metadata_is_pep621_and_the_pythons_are_3_11_to_3_13():
     assert '{"panns_keras.configs": "configs"}' in setup_py
     # the recipes: one copy, at the top level
     assert sorted(p.name for p in (REPO / "configs").glob("*.py")) == [
-        "__init__.py", "audioset.py", "audioset_balanced.py", "demo.py", "finetune.py"]
+        "__init__.py",
+        "audioset.py",
+        "audioset_balanced.py",
+        "demo.py",
+        "finetune.py",
+    ]
     assert not (REPO / "panns_keras" / "configs").exists()
     # the Makefile's other Pythons are the classifiers' (but 3.11, the main interpreter)
     others = re.search(r"^OTHER_PYTHONS \?= (.+)$", (REPO / "Makefile").read_text(), re.M)[1]
@@ -111,7 +120,8 @@ def test_built_wheel_installs_configs_and_metadata(tmp_path):
         demo = z.read("panns_keras/configs/demo.py").decode()
     assert demo == (REPO / "configs" / "demo.py").read_text()
     assert {n for n in names if n.startswith("panns_keras/configs/")} == {
-        f"panns_keras/configs/{p.name}" for p in (REPO / "configs").glob("*.py")}
+        f"panns_keras/configs/{p.name}" for p in (REPO / "configs").glob("*.py")
+    }
     assert not any(n.startswith("configs/") for n in names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert meta["License-Expression"] == "MIT"
