@@ -24,7 +24,7 @@ from pathlib import Path
 
 from absl import flags
 
-from panns_keras.errors import UserError
+from panns_keras.errors import UsageError
 
 FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
            "tflite_int8", "mediapipe", "mediapipe_float16", "mediapipe_dynamic_int8",
@@ -51,18 +51,18 @@ _MP_WINDOW = flags.DEFINE_float(
 
 def main(argv, verb="export"):
     if len(argv) > 1:
-        raise UserError(f"{argv[1]}: unexpected argument (use --model and --out)")
+        raise UsageError(f"{argv[1]}: unexpected argument (use --model and --out)")
     for name, holder in (("model", _MODEL), ("out", _OUT)):
         if not holder.value:
-            raise UserError(f"--{name}: required")
+            raise UsageError(f"--{name}: required")
     formats = [f.strip() for f in _FORMATS.value if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise UserError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
+        raise UsageError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
                         f"{', '.join(FORMATS)}")  # fmt: skip
     for fmt in ("tflite_int8", "mediapipe_int8"):
         if fmt in formats and not _REPRESENTATIVE.value:
-            raise UserError(f"--representative: required by {fmt} (audio folder or TFRecords)")
+            raise UsageError(f"--representative: required by {fmt} (audio folder or TFRecords)")
     if "onnx" in formats:
         from panns_keras.export.onnx_export import require_onnx
 
