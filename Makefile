@@ -83,7 +83,7 @@ PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 SMOKE_PYTHONS := $(SMOKE) tests/convert/test_converter.py::test_cli_convert_one_line_errors \
 	tests/test_smoke.py
 test-pythons:
-	@for v in $(OTHER_PYTHONS); do \
+	@failed=""; for v in $(OTHER_PYTHONS); do \
 	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
 	  if [ -z "$$py" ]; then \
 	    echo "test-pythons: note: no Python $$v under $(PYENV_ROOT)/versions; skipped"; \
@@ -95,8 +95,9 @@ test-pythons:
 	    -r requirements.txt pytest $(BUILD) && \
 	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check $(PINS) --no-deps \
 	    --no-build-isolation -e . && \
-	  $$venv/bin/python -m pytest -q -p no:cacheprovider $(SMOKE_PYTHONS) || exit 1; \
-	done
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider $(SMOKE_PYTHONS) || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-pythons: failed under Python$$failed"; exit 1; fi
 
 test-fast: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
