@@ -59,17 +59,22 @@ def format_fields(config, prefix: str = "--config.") -> str:
 class ConfigFlag:
     """The ``--config`` flag of one verb (also defines ``--print_config``)."""
 
-    def __init__(self, default: str | None, help_: str, prog: str, name: str = "config"):
+    def __init__(self, default: str | None, help_: str, prog: str, module_name: str,
+                 name: str = "config"):  # fmt: skip
+        """``module_name``: the verb module's ``__name__`` (its --help lists the two flags)."""
         from panns_keras import configs
 
         self.name, self.default, self.prog = name, default, prog
         recipes = ", ".join(configs.names())
         self._spec = flags.DEFINE_string(
             name, default, f"{help_} Packaged recipes: {recipes}. Fields: --{name}.FIELD=VALUE "
-            f"(listed by `{prog} --{name}=SPEC --help`)."
+            f"(listed by `{prog} --{name}=SPEC --help`).", module_name=module_name,
         )  # fmt: skip
         self._print = flags.DEFINE_boolean(
-            "print_config", False, "Print the resolved config (after every override) and exit."
+            "print_config",
+            False,
+            "Print the resolved config (after every override) and exit.",
+            module_name=module_name,
         )
         self.overrides: list[tuple[str, str]] = []
         self._value = None

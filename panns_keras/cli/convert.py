@@ -19,8 +19,6 @@ _LABELS = flags.DEFINE_string(
 
 
 def main(argv, verb="convert"):
-    from panns_keras.convert.converter import convert_checkpoint
-
     paths = argv[1:]
     if len(paths) != 1:
         raise UsageError(
@@ -28,6 +26,8 @@ def main(argv, verb="convert"):
         )
     if not _OUT.value:
         raise UsageError("--out: required (the model directory to write)")
+    from panns_keras.convert.converter import convert_checkpoint  # after the flags are checked
+
     out = convert_checkpoint(paths[0], _OUT.value, _ARCH.value, _LABELS.value)
     print(f"converted {paths[0]} -> {out}")
     return 0

@@ -17,10 +17,12 @@ resolved config (after the overrides, --model and --mode) and exits.
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from panns_keras.cli.configflag import ConfigFlag
-from panns_keras.errors import UsageError
+from panns_keras.errors import UsageError, UserError
 
 MODES = ("finetune", "freeze_l1", "freeze_l3", "scratch", "probe")
 _DATA = flags.DEFINE_string("data", None, "Class folder, CSV path,labels[,fold], or TFRecord "
@@ -46,7 +48,7 @@ _ARCH = flags.DEFINE_string(
 _CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length when preparing a folder/CSV.",
                            lower_bound=0.01)  # fmt: skip
 CONFIG = ConfigFlag("finetune", "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune).",
-                    prog="panns-keras finetune")  # fmt: skip
+                    prog="panns-keras finetune", module_name=__name__)  # fmt: skip
 
 
 def main(argv, verb="finetune"):
@@ -68,6 +70,9 @@ def main(argv, verb="finetune"):
     for name, holder in (("data", _DATA), ("out", _OUT), ("model", _MODEL)):
         if not holder.value:
             raise UsageError(f"--{name}: required")
+    for name, holder in (("data", _DATA), ("model", _MODEL)):  # before anything loads
+        if not os.path.exists(holder.value):
+            raise UserError(f"{holder.value}: no such file or folder (--{name})")
     from panns_keras.train.finetune import finetune
 
     res = finetune(_DATA.value, _OUT.value, config, folds=_FOLDS.value,

@@ -20,7 +20,7 @@ from panns_keras.cli.configflag import ConfigFlag
 from panns_keras.errors import UsageError
 
 CONFIG = ConfigFlag(None, "Recipe NAME[:ARG] (e.g. audioset:cnn14) or PATH.py[:ARG].",
-                    prog="panns-keras train")  # fmt: skip
+                    prog="panns-keras train", module_name=__name__)  # fmt: skip
 _OUT = flags.DEFINE_string("out", None, "Training workdir: checkpoints, TensorBoard logs, "
                             "exported models (a rerun resumes from it).")  # fmt: skip
 
