@@ -98,16 +98,16 @@ EXTRA = {
     "export": "--window_seconds 1",  # the formats as written, on 1 s windows
     "finetune": "--config.train.num_steps=2 --config.train.batch_size=2 --clip_seconds=1",
 }  # fmt: skip
-# Files a command must have written, relative to its working directory.
+# Files a command must have written (relative to its working directory), from its flags.
 WRITES = {
-    "convert": ["models/converted/model.weights.h5"],
-    "prepare": ["data/train/manifest.json"],
-    "train": ["runs/cnn14/config.json"],
-    "evaluate": ["eval/cnn14/metrics.json"],
-    "export": ["export/cnn14/export_info.json"],
-    "sed": ["events.tsv", "scores/recording.tsv", "events.png"],
-    "embed": ["embeddings.npz"],
-    "finetune": ["runs/ft/results.json"],
+    "convert": ["{out}/model.weights.h5"],
+    "prepare": ["{out}/manifest.json"],
+    "train": ["{out}/config.json"],
+    "evaluate": ["{out}/metrics.json"],
+    "export": ["{out}/export_info.json"],
+    "sed": ["{out_tsv}", "{scores_dir}", "{plot}"],
+    "embed": ["{out}", "{out_npz}"],
+    "finetune": ["{out}/results.json"],
 }
 SLOW = {"export", "finetune", "train"}
 
@@ -192,7 +192,9 @@ def test_readme_command_line_runs(line, scratch):
     p = run_line(line, scratch)
     assert p.returncode == 0, f"{line}\n{p.stderr[-3000:]}"
     assert "Traceback" not in p.stderr
+    given = dict(re.findall(r"--([a-z_]+)[= ]([^ -][^ ]*)", line))
     for path in WRITES.get(verb, []):
+        path = path.format(**given).strip("'\"")
         assert (scratch / path).exists(), (line, path)
     if verb == "tag":  # two files, five labels each, in a table
         assert p.stdout.count("dog.wav") >= 1 and p.stdout.count("street.mp3") >= 1, p.stdout
