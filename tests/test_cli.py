@@ -215,6 +215,10 @@ EXIT_CODES = [
      "--config.model.name=cnn99: unknown model; did you mean "),
     (2, "train", ["--config=demo"], "--out: required"),
     (2, "convert", ["x.pth"], "--out: required"),
+    (2, "export", ["--model=m", "--out=o", "--window_seconds=0"], "--window_seconds=0: 0.0 is "
+     "not number >= 0.01"),
+    (2, "prepare", ["--class_dir=x", "--out=o", "--clips_per_shard=0"], "--clips_per_shard=0: "
+     "0 is not a positive integer"),
     (1, "embed", [str(WAV), "--model=no_such_model", "--out=o"], "no_such_model: "),
     (1, "tag", ["no_such.wav", str(WAV), "--model=no_such_model"], "no_such_model: "),
 ]  # fmt: skip

@@ -43,9 +43,13 @@ _FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", _HELP)
 _REPRESENTATIVE = flags.DEFINE_string(
     "representative", None, "Calibration data for tflite_int8 (audio folder or TFRecords); "
     "also used as the verification input of every format.")  # fmt: skip
-_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "TFLite input length in seconds.")
+_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "TFLite input length in seconds.",
+                             lower_bound=0.01)  # fmt: skip
 _MP_WINDOW = flags.DEFINE_float(
-    "mediapipe_window_seconds", None, "MediaPipe window (default: --window_seconds)."
+    "mediapipe_window_seconds",
+    None,
+    "MediaPipe window (default: --window_seconds).",
+    lower_bound=0.01,
 )
 
 
