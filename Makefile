@@ -1,23 +1,28 @@
 # `make demo`: set up and run the main job on the bundled real recordings.
-# `make test`: set up and run the test suite (what CI runs), then `make test-lowest`.
-# Installs use the exact pins of constraints.txt; setup.py holds the supported ranges.
+# `make test`: set up and run the test suite (what CI runs), then `make test-jax`,
+# `make test-pythons` and `make test-lowest`.
+# Installs use the exact pins of requirements.txt (runtime) and requirements-test.txt (test
+# tools, optional extras); pyproject.toml holds the supported ranges.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+PINS := -c requirements.txt -c requirements-test.txt
+METADATA := pyproject.toml setup.py requirements.txt requirements-test.txt
+# the build backend first: the editable installs build with --no-build-isolation
+BUILD := setuptools wheel
 DEMO_OUT ?= demo_out
 
-.PHONY: setup setup-test test test-fast test-jax test-lowest lint demo bench clean
+.PHONY: setup setup-test test test-fast test-jax test-pythons test-lowest lint demo bench clean
 
-# `wheel` first: the editable install builds with --no-build-isolation (no separate build venv).
-$(VENV)/.runtime: constraints.txt setup.py
+$(VENV)/.runtime: $(METADATA)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) wheel
-	$(PIP) -c constraints.txt --no-build-isolation -e .
+	$(PIP) $(PINS) $(BUILD)
+	$(PIP) $(PINS) --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.test: $(VENV)/.runtime constraints.txt
-	$(PIP) -c constraints.txt --no-build-isolation -e '.[test]'
+$(VENV)/.test: $(VENV)/.runtime $(METADATA)
+	$(PIP) $(PINS) --no-build-isolation -e '.[test]'
 	touch $@
 
 setup: $(VENV)/.runtime
@@ -31,16 +36,17 @@ test: setup-test
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(MAKE) test-jax
+	$(MAKE) test-pythons
 	$(MAKE) test-lowest
 
 # The model layer, the converter and model directories in an environment WITHOUT TensorFlow,
 # under the JAX backend (goldens of six families, converted .pth files).
 JAX_VENV ?= .venv-jax
 JAX_PACKAGES := keras jax jaxlib numpy h5py absl-py ml-collections soundfile pytest wheel
-$(JAX_VENV)/.ready: constraints.txt setup.py
+$(JAX_VENV)/.ready: $(METADATA)
 	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
-	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
-		$(JAX_PACKAGES)
+	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PINS) \
+		$(JAX_PACKAGES) $(BUILD)
 	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		--no-build-isolation -e .
 	! $(JAX_VENV)/bin/python -c "import tensorflow" 2>/dev/null
@@ -50,7 +56,7 @@ test-jax: $(JAX_VENV)/.ready
 	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 		tests/convert/test_backends.py
 
-# The lower end of setup.py's ranges: a venv that already holds the lowest supported
+# The lower end of pyproject.toml's ranges: a venv that already holds the lowest supported
 # TensorFlow / Keras / NumPy gets the package installed on top (ranges, no constraints);
 # pip must keep those versions, and a smoke subset (build every model, golden Cnn6, tag)
 # must pass. The venv and pip's wheel cache are kept, so a rerun takes seconds.
@@ -61,11 +67,36 @@ SMOKE := tests/models/test_registry.py "tests/models/test_golden.py::test_golden
 test-lowest:
 	test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LOWEST) \
-		pytest wheel
+		pytest $(BUILD)
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--no-build-isolation -e .
 	$(LOWEST_VENV)/bin/python tests/check_versions.py $(LOWEST)
 	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(SMOKE)
+
+# The other supported Pythons (3.12, 3.13; pyproject.toml's requires-python): a venv per
+# pyenv interpreter with the runtime pins of requirements.txt, the package installed editable
+# on top, and a smoke subset (every model builds, golden Cnn6, convert, tag, a 2-step train).
+# An interpreter pyenv does not have is skipped with a note. Venvs are kept: a rerun takes
+# seconds plus the tests.
+OTHER_PYTHONS ?= 3.12 3.13
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+SMOKE_PYTHONS := $(SMOKE) tests/test_smoke.py
+test-pythons:
+	@failed=""; for v in $(OTHER_PYTHONS); do \
+	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -z "$$py" ]; then \
+	    echo "test-pythons: note: no Python $$v under $(PYENV_ROOT)/versions; skipped"; \
+	    continue; \
+	  fi; \
+	  venv=.venv-py$$v; echo "test-pythons: $$($$py --version) in $$venv"; \
+	  { test -x $$venv/bin/python || $$py -m venv $$venv; } && \
+	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check $(PINS) \
+	    -r requirements.txt pytest $(BUILD) && \
+	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check $(PINS) --no-deps \
+	    --no-build-isolation -e . && \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider $(SMOKE_PYTHONS) || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-pythons: failed under Python$$failed"; exit 1; fi
 
 test-fast: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
@@ -77,7 +108,7 @@ bench: setup
 	$(PY) benchmarks/model_speed.py
 
 clean:
-	rm -rf $(VENV) $(JAX_VENV) $(LOWEST_VENV) $(DEMO_OUT) build *.egg-info
+	rm -rf $(VENV) $(JAX_VENV) $(LOWEST_VENV) .venv-py3.* $(DEMO_OUT) build *.egg-info
 
 # `make transfer-demo`: every transfer mode on the bundled digits (stand-in init, CPU).
 TRANSFER_DEMO_OUT ?= transfer_demo_out

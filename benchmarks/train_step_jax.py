@@ -3,7 +3,7 @@
 KERAS_BACKEND=jax python benchmarks/train_step_jax.py --models=cnn14 --batch_size=32,128 \
     --precisions=float32,bfloat16 --steps=20 [--clip_seconds=10] [--out_json=results.json]
 
-What one training step is: the reference AudioSet recipe (panns_keras/configs/audioset.py),
+What one training step is: the reference AudioSet recipe (configs/audioset.py),
 written directly against JAX with Keras's stateless API, so nothing but Keras and JAX runs:
 
 - 2 x B waveforms of ``clip_seconds`` at the model's sample rate (320000 samples for 10 s at

@@ -11,19 +11,19 @@ import sys
 from absl import flags, logging
 
 from data_prep import prepare as prepare_lib
-from panns_keras.errors import UserError
+from panns_keras.errors import UsageError, UserError
 
 
 def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
     """Runs prepare from parsed flags and returns the manifest.
 
     Raises:
-        UserError: no --out, or more failed inputs than --max_fail_fraction allows.
+        UsageError: no --out. UserError: more failed inputs than --max_fail_fraction allows.
     """
     from data_prep import flags as prep_flags
 
     if not fv.out:
-        raise UserError("--out: required (the output folder)")
+        raise UsageError("--out: required (the output folder)")
     manifest = prepare_lib.prepare(fv.out, **prep_flags.prepare_kwargs(fv),
                                    num_workers=fv.num_workers)  # fmt: skip
     manifest_path = os.path.join(fv.out, prepare_lib.MANIFEST_NAME)

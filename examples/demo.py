@@ -24,7 +24,7 @@ _FRESH = flags.DEFINE_bool("fresh", True, "Start training from scratch (delete o
 
 
 def load_demo_config():
-    """The packaged ``demo`` recipe (panns_keras/configs/demo.py)."""
+    """The packaged ``demo`` recipe (configs/demo.py, installed as panns_keras/configs/)."""
     from panns_keras import configs
 
     return configs.get_config("demo")

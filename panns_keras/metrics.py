@@ -188,3 +188,21 @@ def evaluate_scores(target, scores, mask=None) -> dict:
         "num_positives": num_pos,
         "excluded_classes": [int(c) for c in np.flatnonzero(~included)],
     }
+
+
+def nan_reason(result: dict) -> str | None:
+    """Why ``result["mAP"]`` (from :func:`clip_metrics`) is NaN, for the summary line; None
+    when it is a number."""
+    m_ap = result.get("mAP")
+    if m_ap is None or not np.isnan(m_ap):
+        return None
+    num_pos = np.asarray(result.get("num_positives", []))
+    clips = result.get("num_clips")
+    among = f" among the {clips} clips" if clips is not None else ""
+    if num_pos.size and np.all(num_pos == 0):
+        why = f"no class has a positive clip{among}"
+    elif num_pos.size and clips is not None and np.all(num_pos >= clips):
+        why = f"every clip is positive for every class{among} (no negatives)"
+    else:
+        why = f"no class has both a positive and a negative clip{among}"
+    return f"mAP, mean AUC and d-prime are undefined: {why}"

@@ -35,7 +35,10 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.0f}"
+    """Whole numbers as they are; fractions with the digits that tell (0.3 s, not 0 s)."""
+    if float(x).is_integer():
+        return str(int(x))
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 1 else f"{x:.2f}"
 
 
 def _duration(seconds: float) -> str:

@@ -202,3 +202,112 @@ def test_progress_bar_on_a_terminal_and_lines_under_ci(monkeypatch):
     p.update(2)
     p.close()
     assert "\r" not in term.getvalue() and term.getvalue().count("\n") == 1
+
+
+# The exit-code rule (cli/__init__.py, README): 2 = usage, 1 = some inputs failed.
+EXIT_CODES = [
+    (2, "tag", [str(WAV), "--model=m", "--top_k=-1"], "--top_k=-1: -1 is not a positive integer"),
+    (2, "sed", [str(WAV), "--model=m", "--threshold=2"], "--threshold=2: 2.0 is not a number in "
+     "the range [0.0, 1.0]"),
+    (2, "tag", [str(WAV), "--model=m", "--hop_seconds=0"], "--hop_seconds=0.0: must be > 0"),
+    (2, "evaluate", ["--model=m", "--data=x", "--out=o", "--batch_size=0"], "--batch_size=0: "),
+    (2, "train", ["--config=demo", "--config.train.no_such=1", "--out=o"],
+     "--config.train.no_such: no such field in "),
+    (2, "train", ["--config=demo", "--config.train.batch_size=abc", "--out=o"],
+     "--config.train.batch_size=abc: not a valid int"),
+    (2, "train", ["--config=demo", "--config.model.name=cnn99", "--out=o"],
+     "--config.model.name=cnn99: unknown model; did you mean "),
+    (2, "train", ["--config=demo"], "--out: required"),
+    (2, "convert", ["x.pth"], "--out: required"),
+    (2, "export", ["--model=m", "--out=o", "--window_seconds=0"], "--window_seconds=0: 0.0 is "
+     "not number >= 0.01"),
+    (2, "prepare", ["--class_dir=x", "--out=o", "--clips_per_shard=0"], "--clips_per_shard=0: "
+     "0 is not a positive integer"),
+    (1, "embed", [str(WAV), "--model=no_such_model", "--out=o"], "no_such_model: "),
+    (1, "tag", ["no_such.wav", str(WAV), "--model=no_such_model"], "no_such_model: "),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("rc,verb,args,start", EXIT_CODES,
+                         ids=[f"{e[0]}-{e[1]}-{i}" for i, e in enumerate(EXIT_CODES)])  # fmt: skip
+def test_exit_codes_follow_the_written_rule(rc, verb, args, start, tmp_path):
+    p = cli(verb, *args, cwd=tmp_path)
+    assert p.returncode == rc, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"panns-keras {verb}: error: {start}"), lines[0]
+    doc = panns_keras.cli.__doc__
+    assert "2  usage" in doc and "1  some inputs failed" in doc
+    readme = (REPO / "README.md").read_text()
+    assert "exit code 2" in readme and "exit code 1" in readme
+
+
+def test_print_config_and_help_list_the_fields(tmp_path):
+    p = cli(
+        "train",
+        "--config=demo",
+        "--config.train.batch_size=8",
+        "--config.model.overrides.conv_dropout",
+        "0.2",
+        "--print_config",
+        cwd=tmp_path,
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("# --config=demo (") and lines[0].endswith(
+        "configs/demo.py) --config.train.batch_size=8 --config.model.overrides.conv_dropout=0.2"
+    )
+    assert "  --config.train.batch_size=8" in lines
+    assert "  --config.model.overrides.conv_dropout=0.2" in lines
+    assert "  --config.train.num_steps=300" in lines  # the recipe's own value
+    assert not (tmp_path / "o").exists()
+    h = cli("train", "--config=demo", "--help", cwd=tmp_path)
+    assert h.returncode == 0, h.stderr
+    assert "config fields of --config=demo (" in h.stdout
+    assert "  --config.train.num_steps=300" in h.stdout.splitlines()
+    assert "  --config.data.sample_rate=8000" in h.stdout.splitlines()
+    # the recipe list comes from the package (finetune included)
+    assert "Packaged recipes: audioset, audioset_balanced, demo, finetune." in " ".join(
+        h.stdout.split()
+    )
+    # finetune: the default --config is the packaged recipe, from any working directory
+    f = cli("finetune", "--model=models/m", "--mode=probe", "--print_config", cwd=tmp_path)
+    assert f.returncode == 0, f.stderr
+    assert f.stdout.startswith("# --config=finetune (")
+    assert "  --config.model.init='models/m'" in f.stdout.splitlines()
+    assert "  --config.model.mode='probe'" in f.stdout.splitlines()
+    missing = cli("finetune", "--data=none.csv", "--model=models/m", "--out=o", cwd=tmp_path)
+    assert missing.returncode == 1, missing.stderr
+    assert missing.stderr == ("panns-keras finetune: error: none.csv: no such file or folder "
+                              "(--data)\n")  # fmt: skip
+
+
+def test_helpfull_and_one_help_per_infer_verb():
+    p = cli("--helpfull")
+    assert p.returncode == 0, p.stderr
+    assert "panns-keras tag|sed|embed FILE... --model MODEL" in p.stdout
+    assert "panns-keras finetune --data=" in p.stdout
+    helps = {verb: cli(verb, "--help").stdout for verb in ("tag", "sed", "embed")}
+    assert helps["tag"].startswith("panns-keras tag FILE... --model MODEL")
+    assert "--top_k: labels per file. (a positive integer)" in helps["tag"]
+    assert "--threshold" not in helps["tag"] and "--out_npz" not in helps["tag"]
+    assert helps["sed"].startswith("panns-keras sed FILE...")
+    assert "--threshold: frame score threshold. (a number in the range [0.0, 1.0])" in helps["sed"]
+    assert "--top_k" not in helps["sed"] and "--out_npz" not in helps["sed"]
+    assert helps["embed"].startswith("panns-keras embed FILE...")
+    assert "--out_npz" in helps["embed"] and "--top_k" not in helps["embed"]
+    for text in helps.values():
+        assert "--model: " in text and "--window_seconds: " in text
+
+
+def test_progress_shows_sub_second_totals():
+    stream = io.StringIO()
+    p = Progress(0.3, "tag", unit="audio s", stream=stream, interval=1e9)
+    p.update(0.3)
+    p.close()
+    assert stream.getvalue().startswith("tag: 0.30/0.30 audio s (100.0%) ")
+    stream = io.StringIO()
+    p = Progress(12.25, "tag", unit="audio s", stream=stream, interval=1e9)
+    p.update(2.5)
+    p.close()
+    assert stream.getvalue().startswith("tag: 2.5/12.2 audio s (20.4%) ")

@@ -5,6 +5,18 @@ Every user mistake ends the run with one line on stderr,
 ``panns-keras VERB: error: THING: PROBLEM`` (a :class:`~panns_keras.errors.UserError`, a
 bad or unknown flag), and no traceback. Quiet by default: warnings and errors only;
 ``--verbosity=0`` adds absl INFO lines and TensorFlow's own log lines.
+
+Exit codes (the rule every verb follows):
+  0  success
+  2  usage: an unknown verb or flag, a flag value out of its bounds, a missing required
+     flag, a bad --config or --config.FIELD override (errors.UsageError); nothing was run
+  1  some inputs failed: a file, model or data set that cannot be used (errors.UserError);
+     verbs that take several inputs (tag, sed, embed) still process the others
+  130 interrupted (Ctrl-C)
+
+``panns-keras VERB --help`` shows the verb's flags (``--config=SPEC --help``: also the
+config's fields), ``--helpfull`` adds absl's own flags; ``panns-keras --helpfull`` lists
+every verb with its synopsis.
 """
 
 from __future__ import annotations
@@ -40,6 +52,28 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _synopsis(module_name: str) -> str:
+    """The first paragraph of a verb module's docstring, read without importing it (two verb
+    modules may define the same flag names)."""
+    import ast
+
+    origin = importlib.util.find_spec(module_name).origin
+    with open(origin, encoding="utf-8") as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+    return doc.split("\n\n")[0]
+
+
+def helpfull() -> str:
+    lines = [usage(), "", "verbs (panns-keras VERB --help: its flags; --helpfull: also absl's):"]
+    seen = set()
+    for module_name, _ in _available().values():
+        if module_name in seen:
+            continue
+        seen.add(module_name)
+        lines += ["", *(f"  {line}" for line in _synopsis(module_name).splitlines())]
+    return "\n".join(lines)
+
+
 def version() -> str:
     from panns_keras import __version__
 
@@ -54,7 +88,7 @@ def _flags_parser(prog: str):
         try:
             return flags.FLAGS(argv)
         except flags.Error as e:
-            message = str(e)
+            message = str(e).removeprefix("flag ")  # "--top_k=-1: -1 is not a positive ..."
             if message.startswith("Unknown command line flag"):
                 name = message.split("'")[1] if "'" in message else message
                 message = f"--{name}: unknown flag (see {prog} --help)"
@@ -62,6 +96,33 @@ def _flags_parser(prog: str):
             sys.exit(2)
 
     return parse
+
+
+def _verb_help(module, verb: str, config, args: list[str]) -> str:
+    """The verb's own help: its docstring and flags (``help_for(verb)`` where one module serves
+    several verbs), then, with a config, the config's fields and values."""
+    from absl import flags
+
+    if hasattr(module, "help_for"):
+        text = module.help_for(verb)
+    else:
+        doc = (module.__doc__ or "").strip()
+        helps = [flags.FLAGS.module_help(m) for m in (module, *getattr(module, "HELP_MODULES", ()))]
+        text = f"{doc}\n\nflags:\n" + "\n".join(h for h in helps if h.strip())
+    spec = config.spec_in(args) if config is not None else None
+    if spec:
+        from panns_keras import configs
+        from panns_keras.cli.configflag import format_fields
+
+        loaded = config.load(spec)
+        text += (
+            f"\n\nconfig fields of --{config.name}={spec} ({configs.resolve(spec)[0]}), "
+            f"each settable as --{config.name}.FIELD=VALUE:\n{format_fields(loaded)}"
+        )
+    elif config is not None:
+        text += (f"\n\n`panns-keras {verb} --{config.name}=SPEC --help` lists a config's fields "
+                 "with their values.")  # fmt: skip
+    return text
 
 
 def _quiet_logging(prog: str):
@@ -87,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) >= 2 and argv[1] in ("--version", "-V", "version"):
         print(f"panns-keras {version()}")
         return 0
+    if len(argv) >= 2 and argv[1] == "--helpfull":
+        print(helpfull())
+        return 0
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(usage())
         return 0 if len(argv) >= 2 else 2
@@ -108,15 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     quiet.setup(verbosity)  # before anything imports TensorFlow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if verbosity < 0 else "0")
     module = importlib.import_module(verbs[verb][0])
-    from absl import app, flags
+    from absl import app
 
-    if any(a in ("-h", "--help", "-help", "--helpshort") for a in args):
-        doc = (module.__doc__ or "").strip()
-        helps = [flags.FLAGS.module_help(m) for m in (module, *getattr(module, "HELP_MODULES", ()))]
-        print(f"{doc}\n\nflags:\n" + "\n".join(h for h in helps if h.strip()))
-        return 0
+    from panns_keras.errors import UsageError, UserError
 
-    from panns_keras.errors import UserError
+    config = getattr(module, "CONFIG", None)  # a configflag.ConfigFlag
+    try:
+        if config is not None:
+            args = config.take_overrides(args)
+        if any(a in ("-h", "--help", "-help", "--helpshort") for a in args):
+            print(_verb_help(module, verb, config, args))
+            return 0
+    except UsageError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
 
     def run(args):
         previous = _quiet_logging(prog) if verbosity < 0 else None
@@ -124,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             return module.main(args, verb=verb) or 0
         except UserError as e:
             print(f"{prog}: error: {e}", file=sys.stderr)
-            return getattr(e, "exit_code", 1)
+            return getattr(e, "exit_code", 2 if isinstance(e, UsageError) else 1)
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130

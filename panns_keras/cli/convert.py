@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from panns_keras.errors import UserError
+from panns_keras.errors import UsageError
 
 _ARCH = flags.DEFINE_string(
     "arch", None, "Registry or reference model name; inferred from the file name if omitted "
@@ -19,15 +19,15 @@ _LABELS = flags.DEFINE_string(
 
 
 def main(argv, verb="convert"):
-    from panns_keras.convert.converter import convert_checkpoint
-
     paths = argv[1:]
     if len(paths) != 1:
-        raise UserError(
+        raise UsageError(
             "PATH.pth: give exactly one checkpoint (panns-keras convert PATH.pth --out DIR)"
         )
     if not _OUT.value:
-        raise UserError("--out: required (the model directory to write)")
+        raise UsageError("--out: required (the model directory to write)")
+    from panns_keras.convert.converter import convert_checkpoint  # after the flags are checked
+
     out = convert_checkpoint(paths[0], _OUT.value, _ARCH.value, _LABELS.value)
     print(f"converted {paths[0]} -> {out}")
     return 0

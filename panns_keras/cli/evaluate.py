@@ -15,22 +15,23 @@ import os
 
 from absl import flags
 
-from panns_keras.errors import UserError
+from panns_keras.errors import UsageError
 
 _MODEL = flags.DEFINE_string("model", None, "Model directory, training workdir, checkpoint or "
                              "preset name (panns-keras models).")  # fmt: skip
 _DATA = flags.DEFINE_string("data", None, "Glob of evaluation TFRecord shards (data_prep).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the report.")
-_BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.")
-_MAX_BATCHES = flags.DEFINE_integer("max_batches", 0, "Stop after N batches (0 = all).")
+_BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", lower_bound=1)
+_MAX_BATCHES = flags.DEFINE_integer("max_batches", 0, "Stop after N batches (0 = all).",
+                                    lower_bound=0)  # fmt: skip
 
 
 def main(argv, verb="evaluate"):
     if len(argv) > 1:
-        raise UserError(f"{argv[1]}: unexpected argument (give flags only)")
+        raise UsageError(f"{argv[1]}: unexpected argument (give flags only)")
     for name, holder in (("model", _MODEL), ("data", _DATA), ("out", _OUT)):
         if not holder.value:
-            raise UserError(f"--{name}: required")
+            raise UsageError(f"--{name}: required")
     from panns_keras.data.pipeline import make_eval_dataset
     from panns_keras.progress import Progress
     from panns_keras.train import evaluation
@@ -49,7 +50,10 @@ def main(argv, verb="evaluate"):
                           num_best_worst=e.num_best_worst)  # fmt: skip
     summaries.evaluation(trained_step(_MODEL.value), result, names)
     summaries.close()
-    print(evaluation.summary_line(result))
+    from panns_keras.metrics import nan_reason
+
+    why = nan_reason(result)
+    print(evaluation.summary_line(result) + (f"  ({why})" if why else ""))
     excluded = result["excluded_classes"]
     if excluded:
         shown = ", ".join(names[i] for i in excluded[:10])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from absl import flags
 
-from panns_keras.errors import UserError
+from panns_keras.errors import UsageError
 from panns_keras.fileio import atomic_write
 
 FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
@@ -44,26 +44,30 @@ _FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", _HELP)
 _REPRESENTATIVE = flags.DEFINE_string(
     "representative", None, "Calibration data for tflite_int8 (audio folder or TFRecords); "
     "also used as the verification input of every format.")  # fmt: skip
-_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "TFLite input length in seconds.")
+_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "TFLite input length in seconds.",
+                             lower_bound=0.01)  # fmt: skip
 _MP_WINDOW = flags.DEFINE_float(
-    "mediapipe_window_seconds", None, "MediaPipe window (default: --window_seconds)."
+    "mediapipe_window_seconds",
+    None,
+    "MediaPipe window (default: --window_seconds).",
+    lower_bound=0.01,
 )
 
 
 def main(argv, verb="export"):
     if len(argv) > 1:
-        raise UserError(f"{argv[1]}: unexpected argument (use --model and --out)")
+        raise UsageError(f"{argv[1]}: unexpected argument (use --model and --out)")
     for name, holder in (("model", _MODEL), ("out", _OUT)):
         if not holder.value:
-            raise UserError(f"--{name}: required")
+            raise UsageError(f"--{name}: required")
     formats = [f.strip() for f in _FORMATS.value if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise UserError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
+        raise UsageError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
                         f"{', '.join(FORMATS)}")  # fmt: skip
     for fmt in ("tflite_int8", "mediapipe_int8"):
         if fmt in formats and not _REPRESENTATIVE.value:
-            raise UserError(f"--representative: required by {fmt} (audio folder or TFRecords)")
+            raise UsageError(f"--representative: required by {fmt} (audio folder or TFRecords)")
     if "onnx" in formats:
         from panns_keras.export.onnx_export import require_onnx
 

@@ -9,17 +9,20 @@ rate; a folder written by `panns-keras prepare` is read as it is. Each split hol
 fold (--folds=all: every fold in turn) and is one training run in OUT/split_fold_<f>/
 (checkpoints, TensorBoard, model/); OUT/results.json has every split's accuracy and mAP and
 their means. A re-run skips finished splits and resumes an interrupted one.
---config: the recipe (default: the packaged `finetune` one); every field can be overridden
-as in `train`, e.g. --config.train.num_steps=500 --config.model.base_lr_scale=0.1.
+--config: the recipe (default: the packaged `finetune` one, from any directory); every
+field can be overridden as in `train`, e.g. --config.train.num_steps=500
+--config.model.base_lr_scale=0.1; --help lists the fields, --print_config prints the
+resolved config (after the overrides, --model and --mode) and exits.
 """
 
 from __future__ import annotations
 
-from absl import flags
-from ml_collections import config_flags
+import os
 
-from panns_keras.cli.configflag import one_line_missing_field_errors
-from panns_keras.errors import UserError
+from absl import flags
+
+from panns_keras.cli.configflag import ConfigFlag
+from panns_keras.errors import UsageError, UserError
 
 MODES = ("finetune", "freeze_l1", "freeze_l3", "scratch", "probe")
 _DATA = flags.DEFINE_string("data", None, "Class folder, CSV path,labels[,fold], or TFRecord "
@@ -30,32 +33,48 @@ _MODEL = flags.DEFINE_string("model", None, "The initial model: preset name (cnn
 _MODE = flags.DEFINE_enum("mode", None, MODES, "Transfer mode (default: the config's, "
                           "finetune); probe = a linear classifier fit to convergence on the "
                           "initial model's embeddings.")  # fmt: skip
-_FOLDS = flags.DEFINE_string("folds", "all", "'all' (each fold held out in turn), 'a,b' "
-                             "(these folds, one split each) or 'none' (train on everything).")
-_ARCH = flags.DEFINE_string("arch", None, "Not used by finetune (it starts from --model); "
-                            "to train an architecture from scratch use `panns-keras train`.")
-_CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length when preparing a folder/CSV.")
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", "finetune", "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune)."
+_FOLDS = flags.DEFINE_string(
+    "folds",
+    "all",
+    "'all' (each fold held out in turn), 'a,b' "
+    "(these folds, one split each) or 'none' (train on everything).",
 )
-one_line_missing_field_errors(_CONFIG, prog="panns-keras finetune")
+_ARCH = flags.DEFINE_string(
+    "arch",
+    None,
+    "Not used by finetune (it starts from --model); "
+    "to train an architecture from scratch use `panns-keras train`.",
+)
+_CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length when preparing a folder/CSV.",
+                           lower_bound=0.01)  # fmt: skip
+CONFIG = ConfigFlag("finetune", "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune).",
+                    prog="panns-keras finetune", module_name=__name__)  # fmt: skip
 
 
 def main(argv, verb="finetune"):
-    from panns_keras.train.finetune import finetune
-
     if len(argv) > 1:
-        raise UserError(f"{argv[1]}: unexpected argument (use --data=...)")
+        raise UsageError(f"{argv[1]}: unexpected argument (use --data=...)")
     if _ARCH.value:
-        raise UserError("--arch: finetune starts from a model (--model=DIR|.keras|.pth); to "
-                        "train an architecture from scratch use `panns-keras train`")
-    for name, holder in (("data", _DATA), ("out", _OUT), ("model", _MODEL)):
-        if not holder.value:
-            raise UserError(f"--{name}: required")
-    config = _CONFIG.value
-    config.model.init = _MODEL.value
+        raise UsageError(
+            "--arch: finetune starts from a model (--model=DIR|.keras|.pth); to "
+            "train an architecture from scratch use `panns-keras train`"
+        )
+    config = CONFIG.value
+    if _MODEL.value:
+        config.model.init = _MODEL.value
     if _MODE.value:
         config.model.mode = _MODE.value
+    if CONFIG.print_requested():
+        print(CONFIG.describe(config))
+        return 0
+    for name, holder in (("data", _DATA), ("out", _OUT), ("model", _MODEL)):
+        if not holder.value:
+            raise UsageError(f"--{name}: required")
+    for name, holder in (("data", _DATA), ("model", _MODEL)):  # before anything loads
+        if not os.path.exists(holder.value):
+            raise UserError(f"{holder.value}: no such file or folder (--{name})")
+    from panns_keras.train.finetune import finetune
+
     res = finetune(_DATA.value, _OUT.value, config, folds=_FOLDS.value,
                    clip_seconds=_CLIP.value)  # fmt: skip
     for s in res["splits"]:

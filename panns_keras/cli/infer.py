@@ -28,23 +28,27 @@ from pathlib import Path
 
 from absl import flags
 
-from panns_keras.errors import UserError
+from panns_keras.errors import UsageError
 from panns_keras.fileio import atomic_path
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Model directory, .keras file, SavedModel directory, .tflite file or "
     "preset name (cnn14, ...: panns-keras models). Required."
 )  # fmt: skip
-_TOP_K = flags.DEFINE_integer("top_k", 5, "tag: labels per file.")
+_TOP_K = flags.DEFINE_integer("top_k", 5, "tag: labels per file.", lower_bound=1)
 _FORMAT = flags.DEFINE_enum("format", "table", ["table", "json", "csv"], "tag: output format.")
-_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "Analysis window (s); 0 = whole file.")
+_WINDOW = flags.DEFINE_float("window_seconds", 10.0, "Analysis window (s); 0 = whole file.",
+                             lower_bound=0.0)  # fmt: skip
 _HOP = flags.DEFINE_float(
     "hop_seconds", None, "Start of one window to the next (s); default: the window length."
 )
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per batch.")
-_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "sed: frame score threshold.")
-_MIN_DURATION = flags.DEFINE_float("min_duration", 0.0, "sed: drop shorter events (s).")
-_MIN_GAP = flags.DEFINE_float("min_gap", 0.0, "sed: merge same-label events closer than this.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Windows per batch.", lower_bound=1)
+_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "sed: frame score threshold.", lower_bound=0.0,
+                                upper_bound=1.0)  # fmt: skip
+_MIN_DURATION = flags.DEFINE_float("min_duration", 0.0, "sed: drop shorter events (s).",
+                                   lower_bound=0.0)  # fmt: skip
+_MIN_GAP = flags.DEFINE_float("min_gap", 0.0, "sed: merge same-label events closer than this.",
+                              lower_bound=0.0)  # fmt: skip
 _MEDIAN = flags.DEFINE_string(
     "median_filter", None, "sed: median filter over time per class before thresholding: "
     "seconds ('0.5'), frames ('7f'), or per class 'Speech=1.0;Dog=0.3' with an optional bare "
@@ -55,17 +59,59 @@ _SCORES_DIR = flags.DEFINE_string(
 _OUT_TSV = flags.DEFINE_string("out_tsv", None, "sed: events, tab-separated (DCASE columns + "
                                "score).")  # fmt: skip
 _PLOT = flags.DEFINE_string("plot", None, "sed: PNG with waveform, log-mel, top classes.")
-_PLOT_CLASSES = flags.DEFINE_integer("plot_classes", 5, "sed: classes in the plot.")
+_PLOT_CLASSES = flags.DEFINE_integer("plot_classes", 5, "sed: classes in the plot.",
+                                     lower_bound=1)  # fmt: skip
 _OUT = flags.DEFINE_string("out", None, "embed: output directory for <stem>.npy files.")
 _OUT_NPZ = flags.DEFINE_string(
     "out_npz", None, "embed: one .npz with 'ids' (inputs as given), 'embeddings' (N, E), "
     "'durations' (s).")  # fmt: skip
 
 
+flags.register_validator(
+    "hop_seconds", lambda v: v is None or v > 0, "must be > 0 (or leave it out: the window length)"
+)
+
+# The help of each verb: its synopsis and the flags it uses (the shared ones and its own).
+SYNOPSIS = {
+    "tag": "panns-keras tag FILE... --model MODEL [--top_k 5] [--format table|json|csv]\n\n"
+           "Top-k labels per file (scores: the max over the windows).",
+    "sed": "panns-keras sed FILE... --model MODEL --out_tsv EVENTS.tsv [--plot PLOT.png]\n"
+           "  [--threshold 0.5] [--min_duration 0] [--min_gap 0] [--median_filter 0.5]\n"
+           "  [--scores_dir DIR]\n\nSound event detection: events (onset, offset, label, score) "
+           "from frame scores;\n--scores_dir writes one sed_scores_eval TSV per file.",
+    "embed": "panns-keras embed FILE... --model MODEL --out DIR (<stem>.npy) and/or "
+             "--out_npz FILE.npz\n\nClip embeddings (the mean over the windows).",
+}  # fmt: skip
+
+
+def help_for(verb: str) -> str:
+    """``panns-keras VERB --help`` for tag, sed and embed: this verb's flags only."""
+    import textwrap
+
+    common = __doc__.split("\n\n", 2)[2]  # after the usage lines: MODEL, windows, errors
+    others = tuple(f"{v}:" for v in SYNOPSIS if v != verb)
+    lines = []
+    for flag in sorted(flags.FLAGS.get_flags_for_module(sys.modules[__name__]),
+                       key=lambda f: f.name):  # fmt: skip
+        enum, _, help_ = (
+            flag.help.rpartition(">: ") if flag.help.startswith("<") else ("", "", flag.help)
+        )
+        if help_.startswith(others):
+            continue
+        help_ = (f"{enum}>: " if enum else "") + help_.removeprefix(f"{verb}: ")
+        bounded = any(getattr(flag.parser, b, None) is not None
+                      for b in ("lower_bound", "upper_bound"))  # fmt: skip
+        extra = f" ({flag.parser.syntactic_help})" if bounded else ""
+        lines.append(f"  --{flag.name}: " + textwrap.fill(help_ + extra, 88,
+                                                         subsequent_indent="    "))  # fmt: skip
+        lines.append(f"    (default: {flag.default_as_str})")
+    return f"{SYNOPSIS[verb]}\n\n{common.strip()}\n\nflags:\n" + "\n".join(lines)
+
+
 def _load_model():
     if not _MODEL.value:
-        raise UserError("--model: required (a model directory, .keras, SavedModel, .tflite "
-                        "or a preset name such as cnn14: panns-keras models)")  # fmt: skip
+        raise UsageError("--model: required (a model directory, .keras, SavedModel, .tflite "
+                         "or a preset name such as cnn14: panns-keras models)")  # fmt: skip
     from panns_keras.runtime import load_runner
 
     runner = load_runner(_MODEL.value)
@@ -112,7 +158,7 @@ def _tag(paths, model, labels) -> int:
     results = tag_files(model, paths, engine=engine)
     engine.progress.close()
     ok = [r for r in results if r.ok]
-    k = max(1, _TOP_K.value)
+    k = _TOP_K.value
     if _FORMAT.value == "json":
         doc = [{"file": r.path, "duration": round(r.duration, 3), "windows": len(r.window_starts),
                 "labels": [{"label": n, "score": round(s, 6)} for n, s in r.top(k, labels)]}
@@ -138,9 +184,9 @@ def _sed(paths, model, labels) -> int:
     from panns_keras.inference import detect_events, write_events_tsv, write_sed_scores
 
     if not _OUT_TSV.value and not _PLOT.value and not _SCORES_DIR.value:
-        raise UserError("--out_tsv: required (EVENTS.tsv), or --scores_dir DIR / --plot PLOT.png")
+        raise UsageError("--out_tsv: required (EVENTS.tsv), or --scores_dir DIR / --plot PLOT.png")
     if _PLOT.value and len(paths) != 1:
-        raise UserError(f"--plot: takes exactly one input file ({len(paths)} given)")
+        raise UsageError(f"--plot: takes exactly one input file ({len(paths)} given)")
     engine = _engine(model, paths, "sed", keep_framewise=True)
     found = detect_events(model, paths, labels=labels, threshold=_THRESHOLD.value,
                           min_duration=_MIN_DURATION.value, min_gap=_MIN_GAP.value,
@@ -217,7 +263,7 @@ def _embed(paths, model) -> int:
     from panns_keras.inference import embed_files
 
     if not _OUT.value and not _OUT_NPZ.value:
-        raise UserError("--out: required (a folder for <stem>.npy), or --out_npz FILE.npz")
+        raise UsageError("--out: required (a folder for <stem>.npy), or --out_npz FILE.npz")
     engine = _engine(model, paths, "embed")
     results = embed_files(model, paths, engine=engine)
     engine.progress.close()
@@ -253,7 +299,7 @@ def _save_npy(path, array) -> None:
 def main(argv, verb="tag"):
     paths = argv[1:]
     if not paths:
-        raise UserError(f"FILE: give at least one audio file (panns-keras {verb} FILE... "
+        raise UsageError(f"FILE: give at least one audio file (panns-keras {verb} FILE... "
                         "--model MODEL)")  # fmt: skip
     model, labels = _load_model()
     if verb == "sed":

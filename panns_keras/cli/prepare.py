@@ -17,10 +17,10 @@ HELP_MODULES = ("data_prep.flags",)
 
 def main(argv, verb="prepare"):
     from data_prep import cli
-    from panns_keras.errors import UserError
+    from panns_keras.errors import UsageError, UserError
 
     if len(argv) > 1:
-        raise UserError(f"{argv[1]}: unexpected argument (inputs are given by flags)")
+        raise UsageError(f"{argv[1]}: unexpected argument (inputs are given by flags)")
     try:
         manifest = cli.run(flags.FLAGS)
     except (FileNotFoundError, NotADirectoryError) as e:

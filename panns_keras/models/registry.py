@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import replace
 
+from panns_keras.errors import UserError
 from panns_keras.models.spec import (
     ConvNetSpec,
     DaiNetSpec,
@@ -114,11 +116,19 @@ PAPER_SYSTEMS = (
 )  # fmt: skip
 
 
+class UnknownModelError(UserError, ValueError, KeyError):
+    """An architecture name the registry does not have: a ``ValueError`` (and, for callers
+    written against 0.1, a ``KeyError``) whose message names the close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def canonical_name(name: str) -> str:
     """Map ``Cnn14_DecisionLevelAtt``, ``cnn14-16k`` or ``cnn14`` to the registry name.
 
     Raises:
-        KeyError: with the list of valid names.
+        UnknownModelError: (a ValueError) naming the close matches and the valid names.
     """
     if name in MODEL_SPECS:
         return name
@@ -131,7 +141,12 @@ def canonical_name(name: str) -> str:
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip()).lower().replace("-", "_")
     if snake in MODEL_SPECS:
         return snake
-    raise KeyError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODEL_SPECS))}")
+    squashed = {n.replace("_", ""): n for n in MODEL_SPECS}  # best match first
+    close = [squashed[c] for c in difflib.get_close_matches(key.replace("_", ""), squashed)]
+    said = " or ".join([", ".join(close[:-1]), close[-1]] if len(close) > 1 else close)
+    hint = f"did you mean {said}? " if close else ""
+    raise UnknownModelError(f"{name}: unknown model; {hint}(valid names: "
+                            f"{', '.join(sorted(MODEL_SPECS))})")  # fmt: skip
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "train_step_jax.py"
 
 
+@pytest.mark.slow  # a JAX process of its own
 def test_train_step_jax_tiny_cpu(tmp_path):
     out = tmp_path / "results.json"
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")

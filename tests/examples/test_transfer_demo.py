@@ -8,6 +8,7 @@ from examples import transfer_demo
 from panns_keras.errors import UserError
 
 
+@pytest.mark.slow  # every transfer mode, twice (the rerun reuses the first)
 def test_transfer_demo_tiny_slice(tmp_path):
     out = tmp_path / "out"
     settings = transfer_demo.Settings(steps=2, pretrain_steps=2, batch_size=4, takes=2,

@@ -319,6 +319,7 @@ def _run(content, x):
     return it.get_tensor(it.get_output_details()[0]["index"])
 
 
+@pytest.mark.slow  # full-width Cnn14 conversion: the size is the point
 def test_cnn14_float_tflite_splits_block6():
     """Cnn14's block 6 conv2 (2048 input channels) runs as two 1024-channel halves."""
     model = panns_keras.build_model("cnn14")

@@ -1,6 +1,7 @@
 import pytest
 
 import panns_keras
+from panns_keras.errors import UserError
 from panns_keras.models.registry import canonical_name, infer_model_name
 
 
@@ -17,9 +18,19 @@ def test_canonical_name(given, name):
     assert canonical_name(given) == name
 
 
-def test_unknown_name_lists_valid_names():
-    with pytest.raises(KeyError, match="valid names: .*cnn14"):
+def test_unknown_name_is_a_value_error_with_close_matches():
+    with pytest.raises(ValueError, match="valid names: .*cnn14") as info:
         panns_keras.build_model("cnn15")
+    assert str(info.value).startswith("cnn15: unknown model; did you mean cnn14, cnn10 or cnn6? ")
+    assert isinstance(info.value, KeyError)  # what 0.1 raised, for callers that catch it
+    assert isinstance(info.value, UserError)  # the CLI prints it as one line
+    with pytest.raises(ValueError, match="^resnet37: unknown model; did you mean resnet38, "):
+        canonical_name("resnet37")
+    with pytest.raises(ValueError, match=r"^MobileNetV3: unknown model; did you mean "
+                       r"mobilenet_v2 or mobilenet_v1\? \(valid names: cnn10, "):  # fmt: skip
+        canonical_name("MobileNetV3")
+    with pytest.raises(ValueError, match=r"^xyz: unknown model; \(valid names: "):
+        canonical_name("xyz")
 
 
 @pytest.mark.parametrize(("filename", "name"), [
@@ -38,8 +49,15 @@ def test_infer_model_name_fails_clearly():
 
 
 def test_overrides():
-    model = panns_keras.build_model("cnn6", num_classes=10, sample_rate=16000, window_size=512,
-                                    hop_size=160, fmax=8000, embedding_size=128)
+    model = panns_keras.build_model(
+        "cnn6",
+        num_classes=10,
+        sample_rate=16000,
+        window_size=512,
+        hop_size=160,
+        fmax=8000,
+        embedding_size=128,
+    )
     assert model.spec.sample_rate == 16000 and model.spec.frontend.window_size == 512
     assert model.spec.head.embedding_size == 128 and model.spec.num_classes == 10
     with pytest.raises(ValueError, match="unknown model override"):

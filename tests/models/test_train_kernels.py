@@ -99,12 +99,20 @@ def test_batchnorm_bfloat16_input(fused):
     )
 
 
-def test_export_traces_keep_convolutions():
-    """TF graphs use the matmul; TFLite / ONNX conversion traces keep one conv per layer."""
-    import panns_keras
-    from panns_keras.export import tflite as T
+def test_export_traces_keep_convolutions(monkeypatch):
+    """TF graphs use the matmul; TFLite / ONNX conversion traces keep one conv per layer.
 
-    model = panns_keras.build_model("cnn14")
+    Cnn14's stages at 1/16 width (tests/narrow.py) with the im2col thresholds scaled the same
+    way: the layers that take the matmul are those of full-width Cnn14 (blocks 5-6), and the
+    model builds and traces in a fraction of full width's time."""
+    from narrow import narrow_model
+
+    from panns_keras.export import tflite as T
+    from panns_keras.models import conv
+
+    monkeypatch.setattr(conv, "IM2COL_MIN_IN", conv.IM2COL_MIN_IN // 16)
+    monkeypatch.setattr(conv, "IM2COL_MIN_OUT", conv.IM2COL_MIN_OUT // 16)
+    model = narrow_model("cnn14")
     spec = tf.TensorSpec([1, 32000], tf.float32)
     plain = tf.function(lambda v: model(v, training=False)["clipwise_output"])
     ops = [op.type for op in plain.get_concrete_function(spec).graph.get_operations()]

@@ -104,7 +104,7 @@ def test_missing_override_field_is_one_line_error(tmp_path):
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, p.stderr
     assert lines[0].startswith("panns-keras train: error: --config.train.no_such_field: ")
-    assert "no such field in " in lines[0] and "panns_keras/configs/demo.py" in lines[0]
+    assert "no such field in " in lines[0] and "configs/demo.py" in lines[0]
 
 
 def test_config_files_load(tmp_path):

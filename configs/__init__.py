@@ -1,6 +1,8 @@
 """Training recipes that ship with the package, chosen the big_vision way.
 
-``--config=audioset:cnn14`` names ``panns_keras/configs/audioset.py`` with the argument
+This folder (``configs/`` in the repository) is installed as the package
+``panns_keras.configs`` (setup.py's ``package_dir``; one copy on disk, an editable install
+maps it too). ``--config=audioset:cnn14`` names ``configs/audioset.py`` with the argument
 ``cnn14`` from any directory; ``--config=path/to/my_recipe.py:arg`` loads a file of your own.
 Each file defines ``get_config(arg=None)`` returning an ``ml_collections.ConfigDict`` built
 on :func:`panns_keras.train.config.base_config`.
@@ -8,7 +10,7 @@ on :func:`panns_keras.train.config.base_config`.
 Example:
     >>> from panns_keras import configs
     >>> configs.names()
-    ['audioset', 'audioset_balanced', 'demo']
+    ['audioset', 'audioset_balanced', 'demo', 'finetune']
     >>> configs.get_config("audioset:cnn14").train.batch_size
     32
 """
