@@ -39,8 +39,10 @@ test: setup-test
 	$(MAKE) test-pythons
 	$(MAKE) test-lowest
 
-# The model layer, the converter and model directories in an environment WITHOUT TensorFlow,
-# under the JAX backend (goldens of six families, converted .pth files).
+# The model layer, the converter, model directories and the trainer in an environment WITHOUT
+# TensorFlow, under the JAX backend: goldens of six families, converted .pth files, the
+# trainer's step against every reference training trajectory and the optimizer probe, and a
+# training run on the synthetic source (summaries as JSON lines).
 JAX_VENV ?= .venv-jax
 JAX_PACKAGES := keras jax jaxlib numpy h5py absl-py ml-collections soundfile pytest wheel
 $(JAX_VENV)/.ready: $(METADATA)
@@ -54,7 +56,8 @@ $(JAX_VENV)/.ready: $(METADATA)
 
 test-jax: $(JAX_VENV)/.ready
 	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider \
-		tests/convert/test_backends.py
+		tests/convert/test_backends.py tests/train/test_parity.py \
+		tests/train/test_backends.py::test_synthetic_source_trains_without_data
 
 # The lower end of pyproject.toml's ranges: a venv that already holds the lowest supported
 # TensorFlow / Keras / NumPy gets the package installed on top (ranges, no constraints);
