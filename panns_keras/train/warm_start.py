@@ -115,6 +115,9 @@ def build_model_from_config(config, init=None):
             init, int(config.data.num_classes), config.model.mode,
             hidden=int(config.model.mlp_hidden), seed=int(config.seed), spec_changes=changes,
         )  # fmt: skip
+        fresh = [layer for name, layer in model.weight_layers().items()
+                 if is_head(name) or config.model.mode == "scratch"]  # fmt: skip
+        seeded_glorot(fresh, int(config.seed))
     else:
         from panns_keras.models.saving import build_model
 
@@ -124,6 +127,7 @@ def build_model_from_config(config, init=None):
                                 **config_lib.overrides_dict(config))  # fmt: skip
         except (KeyError, ValueError) as e:
             raise UserError(f"config.model.name: {e}") from None
+        seeded_glorot(model.weight_layers().values(), int(config.seed))
     if config.model.disable_dropout:
         for layer in model.sublayers():
             if isinstance(layer, keras.layers.Dropout):
@@ -133,3 +137,26 @@ def build_model_from_config(config, init=None):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True
     return model
+
+
+def seeded_glorot(layers, seed: int) -> None:
+    """Redraws the Glorot-uniform kernels of ``layers`` (the reference's ``init_layer``) from
+    NumPy's generator seeded with ``(seed, layer index)``: the same initial weights on every
+    Keras backend for the same config and seed (each backend's own RNG draws other numbers).
+    Biases, BatchNorm and other initialisers are constants and already agree."""
+    import keras
+    import numpy as np
+
+    for i, layer in enumerate(layers):
+        for attr in ("kernel", "depthwise_kernel"):
+            init = getattr(layer, f"{attr}_initializer" if attr == "kernel" else
+                           "depthwise_initializer", None)  # fmt: skip
+            var = getattr(layer, attr, None)
+            if var is None or not isinstance(init, keras.initializers.GlorotUniform):
+                continue
+            shape = tuple(var.shape)
+            field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in, fan_out = shape[-2] * field, shape[-1] * field
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            rng = np.random.default_rng([int(seed), i, len(attr)])
+            var.assign(rng.uniform(-limit, limit, size=shape).astype(var.dtype))

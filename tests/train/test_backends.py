@@ -59,7 +59,8 @@ def test_jax_trains_like_tensorflow(data, tmp_path):
     tf_res, jax_res = res["tensorflow"], res["jax"]
     assert abs(tf_res["mAP"] - jax_res["mAP"]) <= 0.05, res
     assert jax_res["mAP"] > 0.5, res  # 3 classes: chance is about 0.33
-    assert abs(tf_res["loss"] - jax_res["loss"]) <= 0.05 * tf_res["loss"] + 1e-3, res
+    # Same seed, same initial weights on both backends (train/warm_start.seeded_glorot).
+    assert abs(tf_res["loss"] - jax_res["loss"]) <= 0.01 * tf_res["loss"], res
     # JAX's checkpoints are .npz files, newest N kept.
     ckpts = sorted(os.listdir(tmp_path / "jax" / "checkpoints"))
     assert ckpts == ["ckpt-10.npz", "ckpt-12.npz", "ckpt-8.npz"], ckpts
