@@ -3,8 +3,8 @@
 Runs ``panns_keras.train.probe.fit_probe`` on each held-out fold as ``finetune --mode=probe``
 does (C chosen by inner CV over the 4 training folds, then refit), prints per-fold time,
 objective evaluations and accuracy, the total, and, where scikit-learn is installed, a
-converged ``LogisticRegression`` (tol 1e-6, the probe's own gradient tolerance) at the C the probe chose on the same fold: its
-accuracy and fit time.
+converged ``LogisticRegression`` (tol 1e-6, the probe's own gradient tolerance) at the C the
+probe chose on the same fold: its accuracy and fit time.
 
 The embeddings are synthetic but shaped like a CNN's: 50 class clusters (means overlapping,
 within-class spread) in a 256-d latent with a power-law spectrum, mapped to 512 units through
@@ -14,6 +14,7 @@ their covariance falls over five decades like the Cnn6 embeddings of the bundled
 176, 8.9, 1.1, 0.16, 0.022, 0.001 there).
 
     python benchmarks/probe.py [--clips 2000] [--classes 50] [--folds 5] [--no-sklearn]
+                               [--inner-gtol 1e-6]
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=50)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument(
+        "--inner-gtol",
+        type=float,
+        default=None,
+        help="the inner C search's tolerance (default: the probe's INNER_GTOL)",
+    )
     args = ap.parse_args()
 
     from panns_keras.train import probe
@@ -68,15 +75,16 @@ def main() -> None:
         except ImportError:
             print("scikit-learn not installed: no comparison")
     x, y, folds = embeddings(args.clips, args.classes, args.folds)
+    inner_gtol = probe.INNER_GTOL if args.inner_gtol is None else args.inner_gtol
     cls = np.argmax(y, 1)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; load average at start "
           f"{os.getloadavg()[0]:.1f}; {args.clips} clips x {args.classes} classes x "
-          f"{args.folds} folds, {x.shape[1]}-d")  # fmt: skip
+          f"{args.folds} folds, {x.shape[1]}-d; inner tolerance {inner_gtol:g}")  # fmt: skip
     total, ours, theirs = 0.0, [], []
     for f in sorted(set(folds)):
         tr, te = folds != f, folds == f
         start = time.monotonic()
-        p = probe.fit_probe(x[tr], y[tr], groups=folds[tr])
+        p = probe.fit_probe(x[tr], y[tr], groups=folds[tr], inner_gtol=inner_gtol)
         took = time.monotonic() - start
         total += took
         acc = float(np.mean(p.predict(x[te]) == cls[te]))
