@@ -28,6 +28,9 @@ INSTALL_REQUIRES = [
     "soundfile>=0.12.1",
     "soxr>=0.3.7",
     "scipy>=1.11",
+    # The linear probe caps BLAS at one thread while it solves (train/probe.py): threaded,
+    # L-BFGS-B's vector work ran 5-10x slower on a busy 2-core machine.
+    "threadpoolctl>=3.1",
     "ai-edge-litert>=1.2",
     "matplotlib>=3.7",
 ]
