@@ -14,7 +14,7 @@ their covariance falls over five decades like the Cnn6 embeddings of the bundled
 176, 8.9, 1.1, 0.16, 0.022, 0.001 there).
 
     python benchmarks/probe.py [--clips 2000] [--classes 50] [--folds 5] [--no-sklearn]
-                               [--inner-gtol 1e-6]
+                               [--inner-gtol 1e-6] [--noise 0.3]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def cpu_name() -> str:
 
 
 def embeddings(n: int, k: int, folds: int, e: int = 512, seed: int = 0, latent: int = 256,
-               sep: float = 0.5, dead: int = 128):  # fmt: skip
+               sep: float = 0.5, dead: int = 128, noise: float = 0.003):  # fmt: skip
     """(x (n, e), one-hot y (n, k), fold names (n,)): see the module docstring."""
     rng = np.random.default_rng(seed)
     cls = rng.permutation(np.arange(n) % k)
@@ -47,7 +47,7 @@ def embeddings(n: int, k: int, folds: int, e: int = 512, seed: int = 0, latent: 
     z = (sep * rng.standard_normal((k, latent))[cls] + rng.standard_normal((n, latent))) * spec
     live = e - dead
     x = z @ rng.standard_normal((latent, live)) + 0.3 * rng.standard_normal(live)
-    x = np.maximum(x + 0.003 * rng.standard_normal((n, live)), 0.0)
+    x = np.maximum(x + noise * rng.standard_normal((n, live)), 0.0)
     x = np.concatenate([x, np.zeros((n, dead))], axis=1)[:, rng.permutation(e)]
     return x, np.eye(k)[cls], rng.permutation(np.arange(n) % folds).astype(str)
 
@@ -58,6 +58,12 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=50)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-sklearn", action="store_true")
+    ap.add_argument(
+        "--noise",
+        type=float,
+        default=0.003,
+        help="per-unit noise: 0.003 favours the largest C, 0.3 a middle one",
+    )
     ap.add_argument(
         "--inner-gtol",
         type=float,
@@ -74,12 +80,13 @@ def main() -> None:
             from sklearn.linear_model import LogisticRegression as sk
         except ImportError:
             print("scikit-learn not installed: no comparison")
-    x, y, folds = embeddings(args.clips, args.classes, args.folds)
+    x, y, folds = embeddings(args.clips, args.classes, args.folds, noise=args.noise)
     inner_gtol = probe.INNER_GTOL if args.inner_gtol is None else args.inner_gtol
     cls = np.argmax(y, 1)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; load average at start "
           f"{os.getloadavg()[0]:.1f}; {args.clips} clips x {args.classes} classes x "
-          f"{args.folds} folds, {x.shape[1]}-d; inner tolerance {inner_gtol:g}")  # fmt: skip
+          f"{args.folds} folds, {x.shape[1]}-d, noise {args.noise:g}; inner tolerance "
+          f"{inner_gtol:g}")  # fmt: skip
     total, ours, theirs = 0.0, [], []
     for f in sorted(set(folds)):
         tr, te = folds != f, folds == f

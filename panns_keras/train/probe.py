@@ -24,11 +24,11 @@ fits' mean at the chosen C. The inner search's fits are only scored, so they sto
 ``INNER_GTOL`` (1e-5); the final fit, the one kept, at ``GTOL``. The convergence test is
 on the gradient in the original weights, not in the solver's variables.
 
-Measured at finetune's size (2,000 clips x 50 classes x 5 folds, 512-d; benchmarks/probe.py):
-the whole cross-validation takes about a minute on 2 cores, where the numpy L-BFGS this
-replaced spent more than 12 minutes on the first fold; scikit-learn's own solver was slower
-per fit at that size (see the notes), so it is not used here. No scikit-learn at run time (a
-test-only dependency the tests compare against).
+Measured at finetune's size (2,000 clips x 50 classes x 5 folds, 512-d; benchmarks/probe.py)
+on a shared 2-core AMD EPYC: 52 s for all 5 folds (about 900 objective evaluations per fold),
+where the numpy L-BFGS this replaced spent more than 12 minutes on the first fold; one
+converged scikit-learn fit at that size took longer than a whole fold here, so scikit-learn
+is not used. No scikit-learn at run time (a test-only dependency the tests compare against).
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ def objective(w: np.ndarray, b: np.ndarray, x, y, C: float, multi_label: bool):
 def _blas_threads(n: int):
     """Caps BLAS at ``n`` threads where threadpoolctl is installed (else a no-op). The
     solver's vector work (L-BFGS-B's two-loop on ~25,000 numbers) is small: threaded, on a
-    busy 2-core machine, it spent 300 ms per iteration waiting for threads, 5 ms on one."""
+    busy 2-core machine, it spent 300 ms per evaluation waiting for threads, 5 ms on one,
+    and a fold of benchmarks/probe.py took 95-124 s instead of 12-39 s."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
