@@ -4,7 +4,8 @@ Runs ``panns_keras.train.probe.fit_probe`` on each held-out fold as ``finetune -
 does (C chosen by inner CV over the 4 training folds, then refit), prints per-fold time,
 objective evaluations and accuracy, the total, and, where scikit-learn is installed, a
 converged ``LogisticRegression`` (tol 1e-6, the probe's own gradient tolerance) at the C the
-probe chose on the same fold: its accuracy and fit time.
+probe chose on the same fold: its accuracy and fit time (BLAS capped at one thread as for
+the probe).
 
 The embeddings are synthetic but shaped like a CNN's: 50 class clusters (means overlapping,
 within-class spread) in a 256-d latent with a power-law spectrum, mapped to 512 units through
@@ -101,7 +102,8 @@ def main() -> None:
         if sk is not None:
             xs, xt = (x[tr] - p.mean) / p.scale, (x[te] - p.mean) / p.scale
             start = time.monotonic()
-            ref = sk(C=p.C, tol=probe.GTOL, max_iter=20000).fit(xs, cls[tr])
+            with probe._blas_threads(1):  # as the probe runs: a fair clock
+                ref = sk(C=p.C, tol=probe.GTOL, max_iter=20000).fit(xs, cls[tr])
             sk_took = time.monotonic() - start
             theirs.append(float(np.mean(ref.predict(xt) == cls[te])))
             agree = float(np.mean(ref.predict(xt) == p.predict(x[te])))

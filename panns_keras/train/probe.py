@@ -42,7 +42,7 @@ import numpy as np
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 GTOL = 1e-6  # the final fit: max |gradient| of the objective
 INNER_GTOL = 1e-5  # the inner C search's fits (scores only; see the module docstring)
-NULL_VARIANCE = 1e-10  # principal axes with less variance (relative) hold no data
+NULL_VARIANCE = 1e-12  # principal axes with less variance (relative) hold no data
 
 
 @dataclasses.dataclass
@@ -143,7 +143,7 @@ class _Basis:
 def _solve(basis: _Basis, C: float, r0: np.ndarray, b0: np.ndarray, gtol: float,
            max_iter: int):  # fmt: skip
     """Minimises at one C from (R, b) = (r0, b0) in the rotated coordinates; returns
-    (R, b, converged, iterations)."""
+    (R, b, converged, objective evaluations)."""
     from scipy.optimize import minimize
 
     n, e = basis.xv.shape
