@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -160,11 +161,18 @@ def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict,
     x = np.concatenate([fold_cache[f][0] for f in train_folds])
     y = np.concatenate([fold_cache[f][1] for f in train_folds])
     groups = np.concatenate([[f] * len(fold_cache[f][0]) for f in train_folds])
-    fitted = probe.fit_probe(x, y, groups=groups)
+    start = time.monotonic()
+    fitted = probe.fit_probe(
+        x, y, groups=groups, log=lambda line: logging.info("fold %s: %s", held_out, line)
+    )
     x_test, y_test = fold_cache[held_out]
     scores = fitted.logits(x_test)  # (N, K); ranking and argmax are what the metrics read
     res = evaluation.evaluate_scores(y_test, scores)
     res["accuracy"] = evaluation.top1_accuracy(y_test, scores)
+    logging.info("fold %s: probe C=%g on %d clips (%d evaluations%s) %.1f s, accuracy %.3f",
+                 held_out, fitted.C, len(x), fitted.evaluations,
+                 "" if fitted.converged else ", NOT converged", time.monotonic() - start,
+                 res["accuracy"])  # fmt: skip
     if split_dir is not None:  # TensorBoard: the split's hparams and held-out evaluation
         _probe_summaries(split_config(config, data_dir, manifest, held_out), split_dir,
                          fold_cache.get(_PROBE_MODEL), res, fitted, scores, y_test)  # fmt: skip
