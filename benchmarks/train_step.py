@@ -36,7 +36,7 @@ from absl import app, flags
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from flops import PAPER_FLOPS  # noqa: E402
+from bench_common import PAPER_FLOPS  # noqa: E402
 
 _MODELS = flags.DEFINE_list("models", ["cnn14", "cnn6", "mobilenet_v1"], "Models.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per step after mixup (2x are fed).")

@@ -3,29 +3,16 @@
 KERAS_BACKEND=jax python benchmarks/train_step_jax.py --models=cnn14 --batch_size=32,128 \
     --precisions=float32,bfloat16 --steps=20 [--clip_seconds=10] [--out_json=results.json]
 
-What one training step is: the reference AudioSet recipe (configs/audioset.py),
-written directly against JAX with Keras's stateless API, so nothing but Keras and JAX runs:
-
-- 2 x B waveforms of ``clip_seconds`` at the model's sample rate (320000 samples for 10 s at
-  32 kHz), 2 x B multi-hot targets (527 classes, each label on with probability 0.01) and
-  mixup lambdas (2B,) in the reference layout ``lam[2i] = l, lam[2i + 1] = 1 - l`` with
-  ``l ~ Beta(1, 1)``. Synthetic, generated on the device with ``jax.random`` once before the
-  timing loop; every step reads the same batch (no host-to-device input traffic is timed).
-- forward: ``model.stateless_call(trainable, non_trainable, waveform, training=True,
-  mixup_lambda=lam)``; the model mixes the 2B clips down to B in its mixup domain (log-mel for
-  CNN14 and MobileNetV1, log-mel and Wavegram for Wavegram-Logmel-CNN14), with SpecAugment
-  and dropout on. The targets are mixed the same way (``models.layers.do_mixup``).
-- loss: the trainer's own BCE on ``clipwise_output`` (``train/losses.py``: float32, each log
-  clamped at -100 as torch's ``F.binary_cross_entropy`` does), mean over clips and classes.
-- the trainer's own optimizer, ``train.optimizers.TorchAdam(1e-3, beta_1=0.9,
-  beta_2=0.999, epsilon=1e-8, amsgrad=True)`` (torch's epsilon placement), through
-  ``optimizer.stateless_apply``; without ``JAX_ENABLE_X64`` its float64 step constants are
-  float32 (JAX warns). The H200 figures in BUILD_NOTES.md were measured when this script
-  used ``keras.optimizers.Adam``, whose update costs the same per element.
-- BatchNorm statistics and the SpecAugment / dropout seed states are non-trainable
-  variables, carried from step to step.
-- the whole step (value_and_grad + optimizer update) is one ``jax.jit`` function with the
-  model, optimizer and non-trainable states donated.
+What one training step is: the trainer's own step (``panns_keras.train.step`` through
+``train/backends/jax_engine.make_step_fn``, the step ``KERAS_BACKEND=jax panns-keras train``
+runs), built by the trainer from the packaged ``audioset:<model>`` recipe (its optimizer,
+schedule, loss, SpecAugment, dropout and mixup), with ``config.data.source=synthetic``:
+- 2 x B waveforms of ``clip_seconds`` at the model's sample rate and 2 x B multi-hot targets,
+  made on the device once (``jax_engine.synthetic_batches``); every step reads the same batch
+  (no host-to-device input traffic is timed); the mixup lambdas of step 0
+  (``step.mixup_lambdas``).
+- the step is ``jax.jit`` of value_and_grad through ``model.stateless_call`` (the model mixes
+  2B clips down to B in its mixup domain) and each optimizer group's ``stateless_apply``.
 
 B (``--batch_size``) counts clips per step AFTER mixup: clips/s = B x steps / seconds.
 ``bfloat16`` is Keras's ``mixed_bfloat16`` policy (bfloat16 compute, float32 variables), set
@@ -73,8 +60,10 @@ import math
 import platform
 import resource
 import statistics
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -82,8 +71,6 @@ import keras
 from absl import app, flags
 from bench_common import PAPER_FLOPS
 
-NUM_CLASSES = 527
-TARGET_RATE = 0.01  # probability of each label in a synthetic multi-hot target
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 _MODELS = flags.DEFINE_list("models", ["cnn14", "wavegram_logmel_cnn14", "mobilenet_v1"],
@@ -156,73 +143,53 @@ def first_value(analysis, key: str) -> float | None:
 
 
 # ---------------------------------------------------------------------------- the step
-def make_step(model, optimizer):
-    """The jitted training step ``(trainable, non_trainable, opt_vars, wave, target, lam) ->
-    (trainable, non_trainable, opt_vars, loss)``; the first three arguments are donated."""
-    from panns_keras.models.layers import do_mixup
-    from panns_keras.train.losses import binary_crossentropy_on_probabilities
-
-    def loss_fn(trainable, non_trainable, wave, target, lam):
-        out, non_trainable = model.stateless_call(trainable, non_trainable, wave,
-                                                  training=True, mixup_lambda=lam)  # fmt: skip
-        mixed = do_mixup(target, lam)  # the targets mixed as the model mixes its inputs
-        loss = binary_crossentropy_on_probabilities(mixed, out["clipwise_output"])
-        return jnp.mean(loss), non_trainable
-
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-
-    def step(trainable, non_trainable, opt_vars, wave, target, lam):
-        (loss, non_trainable), grads = grad_fn(trainable, non_trainable, wave, target, lam)
-        trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-        return trainable, non_trainable, opt_vars, loss
-
-    return jax.jit(step, donate_argnums=(0, 1, 2))
-
-
-def make_batch(key, batch: int, samples: int):
-    """2B waveforms, 2B multi-hot targets and (2B,) mixup lambdas, made on the device."""
-
-    def generate(key):
-        k_wave, k_target, k_lam = jax.random.split(key, 3)
-        wave = 0.1 * jax.random.normal(k_wave, (2 * batch, samples), jnp.float32)
-        target = jax.random.bernoulli(k_target, TARGET_RATE, (2 * batch, NUM_CLASSES))
-        lam = jax.random.beta(k_lam, 1.0, 1.0, (batch,), jnp.float32)
-        lam = jnp.stack([lam, 1.0 - lam], axis=1).reshape(-1)  # l0, 1 - l0, l1, 1 - l1, ...
-        return wave, target.astype(jnp.float32), lam
-
-    return jax.jit(generate)(key)
-
-
 @jax.jit
 def param_abs_sum(trainable):
     """Sum of |w| over every trainable weight: a fingerprint that moves when weights do."""
     return sum(jnp.sum(jnp.abs(w.astype(jnp.float32))) for w in trainable)
 
 
-def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
-    import panns_keras
-    from panns_keras.train.optimizers import TorchAdam
+def recipe(name: str, precision: str, batch: int):
+    """The packaged ``audioset:<name>`` recipe on the synthetic source at this batch."""
+    from panns_keras import configs
 
-    keras.utils.set_random_seed(_SEED.value)  # the initial weights too
-    keras.config.set_dtype_policy(POLICIES[precision])
+    c = configs.get_config(f"audioset:{name}")
+    c.seed = _SEED.value
+    c.train.batch_size = batch
+    c.train.precision = POLICIES[precision]
+    c.train.strategy = "default"
+    c.data.source = "synthetic"
+    c.data.train_files = ""
+    c.data.clip_samples = round(_SECONDS.value * int(c.data.sample_rate))
+    return c
+
+
+def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
+    from panns_keras.train import step as step_lib
+    from panns_keras.train import trainer
+    from panns_keras.train.backends import jax_engine
+
+    config = recipe(name, precision, batch)
+    keras.config.set_dtype_policy(config.train.precision)
     try:
-        model = panns_keras.build_model(name, seed=_SEED.value)
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = trainer.make_engine(config, Path(tmp))
+            keras.utils.set_random_seed(_SEED.value)
+            engine.build(lambda: trainer.build_for_training(config))
     finally:
         keras.config.set_dtype_policy("float32")
-    optimizer = TorchAdam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                          amsgrad=True)  # fmt: skip
-    optimizer.build(model.trainable_variables)
-    samples = round(_SECONDS.value * model.spec.sample_rate)
-    trainable = [v.value for v in model.trainable_variables]
-    non_trainable = [v.value for v in model.non_trainable_variables]
-    opt_vars = [v.value for v in optimizer.variables]
-    params = int(sum(v.size for v in trainable))  # before the arrays are donated
-    batch_args = make_batch(jax.random.key(_SEED.value), batch, samples)
-    jax.block_until_ready(batch_args)
-    state = (trainable, non_trainable, opt_vars)
+    model, groups, spec = engine.model, engine.groups, engine.spec
+    samples = int(config.data.clip_samples)
+    state = jax_engine.initial_state(model, groups)
+    params = int(sum(v.size for v in state[0]))
+    batch_args = next(jax_engine.synthetic_batches(config, spec))
+    wave, target = batch_args["waveform"], batch_args["target"]
+    lam = jnp.asarray(step_lib.mixup_lambdas(_SEED.value, 0, spec.global_batch,
+                                             float(config.data.mixup_alpha)))  # fmt: skip
+    step_fn = jax_engine.make_step_fn(model, groups, spec)  # the trainer's own step
 
     t0 = time.perf_counter()
-    lowered = make_step(model, optimizer).lower(*state, *batch_args)
+    lowered = step_fn.lower(state, wave, target, lam)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     xla_flops = xla_flops_compiled = mem = None
@@ -233,9 +200,9 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
     with contextlib.suppress(Exception):
         mem = compiled.memory_analysis()
 
-    abs_sum_init = float(param_abs_sum(trainable))
+    abs_sum_init = float(param_abs_sum(state[0]))
     t0 = time.perf_counter()
-    *state, loss = compiled(*state, *batch_args)
+    state, loss = compiled(state, wave, target, lam)
     loss_first = float(loss)  # waits for the step
     warmup_s = time.perf_counter() - t0
     abs_sum_warm = float(param_abs_sum(state[0]))
@@ -243,7 +210,7 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
     losses = []
     t0 = time.perf_counter()
     for _ in range(_STEPS.value):
-        *state, loss = compiled(*state, *batch_args)
+        state, loss = compiled(state, wave, target, lam)
         losses.append(loss)
     jax.block_until_ready((state, losses))
     seconds = time.perf_counter() - t0

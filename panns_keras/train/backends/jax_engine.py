@@ -153,7 +153,7 @@ class JaxEngine:
             logging.info("resumed from %s at step %d", latest, self._step)
         self._state = initial_state(self.model, self.groups)
         if synthetic:
-            self._batches = _synthetic_batches(self.config, self.spec)
+            self._batches = synthetic_batches(self.config, self.spec)
         else:
             reseed = self.config.train.checkpoint_input == "reseed"
             ds = make_dataset(self._step * 1_000_003 if reseed else 0, None)
@@ -238,7 +238,7 @@ class JaxEngine:
         self.sync()
 
 
-def _synthetic_batches(config, spec: step_lib.StepSpec):
+def synthetic_batches(config, spec: step_lib.StepSpec):
     """One random batch made on the device, fed every step (measures the step, not data)."""
     n = spec.clips_per_step
     key = jax.random.PRNGKey(int(config.seed))
