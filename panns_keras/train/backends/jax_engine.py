@@ -211,7 +211,9 @@ class JaxEngine:
 
     def save_checkpoint(self) -> None:
         self.sync()
-        arrays = {f"model/{v.path}": np.asarray(v.value) for v in self.model.variables}
+        # By position (the model's variable order is fixed by its config); paths are not
+        # stable across processes (seed generators are numbered per session).
+        arrays = {f"model/{i}": np.asarray(v.value) for i, v in enumerate(self.model.variables)}
         for g, (opt, _) in enumerate(self.groups):
             for j, v in enumerate(opt.variables):
                 arrays[f"opt{g}/{j}"] = np.asarray(v.value)
@@ -220,14 +222,17 @@ class JaxEngine:
         self._ckpts.save(self._step, arrays)
 
     def _restore(self, arrays) -> None:
-        by_path = {v.path: v for v in self.model.variables}
-        saved = {k[len("model/"):] for k in arrays if k.startswith("model/")}
-        if saved != set(by_path):
-            diff = sorted(saved ^ set(by_path))[:3]
-            raise UserError(f"{self._ckpts.latest()}: checkpoint does not match the "
-                            f"model of config.json (e.g. {diff})")  # fmt: skip
-        for path, v in by_path.items():
-            v.assign(arrays[f"model/{path}"])
+        variables = self.model.variables
+        saved = sum(1 for k in arrays if k.startswith("model/"))
+        shapes_ok = saved == len(variables) and all(
+            tuple(arrays[f"model/{i}"].shape) == tuple(v.shape) for i, v in enumerate(variables)
+        )
+        if not shapes_ok:
+            raise UserError(f"{self._ckpts.latest()}: checkpoint does not match the model of "
+                            f"config.json ({saved} saved values, {len(variables)} "
+                            "variables); use a new --out for another model")  # fmt: skip
+        for i, v in enumerate(variables):
+            v.assign(arrays[f"model/{i}"])
         for g, (opt, _) in enumerate(self.groups):
             for j, v in enumerate(opt.variables):
                 v.assign(arrays[f"opt{g}/{j}"])
