@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import signal
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import numpy as np
 from absl import logging
+
+from panns_keras.fileio import atomic_path, atomic_write
 
 EXIT_STOPPED = 143  # 128 + SIGTERM: stopped by a signal after its checkpoint; re-run resumes
 
@@ -71,12 +72,8 @@ class NpzCheckpoints:
     def save(self, step: int, arrays: dict[str, np.ndarray]) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"ckpt-{step}.npz"
-        tmp = self.directory / f".ckpt-{step}.npz.tmp"
-        with open(tmp, "wb") as f:
+        with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         for old in self.steps()[: -self.keep]:
             (self.directory / f"ckpt-{old}.npz").unlink(missing_ok=True)
         return path
@@ -90,9 +87,7 @@ class NpzCheckpoints:
 def write_config(config, workdir: Path) -> str:
     """``workdir/config.json`` (atomic); returns its text."""
     text = config.to_json_best_effort(indent=2, sort_keys=True)
-    tmp = workdir / "config.json.tmp"
-    tmp.write_text(text + "\n")
-    os.replace(tmp, workdir / "config.json")
+    atomic_write(workdir / "config.json", text + "\n")
     return text
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,11 +158,12 @@ def write_report(result: dict, names: Sequence[str], out_dir: str | Path) -> dic
 def _plot_ap(result: dict, names: Sequence[str], path: Path) -> None:
     from matplotlib import pyplot as plt
 
+    from panns_keras.fileio import atomic_path
+
     fig = ap_figure(result, names)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def ap_figure(result: dict, names: Sequence[str]):

@@ -32,6 +32,7 @@ from absl import logging
 
 from panns_keras.data import formats
 from panns_keras.errors import Stopped, UserError
+from panns_keras.fileio import atomic_write
 
 RESULTS = "results.json"
 SPLIT_RESULT = "split.json"
@@ -39,9 +40,7 @@ METRICS = ("accuracy", "mAP", "mAUC", "d_prime")
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(value, indent=2) + "\n")
 
 
 def init_sample_rate(init: str) -> int:

@@ -227,3 +227,36 @@ def test_synthetic_source_trains_without_data(tmp_path):
     # A second run of the same workdir has nothing left to do.
     again = train(cfg, tmp_path / "run")
     assert again["step"] == 3 and again["eval"] is None
+
+
+_DATA_PARALLEL = """
+import json, numpy as np
+from conftest_train import tiny_config
+from panns_keras.train.trainer import train
+import jax
+
+cfg = tiny_config({train!r}, num_steps=3, checkpoint_every=100)
+cfg.train.progress = False
+cfg.train.strategy = {strategy!r}
+r = train(cfg, {workdir!r})
+w = np.concatenate([np.ravel(np.asarray(v)) for v in r["model"].weights])
+np.save({workdir!r} + "/weights.npy", w)
+print("RESULT", json.dumps({{"devices": len(jax.local_devices()), "loss": r["loss"]}}))
+"""
+
+
+def test_jax_data_parallel_over_two_devices_equals_one(data, tmp_path):
+    """KERAS_BACKEND=jax with two (CPU) devices: keras.distribution.DataParallel splits the
+    global batch; the step sees the whole batch (BatchNorm over the global batch), so the
+    weights equal a one-device run's to float rounding."""
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    res = {}
+    for strategy in ("default", "auto"):  # default: one device; auto: DataParallel
+        wd = str(tmp_path / strategy)
+        code = _DATA_PARALLEL.format(train=data[0], strategy=strategy, workdir=wd)
+        res[strategy] = _result(run_py(code, env=env, timeout=600))
+    assert res["auto"]["devices"] == 2
+    one = np.load(tmp_path / "default" / "weights.npy")
+    two = np.load(tmp_path / "auto" / "weights.npy")
+    np.testing.assert_allclose(two, one, rtol=0, atol=2e-5)
+    assert abs(res["auto"]["loss"] - res["default"]["loss"]) < 1e-4 * res["default"]["loss"]
