@@ -19,8 +19,8 @@ from checkpoint_server import CKPT, FILE
 
 import panns_keras
 from panns_keras.convert.converter import convert_checkpoint
-from panns_keras.convert.model_dir import load_model_dir
 from panns_keras.errors import UserError
+from panns_keras.models.saving import load_model as load_model_dir
 from panns_keras.presets import cache, find, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
