@@ -136,7 +136,7 @@ def load_model(model_file_path: str = "", sample_rate: int | None = None) -> Hea
         except ValueError:
             raise UserError(f"{RATE_ENV}={os.environ[RATE_ENV]!r} is not a sample rate") from None
     if model_file_path:
-        from panns_keras.models.saving import load_model as _load
+        from panns_keras.presets import load_model as _load  # a path or a preset name
 
         model = _load(model_file_path)
     else:

@@ -101,7 +101,7 @@ def test_tag_verb_takes_a_preset_name(env, server, tiny):
     want = panns_keras.tag(panns_keras.load_model("tiny"), str(CLIP)).top(2)  # cached now
     assert [g["label"] for g in got] == [label for label, _ in want]
     np.testing.assert_allclose([g["score"] for g in got], [s for _, s in want], atol=1e-5)
-    assert "download LeeNet11_mAP=0.266.pth: 3/3 MB (100.0%)" in p.stderr
+    assert "download LeeNet11_mAP=0.266.pth: 3.0/3.0 MB (100.0%)" in p.stderr
 
 
 def test_local_path_wins_over_a_name(env, server, tiny, tmp_path, monkeypatch):

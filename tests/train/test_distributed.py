@@ -154,6 +154,9 @@ print("RESULT", json.dumps([l, np.concatenate(w).tolist()[:2000]]))
     assert single.returncode == 0, single.stderr[-3000:]
     ref = json.loads(single.stdout.split("RESULT", 1)[1])
     for loss, w in outs:
-        assert loss == pytest.approx(ref[0], rel=TOL)
+        # Two workers sum gradients in another order; Adam turns near-zero gradients'
+        # rounding into sign flips (tests/assets/golden/train/README.md, section 6), so two
+        # steps differ by ~1e-4: a per-replica-average bug would differ by ~100%.
+        assert loss == pytest.approx(ref[0], rel=5 * TOL)
         # Identical clips give ~0 BN batch variance, which amplifies float noise: looser here.
         assert float(np.max(np.abs(np.array(w) - np.array(ref[1])))) < 1e-2

@@ -109,7 +109,18 @@ def test_warm_started_path_equals_cold_starts():
     assert stats["evaluations"] < cold_evals  # the point of warm starts
 
 
-def test_finetune_prints_a_line_per_fold(caplog):
+@pytest.fixture
+def absl_info():
+    """absl at INFO (an earlier in-process CLI run may have left it at warnings only)."""
+    from absl import logging as absl_logging
+
+    previous = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    yield
+    absl_logging.set_verbosity(previous)
+
+
+def test_finetune_prints_a_line_per_fold(caplog, absl_info):
     x, y, folds = cnn_like(150, 3, e=32, latent=16, dead=4, seed=4)
     cache = {f: (x[folds == f], y[folds == f]) for f in ("0", "1", "2")}
     manifest = {"shards": [{"fold": f} for f in ("0", "1", "2")]}

