@@ -70,7 +70,7 @@ SMOKE := tests/models/test_registry.py "tests/models/test_golden.py::test_golden
 test-lowest:
 	test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LOWEST) \
-		pytest $(BUILD)
+		pytest "setuptools>=77" wheel  # the build backend pyproject.toml asks for (PEP 639)
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--no-build-isolation -e .
 	$(LOWEST_VENV)/bin/python tests/check_versions.py $(LOWEST)
