@@ -18,7 +18,16 @@ if TYPE_CHECKING:  # imported where needed: this module loads without TensorFlow
 
 
 def make_predict_fn(model) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A compiled ``waveform -> clipwise_output`` function (inference mode)."""
+    """A compiled ``waveform -> clipwise_output`` function (inference mode) on the Keras
+    backend in use (``tf.function`` on TensorFlow, ``jax.jit`` on JAX)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        from panns_keras.train.backends.jax_engine import predict_function
+
+        return predict_function(model)
+    if keras.backend.backend() != "tensorflow":
+        return lambda waveform: model(np.asarray(waveform), training=False)["clipwise_output"]
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)

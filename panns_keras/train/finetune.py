@@ -230,8 +230,10 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
             cfg = split_config(config, data_dir, manifest, held_out)
             out = trainer.train(cfg, split_dir)
             if out["stopped_early"]:  # SIGTERM: checkpointed; the split is not done
-                raise Stopped(f"{split_dir}: stopped at step {out['step']} by a signal "
-                              "(checkpoint saved); run the same command again to resume")
+                raise Stopped(
+                    f"{split_dir}: stopped at step {out['step']} by a signal "
+                    "(checkpoint saved); run the same command again to resume"
+                )
             result = out["eval"]
             if result is None and held_out is not None:  # resumed after its last step
                 result = _evaluate(out["model"], cfg)

@@ -34,8 +34,12 @@ cfg.eval.every = {steps}
 r = train(cfg, {workdir!r})
 w = np.concatenate([np.ravel(np.asarray(v)) for v in r["model"].weights])
 np.save({workdir!r} + "/weights.npy", w)
+# The evaluation that finetune, `panns-keras evaluate` and the demo run after training.
+from panns_keras.data.pipeline import make_eval_dataset
+from panns_keras.train import evaluation
+again = evaluation.evaluate(evaluation.make_predict_fn(r["model"]), make_eval_dataset(cfg))
 print("RESULT", json.dumps({{"step": r["step"], "loss": r["loss"], "mAP": r["eval"]["mAP"],
-                            "backend": r["backend"]}}))
+                            "mAP_again": again["mAP"], "backend": r["backend"]}}))
 """
 
 
@@ -54,6 +58,7 @@ def test_jax_trains_like_tensorflow(data, tmp_path):
         code = _TRAIN.format(train=data[0], eval=data[1], steps=12, workdir=wd)
         res[backend] = _result(run_py(code, env={"KERAS_BACKEND": backend}, timeout=600))
         assert res[backend]["backend"] == backend and res[backend]["step"] == 12
+        assert res[backend]["mAP_again"] == pytest.approx(res[backend]["mAP"], abs=1e-6)
         cfg = json.loads((tmp_path / backend / "model" / "config.json").read_text())
         assert cfg["step"] == 12 and "eval" in cfg
     tf_res, jax_res = res["tensorflow"], res["jax"]

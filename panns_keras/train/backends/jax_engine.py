@@ -47,9 +47,7 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, *, with_outputs: bool =
                                         mixup_lambda=mix,
                                         return_intermediates=intermediates)  # fmt: skip
 
-        loss, clipwise, new_non_trainable = step_lib.compute_loss(
-            call, waveform, target, lam, spec
-        )
+        loss, clipwise, new_non_trainable = step_lib.compute_loss(call, waveform, target, lam, spec)
         return loss, (clipwise, new_non_trainable)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -74,6 +72,34 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, *, with_outputs: bool =
     # No buffer donation: the Keras variables may hold the previous state's arrays (after a
     # write-back), and an evaluation or summary between steps reads them.
     return jax.jit(step)
+
+
+def predict_function(model, values=None, put=None):
+    """``waveform -> clipwise_output`` (inference mode), jitted.
+
+    ``values() -> (trainable, non_trainable)`` gives the arrays to run with at each call (by
+    default the Keras variables' current values); ``put`` places the input on the devices.
+    """
+
+    @jax.jit
+    def _predict(trainable, non_trainable, x):
+        out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        return out["clipwise_output"]
+
+    def current():
+        return (
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+        )
+
+    values = values or current
+    put = put or jax.numpy.asarray
+
+    def predict(waveform):
+        trainable, non_trainable = values()
+        return _predict(trainable, non_trainable, put(np.asarray(waveform)))
+
+    return predict
 
 
 def initial_state(model, groups):
@@ -196,18 +222,7 @@ class JaxEngine:
             write_back(self.model, self.groups, self._state)
 
     def predict_fn(self):
-        model = self.model
-
-        @jax.jit
-        def _predict(trainable, non_trainable, x):
-            out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-            return out["clipwise_output"]
-
-        def predict(waveform):
-            trainable, non_trainable, _ = self._state
-            return _predict(trainable, non_trainable, self._put(np.asarray(waveform)))
-
-        return predict
+        return predict_function(self.model, lambda: self._state[:2], self._put)
 
     def save_checkpoint(self) -> None:
         self.sync()
