@@ -129,7 +129,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
     workdir.mkdir(parents=True, exist_ok=True)
     config_text = checkpoints.write_config(config, workdir) if engine.chief else ""
     labels = inputs.load_labels(config)
-    names = [n for _, n in labels]
+    names = [label.display_name for label in labels]
 
     previous_policy = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(t.precision)
