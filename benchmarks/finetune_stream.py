@@ -55,6 +55,7 @@ def write_data(directory: str, shards: int) -> int:
 
 def run_one(shards: int, steps: int) -> dict:
     import panns_keras
+    from panns_keras.data import formats
     from panns_keras.models.saving import save_model_dir
     from panns_keras.train.config import base_config
     from panns_keras.train.finetune import finetune
@@ -65,7 +66,8 @@ def run_one(shards: int, steps: int) -> dict:
         init = panns_keras.build_model("cnn6", num_classes=K, seed=0, sample_rate=SR,
                                        window_size=256, hop_size=80, fmax=4000.0,
                                        mel_bins=32, embedding_size=64)  # fmt: skip
-        save_model_dir(init, tmp + "/init", [(f"/m/{i}", f"c{i}") for i in range(K)])
+        labels = [formats.Label(i, f"/m/{i}", f"c{i}") for i in range(K)]
+        save_model_dir(init, tmp + "/init", labels)
         c = base_config()
         c.model.init, c.model.mode = tmp + "/init", "freeze_l1"
         c.train.batch_size, c.train.num_steps, c.train.image_every = 16, steps, 0

@@ -53,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from bench_common import PAPER_FLOPS, golden_weights
+from bench_common import golden_weights
 
 import panns_keras
 from panns_keras.artifact import CLIPWISE
@@ -61,6 +61,7 @@ from panns_keras.export import common
 from panns_keras.export import tflite as T
 from panns_keras.export.representative import representative_windows
 from panns_keras.export.savedmodel import serving_function
+from panns_keras.models.registry import PAPER_FLOPS
 
 # Paper FLOPs per 10 s clip (Kong et al. 2020, Table: "Multi-adds"), as given in the brief.
 AUDIO = Path(__file__).resolve().parents[1] / "tests" / "assets" / "audio"

@@ -63,7 +63,7 @@ def run_one(name: str, repeats: int) -> dict:
     import numpy as np
 
     import panns_keras
-    from panns_keras.labels import audioset_labels
+    from panns_keras.labels import audioset
     from panns_keras.models.saving import save_model_dir
 
     rows = {}
@@ -78,7 +78,7 @@ def run_one(name: str, repeats: int) -> dict:
 
     assign_state_dict(model, golden_weights(model.spec.reference_name))
     with tempfile.TemporaryDirectory() as tmp:
-        save_model_dir(model, tmp + "/m", audioset_labels())
+        save_model_dir(model, tmp + "/m", audioset())
         model = panns_keras.load_model(tmp + "/m")  # the path users get
         ref = {}
         for batch in (1, 8):

@@ -34,10 +34,6 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from bench_common import PAPER_FLOPS  # noqa: E402
-
 _MODELS = flags.DEFINE_list("models", ["cnn14", "cnn6", "mobilenet_v1"], "Models.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per step after mixup (2x are fed).")
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed steps per round (after one warm-up step).")
@@ -198,6 +194,10 @@ def main(argv) -> None:
         print(f"train_step.py: error: --reference_python {_REF.value}: not found",
               file=sys.stderr)
         sys.exit(2)
+    # Imported here, not at the top: the reference child runs this file in an interpreter
+    # that has torch and may lack panns_keras.
+    from panns_keras.models.registry import PAPER_FLOPS
+
     print(f"CPU: {cpu_name()}")
     a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
     numpy_mm = matmul_gflops(lambda: a @ a)

@@ -69,7 +69,8 @@ import jax
 import jax.numpy as jnp
 import keras
 from absl import app, flags
-from bench_common import PAPER_FLOPS
+
+from panns_keras.models.registry import PAPER_FLOPS
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 

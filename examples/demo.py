@@ -92,7 +92,7 @@ def main(argv) -> int:
     result = train(config, workdir)
     t_train = time.perf_counter() - t0 - t_prep
     print("\n[3/4] evaluating on the held-out takes ...", flush=True)
-    model, names = result["model"], [n for _, n in result["labels"]]
+    model, names = result["model"], [label.display_name for label in result["labels"]]
     ev = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config))
     paths = evaluation.write_report(ev, names, out / "eval")
     print("[4/4] tagging a held-back clip ...", flush=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_common import golden_state
+from panns_keras.convert.golden import golden_state
 
 GOLDEN_DIR = Path(__file__).parent / "assets" / "golden"
 

@@ -9,8 +9,9 @@ from absl import logging
 
 from panns_keras.convert.mapping import ConversionError, assign_state_dict
 from panns_keras.convert.torch_format import CheckpointError, load_state_dict_from_checkpoint
+from panns_keras.data.formats import read_labels_csv
 from panns_keras.errors import UserError
-from panns_keras.labels import audioset_labels, read_label_file
+from panns_keras.labels import audioset
 from panns_keras.models.registry import canonical_name, infer_model_name, list_models
 from panns_keras.models.saving import build_model, save_model_dir
 
@@ -63,7 +64,7 @@ def convert_checkpoint(path: str | Path, out_dir: str | Path, model_name: str | 
     and loads with :func:`panns_keras.load_model`. Labels default to AudioSet's 527.
     """
     model = load_checkpoint_into_model(path, model_name)
-    labels = read_label_file(labels_csv) if labels_csv else audioset_labels()
+    labels = read_labels_csv(labels_csv) if labels_csv else audioset()
     if len(labels) != model.spec.num_classes:
         raise UserError(
             f"the checkpoint has {model.spec.num_classes} classes but the label list has "

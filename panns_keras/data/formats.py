@@ -81,9 +81,42 @@ def shard_pattern(directory: str) -> str:
 # ---------------------------------------------------------------------------- labels.csv
 @dataclasses.dataclass(frozen=True)
 class Label:
+    """One class: its output index, its id (an AudioSet MID or the data set's own) and its
+    display name. The one in-memory shape of a label in the package: label files, models
+    (``AudioTagger.class_labels``), the converter, the trainer and data_prep all use it.
+
+    ``mid`` is None for a model given display names only, ``display_name`` for one given ids
+    only (``AudioTagger(labels=..., label_ids=...)``); a label file always has both.
+    """
+
     index: int
-    mid: str
-    display_name: str
+    mid: str | None
+    display_name: str | None
+
+
+def to_labels(items: Iterable | None = None, ids: Iterable | None = None) -> list[Label] | None:
+    """Labels numbered by position from what callers hand in: :class:`Label` objects,
+    ``(mid, display_name)`` pairs (the 0.1 form), or display names, whose ids come from
+    ``ids`` (else None). ``ids`` alone gives labels without names; neither gives None."""
+    ids = None if ids is None else [str(m) for m in ids]
+    if items is None:
+        return None if ids is None else [Label(i, m, None) for i, m in enumerate(ids)]
+    items = list(items)
+    if ids is not None and len(ids) != len(items):
+        raise ValueError(f"{len(items)} labels but {len(ids)} label ids")
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, Label):
+            label = dataclasses.replace(item, index=i)
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            label = Label(i, str(item[0]), str(item[1]))
+        else:
+            out.append(Label(i, ids[i] if ids is not None else None, str(item)))
+            continue
+        if ids is not None:
+            raise ValueError("label ids go with display names, not with labels or pairs")
+        out.append(label)
+    return out
 
 
 def parse_labels_csv(text: str, source: str = LABELS_NAME) -> list[Label]:
@@ -121,7 +154,7 @@ def format_labels_csv(labels: Iterable[Label]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(LABELS_HEADER)
     for label in labels:
-        w.writerow([label.index, label.mid, label.display_name])
+        w.writerow([label.index, label.mid or "", label.display_name or ""])
     return buf.getvalue()
 
 

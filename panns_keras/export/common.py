@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from panns_keras.artifact import CLIPWISE, EMBEDDING, FRAMEWISE
+from panns_keras.data.formats import to_labels
 from panns_keras.errors import UserError
 
 
@@ -23,12 +24,12 @@ def output_keys(model) -> tuple[str, ...]:
 
 
 def label_names(model, labels=None) -> list[str]:
-    """Display names from ``labels`` ((mid, name) pairs or names) or ``model.labels``."""
+    """Display names from ``labels`` (Labels, (mid, name) pairs or names) or ``model.labels``."""
     if labels is None:
         labels = getattr(model, "labels", None)
     if labels is None:
         return [f"class_{i}" for i in range(model.spec.num_classes)]
-    names = [x[1] if isinstance(x, (tuple, list)) else str(x) for x in labels]
+    names = [label.display_name for label in to_labels(labels)]
     if len(names) != model.spec.num_classes:
         raise UserError(f"labels: {len(names)} labels for a model with {model.spec.num_classes} "
                         "classes")  # fmt: skip

@@ -228,7 +228,7 @@ def export_onnx(model, out_path, *, labels=None, verify_inputs=None, opset=OPSET
     """Writes ``model`` as ONNX to ``out_path`` after checking it in onnxruntime.
 
     Args:
-      labels: (mid, name) pairs or names; default ``model.labels``.
+      labels: Labels, (mid, name) pairs or names; default ``model.labels``.
       verify_inputs: float32 ``[n, samples]`` for the check (default: synthetic 2 s).
 
     Returns:

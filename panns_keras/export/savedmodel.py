@@ -64,7 +64,7 @@ def export_savedmodel(model, out_dir, labels=None, verify_inputs=None) -> Path:
     Args:
       model: an AudioTagger.
       out_dir: destination directory.
-      labels: (mid, name) pairs or names; default ``model.labels``.
+      labels: Labels, (mid, name) pairs or names; default ``model.labels``.
       verify_inputs: float32 ``[n, samples]`` waveforms for the check (default: synthetic).
 
     Raises:

@@ -284,7 +284,7 @@ def export_tflite(model, out_path, variant="float32", *, window_seconds=10.0,
         needed for ``int8``.
       verify_inputs: float32 ``[n, samples]`` used for the post-export check (default:
         the representative windows, else synthetic signals).
-      labels: (mid, name) pairs or names; default ``model.labels``.
+      labels: Labels, (mid, name) pairs or names; default ``model.labels``.
 
     Returns:
       dict with ``path``, ``variant``, ``input_samples``, ``outputs`` (names in order),

@@ -115,6 +115,14 @@ PAPER_SYSTEMS = (
     "wavegram_cnn14", "wavegram_logmel_cnn14",
 )  # fmt: skip
 
+# The PANNs paper's multiply-adds per 10 s clip at 32 kHz, x 2 (FLOPs): Cnn14 is 21.1 G
+# multiply-adds (20.0 G in its convolutions, 1.05 G in the STFT), so 42.22e9. The
+# benchmarks divide measured speed by these.
+PAPER_FLOPS = {
+    "cnn14": 42.22e9, "cnn6": 21.986e9, "cnn10": 28.166e9, "mobilenet_v1": 3.614e9,
+    "wavegram_logmel_cnn14": 53.51e9, "resnet38": 48.962e9,
+}  # fmt: skip
+
 
 class UnknownModelError(UserError, ValueError, KeyError):
     """An architecture name the registry does not have: a ``ValueError`` (and, for callers

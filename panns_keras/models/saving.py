@@ -9,13 +9,19 @@ a temporary sibling directory that is renamed (:func:`panns_keras.fileio.atomic_
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from panns_keras.data.formats import LABELS_NAME
+from panns_keras.data.formats import (
+    LABELS_NAME,
+    Label,
+    read_labels_csv,
+    to_labels,
+    write_labels_csv,
+)
 from panns_keras.errors import UserError
 from panns_keras.fileio import atomic_dir
-from panns_keras.labels import read_label_file, write_label_file
 from panns_keras.models.registry import get_spec
 from panns_keras.models.registry import list_models as _registered
 from panns_keras.models.spec import apply_overrides
@@ -36,7 +42,7 @@ def build_model(
     num_classes: int = 527,
     *,
     seed: int | None = None,
-    labels: list[str] | None = None,
+    labels: Sequence[str | Label] | None = None,
     **overrides: Any,
 ):
     """Build a PANNs model by registry or reference name.
@@ -45,7 +51,8 @@ def build_model(
         name: ``cnn14``, ``cnn14_decision_level_att``, or ``Cnn14_DecisionLevelAtt``.
         num_classes: output classes (527 for AudioSet).
         seed: seed for SpecAugment and dropout.
-        labels: class display names in output order (kept by ``.keras`` files).
+        labels: the classes in output order, display names or
+            :class:`~panns_keras.data.formats.Label` objects (kept by ``.keras`` files).
         **overrides: spec fields, e.g. ``sample_rate=16000``, ``mel_bins=128``,
             ``embedding_size=512``, ``spec_augment=False``.
 
@@ -58,10 +65,12 @@ def build_model(
     return AudioTagger(spec, seed=seed, labels=labels)
 
 
-def save_model_dir(model, out_dir: str | Path, labels: list[tuple[str, str]],
+def save_model_dir(model, out_dir: str | Path, labels: Iterable[Label | tuple[str, str]],
                    extra: dict[str, Any] | None = None) -> Path:  # fmt: skip
-    """Save ``model`` (an AudioTagger) with its labels; replaces ``out_dir`` atomically."""
+    """Save ``model`` (an AudioTagger) with its labels (Labels, or ``(mid, display_name)``
+    pairs as 0.1 took them); replaces ``out_dir`` atomically."""
     out_dir = Path(out_dir)
+    labels = to_labels(labels)
     if len(labels) != model.spec.num_classes:
         raise UserError(f"{len(labels)} labels for a model with {model.spec.num_classes} classes")
     with atomic_dir(out_dir) as tmp:
@@ -69,7 +78,7 @@ def save_model_dir(model, out_dir: str | Path, labels: list[tuple[str, str]],
         config = {"format": FORMAT, "model": model.spec.name, "spec": model.spec.to_dict(),
                   "labels": LABELS_NAME, **(extra or {})}  # fmt: skip
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        write_label_file(tmp / LABELS_NAME, labels)
+        write_labels_csv(tmp / LABELS_NAME, labels)
     return out_dir
 
 
@@ -94,8 +103,9 @@ def load_model(path: str | Path):
 
     Returns a built :class:`~panns_keras.models.tagger.AudioTagger`.
 
-    ``model.labels`` holds the display names and ``model.label_ids`` the ids, in output
-    order (a ``.keras`` file keeps those it was saved with). Directories written by 0.1
+    ``model.class_labels`` holds the classes (``model.labels``: their display names,
+    ``model.label_ids``: their ids), in output order (a ``.keras`` file keeps those it was
+    saved with). Directories written by 0.1
     (format ``panns_keras.model_dir/1``) load through :mod:`panns_keras.models.legacy`.
     """
     import keras
@@ -118,10 +128,9 @@ def load_model(path: str | Path):
     weights = path / WEIGHTS
     if not weights.is_file():
         raise UserError(f"{path}: missing {WEIGHTS}")
-    labels = read_label_file(path / config.get("labels", LABELS_NAME))
+    labels = read_labels_csv(path / config.get("labels", LABELS_NAME))
     try:
-        model = AudioTagger(config["spec"], labels=[name for _, name in labels],
-                            label_ids=[mid for mid, _ in labels])  # fmt: skip
+        model = AudioTagger(config["spec"], labels=labels)
     except ValueError as e:
         raise UserError(f"{path}: {e}") from None
     target = model

@@ -19,6 +19,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from panns_keras.data.formats import Label, to_labels
 from panns_keras.models import blocks as B
 from panns_keras.models import spec as S
 from panns_keras.models.convnet import convnet_backbone, convnet_unused, time_ratio
@@ -75,8 +76,10 @@ class AudioTagger(keras.Model):
     Args:
         spec: the model spec (or its ``to_dict()`` form).
         seed: seed for SpecAugment and dropout (None: random).
-        labels: display names of the classes, in output order (kept by ``.keras`` files).
-        label_ids: class ids (AudioSet MIDs or the data set's own), in output order.
+        labels: the classes in output order (kept by ``.keras`` files): display names, or
+            :class:`~panns_keras.data.formats.Label` objects (which carry the ids too).
+        label_ids: class ids (AudioSet MIDs or the data set's own), in output order, beside
+            ``labels`` given as display names.
 
     Call:
         ``model(waveform, training=False, mixup_lambda=None, return_intermediates=False)``
@@ -96,7 +99,8 @@ class AudioTagger(keras.Model):
     (functional), ``logmel_extractor`` (the front-end layer, None for waveform models: its
     DFT bases and mel matrix), ``wavegram`` (functional, Wavegram models), :meth:`logmel`,
     :meth:`frame_embeddings`, :meth:`pad`, :meth:`sublayers`, :meth:`weight_layers`,
-    ``labels`` and ``label_ids``.
+    ``class_labels`` (the :class:`~panns_keras.data.formats.Label` list, or None) and its
+    views ``labels`` (display names; settable) and ``label_ids``.
 
     Example:
         >>> model = panns_keras.build_model("cnn6")
@@ -106,8 +110,8 @@ class AudioTagger(keras.Model):
     """
 
     def __init__(self, spec: S.ModelSpec | dict, seed: int | None = None,
-                 labels: Sequence[str] | None = None, label_ids: Sequence[str] | None = None,
-                 **kwargs):  # fmt: skip
+                 labels: Sequence[str | Label] | None = None,
+                 label_ids: Sequence[str] | None = None, **kwargs):  # fmt: skip
         if isinstance(spec, dict):
             spec = spec_from_dict(spec)
         kwargs.setdefault("name", spec.name)
@@ -117,8 +121,7 @@ class AudioTagger(keras.Model):
                 raise ValueError(f"{len(values)} {what} for {spec.num_classes} classes")
         self.spec = spec
         self.seed = seed
-        self.labels = tuple(labels) if labels is not None else None
-        self.label_ids = tuple(label_ids) if label_ids is not None else None
+        self.class_labels = to_labels(labels, label_ids)
         seeds = B.Seeds(seed)
         fe = spec.frontend
         self.logmel_extractor = self.bn0 = self.spec_augmenter = self.wavegram = None
@@ -253,6 +256,44 @@ class AudioTagger(keras.Model):
             if logmel is not None:
                 out["logmel"] = logmel
         return out
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def class_labels(self) -> tuple[Label, ...] | None:
+        """The classes in output order (None when the model was given no labels)."""
+        return self._class_labels
+
+    @class_labels.setter
+    def class_labels(self, value) -> None:
+        value = to_labels(value)
+        self._class_labels = tuple(value) if value is not None else None
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """Display names of the classes in output order (None when not known)."""
+        known = self._class_labels
+        if known is None or any(label.display_name is None for label in known):
+            return None
+        return tuple(label.display_name for label in known)
+
+    @labels.setter
+    def labels(self, names) -> None:
+        ids = self.label_ids
+        if names is None:
+            self.class_labels = to_labels(None, ids)
+            return
+        names = list(names)
+        if ids is not None and len(ids) != len(names):
+            ids = None
+        self.class_labels = to_labels(names, ids)
+
+    @property
+    def label_ids(self) -> tuple[str, ...] | None:
+        """Class ids in output order (None when not known)."""
+        known = self._class_labels
+        if known is None or any(label.mid is None for label in known):
+            return None
+        return tuple(label.mid for label in known)
 
     # ------------------------------------------------------------------ serialisation
     def get_config(self):

@@ -162,6 +162,7 @@ def load_model(name_or_path, tables: list[str] | None = None):
     preset by name (``"cnn14"``; ``panns-keras models`` lists them), downloaded, checked and
     converted on first use, then cached. A local path always wins over a name.
 
-    The model's ``labels`` (display names) and ``label_ids`` are set in every case.
+    The model's ``class_labels`` (and their views ``labels``, the display names, and
+    ``label_ids``) are set in every case.
     """
     return load_preset(name_or_path, tables)

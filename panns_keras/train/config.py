@@ -145,7 +145,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                             "config.model.init (the initial model fixes them)")  # fmt: skip
     if float(config.model.base_lr_scale) <= 0:
         raise UserError("config.model.base_lr_scale: must be > 0")
-    from panns_keras.train.summaries import parse_profile_steps
+    from panns_keras.train.profiler import parse_profile_steps
 
     parse_profile_steps(config.train.get("profile_steps", ""))
 

@@ -185,7 +185,6 @@ _PROBE_MODEL = "__model_name__"  # fold_cache entry: the initial model's name
 def _probe_summaries(cfg, split_dir: Path, model_name, res, fitted, logits, target) -> None:
     """hparams (mode probe, the held-out fold, the chosen C) and the eval summaries of a probe
     split at step 0; PR curves on the probe's probabilities (softmax, or sigmoid per class)."""
-    from panns_keras.labels import read_label_file
     from panns_keras.train.summaries import Summaries
 
     z = np.asarray(logits, np.float64)
@@ -194,7 +193,7 @@ def _probe_summaries(cfg, split_dir: Path, model_name, res, fitted, logits, targ
     else:
         prob = np.exp(z - z.max(axis=1, keepdims=True))
         prob /= prob.sum(axis=1, keepdims=True)
-    names = [n for _, n in read_label_file(cfg.data.labels)]
+    names = [label.display_name for label in formats.read_labels_csv(cfg.data.labels)]
     res = {**res, "num_clips": len(target), "predictions": {"scores": prob, "target": target}}
     s = Summaries(split_dir, num_pr_curves=int(cfg.eval.get("num_pr_curves", 10)),
                   num_best_worst=int(cfg.eval.num_best_worst))  # fmt: skip

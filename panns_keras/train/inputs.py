@@ -80,7 +80,7 @@ def dataset_fn(config):
     return make
 
 
-def load_labels(config: ml_collections.ConfigDict) -> list[tuple[str, str]]:
+def load_labels(config: ml_collections.ConfigDict) -> list[formats.Label]:
     """Labels from config.data.labels, else labels.csv beside the shards, else generic."""
     from panns_keras import labels as labels_lib
 
@@ -96,15 +96,15 @@ def load_labels(config: ml_collections.ConfigDict) -> list[tuple[str, str]]:
             pass
     for path in candidates:
         if path and os.path.isfile(path):
-            labels = labels_lib.read_label_file(path)
+            labels = formats.read_labels_csv(path)
             if len(labels) != k:
                 raise UserError(f"{path}: {len(labels)} labels for num_classes={k}")
             return labels
     if config.data.labels:
         raise UserError(f"{config.data.labels}: label file not found")
     if k == 527:
-        return labels_lib.audioset_labels()
-    return [(f"class_{i}", f"class_{i}") for i in range(k)]
+        return labels_lib.audioset()
+    return [formats.Label(i, f"class_{i}", f"class_{i}") for i in range(k)]
 
 
 def data_error(exc: BaseException) -> UserError | None:

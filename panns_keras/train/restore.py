@@ -53,12 +53,12 @@ def load_for_eval(path: str | Path):
     tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
     labels_csv = workdir / "model" / "labels.csv"
     if labels_csv.is_file():
-        from panns_keras.labels import read_label_file
+        from panns_keras.data.formats import read_labels_csv
 
-        labels = read_label_file(labels_csv)
+        labels = read_labels_csv(labels_csv)
     else:
         labels = load_labels(config)
-    return model, [n for _, n in labels]
+    return model, [label.display_name for label in labels]
 
 
 def trained_step(path: str | Path) -> int:

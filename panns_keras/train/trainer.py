@@ -8,8 +8,8 @@
 * the optimizer and its schedule: ``train/optimizers.py``; the loss: ``train/losses.py``
 * the model to train (scratch or warm start): ``train/warm_start.py``
 * the data source, labels and data errors: ``train/inputs.py``
-* TensorBoard: ``train/summaries.py``; signals, checkpoints, model directories:
-  ``train/checkpoints.py``
+* TensorBoard: ``train/summaries.py``; the profiler trace: ``train/profiler.py``; signals,
+  checkpoints, model directories: ``train/checkpoints.py``
 
 Why a custom loop and not ``model.fit``: the step needs (a) the reference's in-model mixup
 with a lambda per pair that is a pure function of (seed, step, global pair index), so any
@@ -45,7 +45,8 @@ from panns_keras.progress import Progress
 from panns_keras.train import checkpoints, inputs, optimizers, warm_start
 from panns_keras.train import config as config_lib
 from panns_keras.train import step as step_lib
-from panns_keras.train.summaries import Profiler, Summaries
+from panns_keras.train.profiler import Profiler
+from panns_keras.train.summaries import Summaries
 
 # Kept importable from here (callers of the former one-module trainer).
 build_model_from_config = warm_start.build_model_from_config
@@ -128,7 +129,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
     workdir.mkdir(parents=True, exist_ok=True)
     config_text = checkpoints.write_config(config, workdir) if engine.chief else ""
     labels = inputs.load_labels(config)
-    names = [n for _, n in labels]
+    names = [label.display_name for label in labels]
 
     previous_policy = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(t.precision)

@@ -131,7 +131,8 @@ def test_hparams_dashboard_compares_splits(tmp_path):
     its config): TensorBoard's hparams plugin lists one session per split, with the mode, the
     fold and the train and eval scalars as metrics."""
     from panns_keras.train.config import base_config
-    from panns_keras.train.summaries import Summaries, flat_hparams
+    from panns_keras.train.summaries import Summaries
+    from panns_keras.train.summary_data import flat_hparams
 
     for fold, m in (("1", 0.5), ("2", 0.75)):
         cfg = base_config()
@@ -241,7 +242,7 @@ def test_pr_curve_data_matches_tensorboard():
     import tensorflow as tf
     from tensorboard.plugins.pr_curve import summary as pr_summary
 
-    from panns_keras.train.summaries import pr_curve_classes, pr_curve_data
+    from panns_keras.train.summary_data import pr_curve_classes, pr_curve_data
 
     rng = np.random.default_rng(0)
     labels = rng.random(300) < 0.3
@@ -256,7 +257,7 @@ def test_pr_curve_data_matches_tensorboard():
 _JAX_PROFILE = """
 import glob, sys
 import jax, jax.numpy as jnp
-from panns_keras.train.summaries import Profiler
+from panns_keras.train.profiler import Profiler
 
 f = jax.jit(lambda a: (a @ a).sum())
 for first_step in (1, 3):  # a fresh run; a run resumed inside the window (steps 3..4)
@@ -280,7 +281,7 @@ def test_profiler_window_on_jax(tmp_path):
 
 def test_profile_steps_parsing():
     from panns_keras.errors import UserError
-    from panns_keras.train.summaries import parse_profile_steps
+    from panns_keras.train.profiler import parse_profile_steps
 
     assert parse_profile_steps("") is None and parse_profile_steps(None) is None
     assert parse_profile_steps("5,8") == (5, 8) and parse_profile_steps(" 7 ") == (7, 7)
