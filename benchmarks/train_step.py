@@ -2,7 +2,7 @@
 
 python benchmarks/train_step.py --models=cnn14,cnn6,mobilenet_v1 --batch_size=8 --steps=3
   [--backends=tensorflow,jax] [--precisions=float32] [--xla=off] [--rounds=2]
-  [--reference_python=PY]
+  [--reference_python=PY] [--reference_models=DIR]
 
 Each configuration runs in a child process (``--child``) on the Keras backend it names and
 times the step ``panns-keras train`` runs: the packaged ``audioset:<model>`` recipe (Adam with
@@ -12,7 +12,11 @@ batch clips down to batch) through the trainer's backend layer
 random 10 s batch made on the device). ``--reference_python`` runs the PyTorch reference's own
 ``Cnn14`` (the ``panns_inference`` package: the reference's released model code) through the
 reference recipe's step (``pytorch/main.py``: model(x, mixup_lambda), BCE, Adam amsgrad) in an
-interpreter that has torch, on the same shapes. Rounds alternate the children (reference,
+interpreter that has torch, on the same shapes. ``--reference_models=DIR`` takes the other
+models' classes from ``DIR/models.py`` (the reference repository's ``pytorch/`` folder, i.e. a
+checkout of qiuqiangkong/audioset_tagging_cnn, whose ``models.py`` defines every system; it
+is imported with ``DIR`` first on ``sys.path``); without it only the models ``panns_inference``
+ships (Cnn14) get a reference child. Rounds alternate the children (reference,
 tensorflow, jax, reference, ...), so a machine that slows down slows all of them; each line
 is the median over rounds of the per-step medians, and ratios are only taken within this run.
 
@@ -42,6 +46,10 @@ _BACKENDS = flags.DEFINE_list("backends", ["tensorflow", "jax"], "Keras backends
 _PREC = flags.DEFINE_list("precisions", ["float32"], "Precision policies.")
 _XLA = flags.DEFINE_list("xla", ["off"], "train.jit_compile (TensorFlow) settings.")
 _REF = flags.DEFINE_string("reference_python", "", "Interpreter with torch + panns_inference.")
+_REF_MODELS = flags.DEFINE_string(
+    "reference_models", "", "Folder with the reference's models.py (audioset_tagging_cnn/"
+    "pytorch): reference children for every model it defines, not only panns_inference's."
+)
 _CHILD = flags.DEFINE_string("child", "", "Internal: tensorflow | jax | reference.")
 _MODEL = flags.DEFINE_string("model", "cnn14", "Internal: the child's model.")
 _PRECISION = flags.DEFINE_string("precision", "float32", "Internal: the child's precision.")
@@ -49,6 +57,10 @@ _JIT = flags.DEFINE_bool("jit", False, "Internal: the child's train.jit_compile.
 _THREADS = flags.DEFINE_integer("threads", 0, "Threads per child (0 = all cores).")
 
 REFERENCE_CLASSES = {"cnn14": "Cnn14"}  # what panns_inference ships
+# The reference repository's class of each model name (with --reference_models).
+REFERENCE_REPO_CLASSES = {"cnn14": "Cnn14", "cnn6": "Cnn6", "cnn10": "Cnn10",
+                          "mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2",
+                          "resnet22": "ResNet22", "resnet38": "ResNet38"}  # fmt: skip
 
 
 def cpu_name() -> str:
@@ -119,11 +131,15 @@ def child_keras(backend: str) -> dict:
 
 def child_reference() -> dict:
     import torch
-    from panns_inference import models
 
+    if _REF_MODELS.value:
+        sys.path.insert(0, _REF_MODELS.value)
+        import models  # the reference repository's pytorch/models.py
+    else:
+        from panns_inference import models
     if _THREADS.value:
         torch.set_num_threads(_THREADS.value)
-    cls = REFERENCE_CLASSES[_MODEL.value]
+    cls = reference_classes()[_MODEL.value]
     torch.manual_seed(0)
     net = getattr(models, cls)(sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64,
                                fmin=50, fmax=14000, classes_num=527)  # fmt: skip
@@ -150,6 +166,10 @@ def child_reference() -> dict:
             "matmul_gflops": float("nan"), "peak_mb": _peak_mb(), "torch": torch.__version__}
 
 
+def reference_classes() -> dict[str, str]:
+    return REFERENCE_REPO_CLASSES if _REF_MODELS.value else REFERENCE_CLASSES
+
+
 def _lambdas(step: int, pairs: int) -> np.ndarray:
     lam = np.random.default_rng([7, step]).beta(1.0, 1.0, pairs).astype(np.float32)
     return np.stack([lam, 1 - lam], 1).reshape(-1)
@@ -166,7 +186,8 @@ def _peak_mb() -> float:
 def run_child(kind: str, model: str, precision: str, jit: bool) -> dict | None:
     args = [f"--child={kind}", f"--model={model}", f"--precision={precision}",
             f"--jit={str(jit).lower()}", f"--batch_size={_BATCH.value}",
-            f"--steps={_STEPS.value}", f"--threads={_THREADS.value}"]  # fmt: skip
+            f"--steps={_STEPS.value}", f"--threads={_THREADS.value}",
+            f"--reference_models={_REF_MODELS.value}"]  # fmt: skip
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     python = sys.executable
     if kind == "reference":
@@ -194,6 +215,10 @@ def main(argv) -> None:
         print(f"train_step.py: error: --reference_python {_REF.value}: not found",
               file=sys.stderr)
         sys.exit(2)
+    if _REF_MODELS.value and not (Path(_REF_MODELS.value) / "models.py").is_file():
+        print(f"train_step.py: error: --reference_models {_REF_MODELS.value}: no models.py "
+              "there", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
     # Imported here, not at the top: the reference child runs this file in an interpreter
     # that has torch and may lack panns_keras.
     from panns_keras.models.registry import PAPER_FLOPS
@@ -206,7 +231,7 @@ def main(argv) -> None:
           f"{numpy_mm:.0f} GFLOP/s", flush=True)  # fmt: skip
     for model in _MODELS.value:
         confs = []
-        if _REF.value and model in REFERENCE_CLASSES:
+        if _REF.value and model in reference_classes():
             confs.append(("reference", "float32", False))
         for backend in _BACKENDS.value:
             for prec in _PREC.value:

@@ -47,7 +47,7 @@ def test_requirements_are_ranges_that_hold_the_pins():
     pins = _pins()
     reqs = [Requirement(r) for key in ("INSTALL_REQUIRES", "ONNX", "BEAM", "TEST")
             for r in lists[key]]  # fmt: skip
-    assert len(reqs) == 22
+    assert len(reqs) == 23
     for req in reqs:
         assert not any(s.operator == "==" for s in req.specifier), req  # a range, not a pin
         assert any(s.operator == ">=" for s in req.specifier), req  # with a tested floor
@@ -55,9 +55,11 @@ def test_requirements_are_ranges_that_hold_the_pins():
     # every pinned distribution is required, but protobuf (TensorFlow's own range decides);
     # tensorboard is required: TensorFlow 2.21 no longer installs it, and tf.summary needs it
     # jaxlib comes with jax, h5py with keras (pinned below TensorFlow 2.21's h5py cap)
-    # setuptools and wheel: the build backend of the editable installs
+    # setuptools and wheel: the build backend of the editable installs; execnet comes with
+    # pytest-xdist
     assert set(pins) - {r.name.lower() for r in reqs} == {
         "protobuf",
+        "execnet",
         "jaxlib",
         "h5py",
         "setuptools",
