@@ -12,6 +12,10 @@ METADATA := pyproject.toml setup.py requirements.txt requirements-test.txt
 # the build backend first: the editable installs build with --no-build-isolation
 BUILD := setuptools wheel
 DEMO_OUT ?= demo_out
+# pytest-xdist workers: the machine's cores, at most 4 (each worker holds its own TensorFlow
+# runtime, about 1-2 GB); `make test WORKERS=0` runs the suite in the pytest process.
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 4 ? 4 : n )))
+XDIST := -n $(WORKERS)
 
 .PHONY: setup setup-test test test-fast test-jax test-pythons test-lowest lint demo bench clean
 
@@ -34,7 +38,7 @@ lint: setup-test
 
 test: setup-test
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)
 	$(MAKE) test-jax
 	$(MAKE) test-pythons
 	$(MAKE) test-lowest
@@ -44,7 +48,8 @@ test: setup-test
 # trainer's step against every reference training trajectory and the optimizer probe, and a
 # training run on the synthetic source (summaries as JSON lines).
 JAX_VENV ?= .venv-jax
-JAX_PACKAGES := keras jax jaxlib numpy h5py absl-py ml-collections soundfile pytest wheel
+JAX_PACKAGES := keras jax jaxlib numpy h5py absl-py ml-collections soundfile pytest \
+	pytest-xdist wheel
 $(JAX_VENV)/.ready: $(METADATA)
 	test -x $(JAX_VENV)/bin/python || $(PYTHON) -m venv $(JAX_VENV)
 	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PINS) \
@@ -55,7 +60,7 @@ $(JAX_VENV)/.ready: $(METADATA)
 	touch $@
 
 test-jax: $(JAX_VENV)/.ready
-	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) \
 		tests/convert/test_backends.py tests/train/test_parity.py \
 		tests/train/test_trainer_backends.py::test_synthetic_source_trains_without_data
 
@@ -102,7 +107,7 @@ test-pythons:
 	if [ -n "$$failed" ]; then echo "test-pythons: failed under Python$$failed"; exit 1; fi
 
 test-fast: setup-test
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider $(XDIST) -m "not slow"
 
 demo: setup
 	$(PY) examples/demo.py --out=$(DEMO_OUT)

@@ -132,14 +132,15 @@ def child_keras(backend: str) -> dict:
 def child_reference() -> dict:
     import torch
 
+    cls = reference_classes()[_MODEL.value]
+    models = None
     if _REF_MODELS.value:
         sys.path.insert(0, _REF_MODELS.value)
         import models  # the reference repository's pytorch/models.py
-    else:
+    if not hasattr(models, cls):  # a folder without it: the released package's class
         from panns_inference import models
     if _THREADS.value:
         torch.set_num_threads(_THREADS.value)
-    cls = reference_classes()[_MODEL.value]
     torch.manual_seed(0)
     net = getattr(models, cls)(sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64,
                                fmin=50, fmax=14000, classes_num=527)  # fmt: skip

@@ -1,4 +1,8 @@
-"""Convert an official PANNs PyTorch checkpoint into a panns-keras model directory."""
+"""Convert an official PANNs PyTorch checkpoint into a panns-keras model directory.
+
+The checks a user's mistake fails (no such file, not a checkpoint, an architecture the file
+name does not tell) run before Keras is imported, so they answer in a fraction of a second.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,11 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from panns_keras.convert.mapping import ConversionError, assign_state_dict
 from panns_keras.convert.torch_format import CheckpointError, load_state_dict_from_checkpoint
 from panns_keras.data.formats import read_labels_csv
 from panns_keras.errors import UserError
 from panns_keras.labels import audioset
 from panns_keras.models.registry import canonical_name, infer_model_name, list_models
-from panns_keras.models.saving import build_model, save_model_dir
 
 
 def _num_classes(state_dict) -> int | None:
@@ -45,6 +47,10 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None):
         state_dict, extra = load_state_dict_from_checkpoint(path)
     except CheckpointError as e:
         raise UserError(str(e)) from None
+    # Keras (and its backend) only now: every check above answers without it.
+    from panns_keras.convert.mapping import ConversionError, assign_state_dict
+    from panns_keras.models.saving import build_model
+
     num_classes = _num_classes(state_dict) or 527
     model = build_model(name, num_classes=num_classes)
     try:
@@ -63,6 +69,8 @@ def convert_checkpoint(path: str | Path, out_dir: str | Path, model_name: str | 
     The output directory holds ``model.weights.h5``, ``config.json`` and ``labels.csv``
     and loads with :func:`panns_keras.load_model`. Labels default to AudioSet's 527.
     """
+    from panns_keras.models.saving import save_model_dir
+
     model = load_checkpoint_into_model(path, model_name)
     labels = read_labels_csv(labels_csv) if labels_csv else audioset()
     if len(labels) != model.spec.num_classes:
