@@ -38,6 +38,7 @@ lint: setup-test
 
 test: setup-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)
 	$(MAKE) test-jax
 	$(MAKE) test-pythons

@@ -70,8 +70,11 @@ def main(argv):
             fields = dict(kv.split("=", 1) for kv in p.stdout.split(" ", 3) if "=" in kv)
             size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
             status = "ok" if fields.get("rc") == "0" else f"FAILED: {fields.get('err', '')}"
-            print(f"{fmt:<22} peak RSS {fields.get('peak_gb', '?'):>5} GB  "
-                  f"{fields.get('seconds', '?'):>6} s  {size:8.1f} MB  {status}", flush=True)
+            print(
+                f"{fmt:<22} peak RSS {fields.get('peak_gb', '?'):>5} GB  "
+                f"{fields.get('seconds', '?'):>6} s  {size:8.1f} MB  {status}",
+                flush=True,
+            )
             time.sleep(0.1)
 
 

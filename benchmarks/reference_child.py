@@ -37,8 +37,11 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--clip_samples", type=int, default=320000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frontend", required=True,
-                   help="JSON: sample_rate, window_size, hop_size, mel_bins, fmin, fmax")
+    p.add_argument(
+        "--frontend",
+        required=True,
+        help="JSON: sample_rate, window_size, hop_size, mel_bins, fmin, fmax",
+    )
     a = p.parse_args()
 
     import torch

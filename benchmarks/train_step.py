@@ -47,8 +47,10 @@ _PREC = flags.DEFINE_list("precisions", ["float32"], "Precision policies.")
 _XLA = flags.DEFINE_list("xla", ["off"], "train.jit_compile (TensorFlow) settings.")
 _REF = flags.DEFINE_string("reference_python", "", "Interpreter with torch + panns_inference.")
 _REF_MODELS = flags.DEFINE_string(
-    "reference_models", "", "Folder with the reference's models.py (audioset_tagging_cnn/"
-    "pytorch): reference children for every model it defines, not only panns_inference's."
+    "reference_models",
+    "",
+    "Folder with the reference's models.py (audioset_tagging_cnn/"
+    "pytorch): reference children for every model it defines, not only panns_inference's.",
 )
 _CHILD = flags.DEFINE_string("child", "", "Internal: tensorflow | jax | reference.")
 _MODEL = flags.DEFINE_string("model", "cnn14", "Internal: the child's model.")
@@ -163,8 +165,14 @@ def child_reference() -> dict:
         opt.zero_grad()
         loss = float(loss)
         times.append(time.perf_counter() - t0)
-    return {"compile_s": times[0], "step_s": float(np.median(times[1:])), "loss": loss,
-            "matmul_gflops": float("nan"), "peak_mb": _peak_mb(), "torch": torch.__version__}
+    return {
+        "compile_s": times[0],
+        "step_s": float(np.median(times[1:])),
+        "loss": loss,
+        "matmul_gflops": float("nan"),
+        "peak_mb": _peak_mb(),
+        "torch": torch.__version__,
+    }
 
 
 def reference_classes() -> dict[str, str]:
@@ -203,7 +211,7 @@ def run_child(kind: str, model: str, precision: str, jit: bool) -> dict | None:
         tail = (p.stderr.strip().splitlines() or ["?"])[-1]
         print(f"  {kind} {model} {precision}: FAILED ({tail[:160]})", flush=True)
         return None
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main(argv) -> None:
@@ -213,8 +221,7 @@ def main(argv) -> None:
         print("RESULT " + json.dumps(res), flush=True)
         return
     if _REF.value and not Path(_REF.value).exists():
-        print(f"train_step.py: error: --reference_python {_REF.value}: not found",
-              file=sys.stderr)
+        print(f"train_step.py: error: --reference_python {_REF.value}: not found", file=sys.stderr)
         sys.exit(2)
     if _REF_MODELS.value and not (Path(_REF_MODELS.value) / "models.py").is_file():
         print(f"train_step.py: error: --reference_models {_REF_MODELS.value}: no models.py "
@@ -236,7 +243,7 @@ def main(argv) -> None:
             confs.append(("reference", "float32", False))
         for backend in _BACKENDS.value:
             for prec in _PREC.value:
-                for x in (_XLA.value if backend == "tensorflow" else ["off"]):
+                for x in _XLA.value if backend == "tensorflow" else ["off"]:
                     confs.append((backend, prec, x == "on"))
         runs: dict[tuple, list] = {c: [] for c in confs}
         for _ in range(_ROUNDS.value):

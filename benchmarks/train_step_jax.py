@@ -284,16 +284,22 @@ def main(argv) -> None:
     env = device_info()
     accel = env["platform"] != "cpu"
     n = _MATMUL.value or (8192 if accel else 1024)
-    print(f"devices: {jax.devices()}  jax {env['jax']} jaxlib {env['jaxlib']} "
-          f"keras {env['keras']} ({env['keras_backend']}) python {env['python']}", flush=True)
+    print(
+        f"devices: {jax.devices()}  jax {env['jax']} jaxlib {env['jaxlib']} "
+        f"keras {env['keras']} ({env['keras_backend']}) python {env['python']}",
+        flush=True,
+    )
     print("data: synthetic, generated on device (one fixed batch of 2B clips, mixup to B); "
           "FLOPs: the paper's per-10-s-clip figures, as FLOPs, as benchmarks/train_step.py "
           "uses them (cnn14 42.22e9), train = 3 x forward; MFU against the bfloat16 matmul "
           "below", flush=True)  # fmt: skip
     ceiling = matmul_tflops(n, jnp.bfloat16)
     ceiling_f32 = matmul_tflops(n, jnp.float32)
-    print(f"matmul {n}^3: bfloat16 {ceiling:.1f} TFLOP/s (the MFU ceiling), "
-          f"float32 (default precision) {ceiling_f32:.1f} TFLOP/s", flush=True)
+    print(
+        f"matmul {n}^3: bfloat16 {ceiling:.1f} TFLOP/s (the MFU ceiling), "
+        f"float32 (default precision) {ceiling_f32:.1f} TFLOP/s",
+        flush=True,
+    )
     env.update(matmul_size=n, matmul_f32_tflops=ceiling_f32,
                data="synthetic, generated on device",
                flops_convention="PANNs paper figures per 10 s clip (cnn14 42.22e9) used as "

@@ -160,9 +160,11 @@ def pretrain(source: Path, out: Path, s: Settings, say=print) -> Path:
 
 def _command(row_mode: str, init: Path, data: Path, work: Path, model: dict, s: Settings) -> str:
     overrides = " ".join(f"--config.model.{k}={v}" for k, v in model.items())
-    return (f"panns-keras finetune --data={data} --model={init} --out={work} --mode={row_mode} "
-            f"--folds=all --config.train.num_steps={s.steps} "
-            f"--config.train.batch_size={s.batch_size} {overrides}").strip()
+    return (
+        f"panns-keras finetune --data={data} --model={init} --out={work} --mode={row_mode} "
+        f"--folds=all --config.train.num_steps={s.steps} "
+        f"--config.train.batch_size={s.batch_size} {overrides}"
+    ).strip()
 
 
 def run_row(row: str, mode: str, model: dict, target: Path, init: Path, out: Path,
@@ -204,8 +206,12 @@ def markdown(summary: dict) -> str:
     for r in summary["rows"]:
         per = " | ".join(f"{r['folds'][sp]['accuracy']:.3f}" for sp in s["speakers"])
         lines.append(f"| {r['row']} | {r['mean']:.3f} | {per} | {r['wall_s']:.0f} |")
-    lines += ["", "The stand-in source model heard the target's speakers (saying other digits); "
-              "a real PANNs checkpoint would not have. Commands:", ""]
+    lines += [
+        "",
+        "The stand-in source model heard the target's speakers (saying other digits); "
+        "a real PANNs checkpoint would not have. Commands:",
+        "",
+    ]
     lines += [f"    {r['command']}" for r in summary["rows"]]
     return "\n".join(lines) + "\n"
 
@@ -228,8 +234,11 @@ def run(out, settings: Settings | None = None, fresh: bool = False, say=print) -
         say(f"  mean accuracy {rows[-1]['mean']:.3f}")
     from panns_keras.data import formats as F
 
-    summary = {"settings": {**dataclasses.asdict(s), "speakers": list(s.speakers)},
-               "target_clips": int(F.read_manifest(str(target))["num_clips"]), "rows": rows}
+    summary = {
+        "settings": {**dataclasses.asdict(s), "speakers": list(s.speakers)},
+        "target_clips": int(F.read_manifest(str(target))["num_clips"]),
+        "rows": rows,
+    }
     for name, text in (("results.json", json.dumps(summary, indent=2) + "\n"),
                        ("results.md", markdown(summary))):  # fmt: skip
         tmp = out / f".{name}.tmp"

@@ -37,12 +37,13 @@ def rebuild_from_skeleton(skeleton_dir: Path, fmt: str, out_path: Path) -> Path:
     frontend_raw = zlib.decompress((skeleton_dir / spec["frontend"]["file"]).read_bytes())
     blobs: dict[str, bytes] = {}
     for name, (start, nbytes) in spec["frontend"]["entries"].items():
-        blobs[name] = frontend_raw[start:start + nbytes]
+        blobs[name] = frontend_raw[start : start + nbytes]
     for name, entry in spec["seeded"].items():
         weights = seeded_tensor(entry["seed"], entry["shape"], entry["scale_bits"])
         blob = np.ascontiguousarray(weights, dtype="<f4").tobytes()
         assert hashlib.sha256(blob).hexdigest() == entry["sha256"], (
-            f"numpy no longer regenerates the seeded tensor {name} bit-exactly")
+            f"numpy no longer regenerates the seeded tensor {name} bit-exactly"
+        )
         blobs[name] = blob
 
     file_spec = spec["files"][fmt]
@@ -51,13 +52,14 @@ def rebuild_from_skeleton(skeleton_dir: Path, fmt: str, out_path: Path) -> Path:
     cursor = 0
     for insert in file_spec["inserts"]:  # sorted by position in the genuine file
         take = insert["at"] - len(out)
-        out += gapped[cursor:cursor + take]
+        out += gapped[cursor : cursor + take]
         cursor += take
         out += blobs[insert["name"]]
     out += gapped[cursor:]
     assert len(out) == file_spec["size"]
     assert hashlib.sha256(out).hexdigest() == file_spec["sha256"], (
-        f"rebuilt {file_spec['name']} differs from the genuine file")
+        f"rebuilt {file_spec['name']} differs from the genuine file"
+    )
     out_path.write_bytes(bytes(out))
     return out_path
 

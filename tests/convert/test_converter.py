@@ -17,8 +17,9 @@ from panns_keras.errors import UserError
 
 
 @pytest.mark.parametrize("fmt", ["zip", "legacy"])
-@pytest.mark.parametrize(("fixture", "reference"), [("leenet11_ckpts", "LeeNet11"),
-                                                    ("cnn6_ckpts", "Cnn6")])
+@pytest.mark.parametrize(
+    ("fixture", "reference"), [("leenet11_ckpts", "LeeNet11"), ("cnn6_ckpts", "Cnn6")]
+)
 def test_genuine_checkpoints_convert_exactly(request, fixture, reference, fmt, tmp_path):
     path = request.getfixturevalue(fixture)[fmt]
     out = convert_checkpoint(path, tmp_path / "model")  # model inferred from the file name

@@ -119,8 +119,14 @@ def test_cnn6_front_end_buffers(cnn6_ckpts):
 
 def test_cnn6_skeleton_rebuild_is_bit_exact(cnn6_ckpts):
     spec = json.loads(
-        (Path(__file__).resolve().parents[1] / "assets" / "ckpt" / "cnn6_skeleton"
-         / "skeleton.json").read_text())
+        (
+            Path(__file__).resolve().parents[1]
+            / "assets"
+            / "ckpt"
+            / "cnn6_skeleton"
+            / "skeleton.json"
+        ).read_text()
+    )
     for fmt in FORMATS:
         data = cnn6_ckpts[fmt].read_bytes()
         assert hashlib.sha256(data).hexdigest() == spec["files"][fmt]["sha256"]
@@ -158,11 +164,11 @@ def test_corrupted_file_raises(tmp_path, leenet11_ckpts, fmt):
     if fmt == "zip":
         # the middle of the file lies inside a storage member: the CRC-32 check fails
         middle = len(data) // 2
-        data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+        data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
     else:
         # the legacy format has no checksum on raw storage bytes; corrupt its pickle
         middle = _legacy_main_pickle_start(bytes(data)) + 1500
-        data[middle:middle + 16] = b"\xff" * 16
+        data[middle : middle + 16] = b"\xff" * 16
     path = _write(tmp_path, bytes(data))
     with pytest.raises(CheckpointError, match="broken.pth") as info:
         read_torch_checkpoint(path)
@@ -172,7 +178,7 @@ def test_corrupted_file_raises(tmp_path, leenet11_ckpts, fmt):
 def test_corrupted_zip_pickle_member_raises(tmp_path, leenet11_ckpts):
     data = bytearray(leenet11_ckpts["zip"].read_bytes())
     at = data.index(b"conv_block1")  # inside data.pkl
-    data[at:at + 4] = b"XXXX"
+    data[at : at + 4] = b"XXXX"
     path = _write(tmp_path, bytes(data))
     with pytest.raises(CheckpointError, match="CRC"):
         read_torch_checkpoint(path)
@@ -280,8 +286,7 @@ def test_malicious_raw_pickle_is_refused(tmp_path, kind, protocol):
 def test_malicious_pickle_in_torch_layout_is_refused(tmp_path, fake_torch, kind, layout):
     marker = tmp_path / "SOMEFILE"
     evil = _evil_objects(marker)[kind]
-    obj = {"iteration": 1, "model": {"w": FakeTensor.of(np.ones(3, np.float32))},
-           "sampler": evil}
+    obj = {"iteration": 1, "model": {"w": FakeTensor.of(np.ones(3, np.float32))}, "sampler": evil}
     writer = _write_torch_zip if layout == "zip" else _write_torch_legacy
     path = writer(tmp_path / "evil.pth", obj)
     with pytest.raises(CheckpointError, match=r"evil\.pth: refuses to load global"):
@@ -352,8 +357,7 @@ class FakeTensor:
         utils = sys.modules[_FAKE_UTILS]
         rebuilt = (utils._rebuild_tensor_v2, (*self.args, False, collections.OrderedDict()))
         if self.parameter:
-            return (utils._rebuild_parameter, (_Rebuilt(rebuilt), False,
-                                               collections.OrderedDict()))
+            return (utils._rebuild_parameter, (_Rebuilt(rebuilt), False, collections.OrderedDict()))
         return rebuilt
 
 
@@ -401,8 +405,7 @@ def _dump_torch_pickle(obj, legacy: bool) -> tuple[bytes, dict[str, FakeStorage]
             if not isinstance(item, FakeStorage):
                 return None
             storages[item.key] = item
-            storage_type = getattr(sys.modules[_FAKE_TORCH],
-                                   _STORAGE_NAMES[item.data.dtype.name])
+            storage_type = getattr(sys.modules[_FAKE_TORCH], _STORAGE_NAMES[item.data.dtype.name])
             pid = ("storage", storage_type, item.key, "cpu", item.data.size)
             return (*pid, None) if legacy else pid
 
@@ -431,8 +434,11 @@ def _write_torch_zip(path: Path, obj, byteorder: str = "little") -> Path:
 
 def _write_torch_legacy(path: Path, obj) -> Path:
     data, storages = _dump_torch_pickle(obj, legacy=True)
-    sys_info = {"protocol_version": 1001, "little_endian": True,
-                "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    sys_info = {
+        "protocol_version": 1001,
+        "little_endian": True,
+        "type_sizes": {"short": 2, "int": 4, "long": 4},
+    }
     with open(path, "wb") as f:
         for header in (0x1950A86A20F9469CFC6C, 1001, sys_info):
             pickle.dump(header, f, protocol=2)
@@ -453,14 +459,20 @@ def test_synthetic_strides_offsets_and_dtypes(tmp_path, fake_torch, layout):
         # a [4, 6] tensor stored transposed: storage holds its [6, 4] transpose
         "transposed": (FakeTensor(shared, 0, (4, 6), (1, 4)), base.reshape(6, 4).T),
         # a view with a storage offset and a step
-        "offset_view": (FakeTensor(shared, 5, (3, 2), (6, 2)),
-                        np.lib.stride_tricks.as_strided(base[5:], (3, 2), (24, 8))),
+        "offset_view": (
+            FakeTensor(shared, 5, (3, 2), (6, 2)),
+            np.lib.stride_tricks.as_strided(base[5:], (3, 2), (24, 8)),
+        ),
         # broadcast (zero stride), like torch's expand
         "expanded": (FakeTensor(shared, 2, (3, 4), (0, 1)), np.tile(base[2:6], (3, 1))),
-        "scalar": (FakeTensor(FakeStorage("s", np.array([7], np.int64)), 0, (), ()),
-                   np.array(7, np.int64)),
-        "empty": (FakeTensor(FakeStorage("e", np.zeros(0, np.float32)), 0, (0, 3), (3, 1)),
-                  np.zeros((0, 3), np.float32)),
+        "scalar": (
+            FakeTensor(FakeStorage("s", np.array([7], np.int64)), 0, (), ()),
+            np.array(7, np.int64),
+        ),
+        "empty": (
+            FakeTensor(FakeStorage("e", np.zeros(0, np.float32)), 0, (0, 3), (3, 1)),
+            np.zeros((0, 3), np.float32),
+        ),
     }
     rng = np.random.default_rng(1)
     for dtype in ("float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"):
@@ -502,15 +514,17 @@ def test_bare_state_dict(tmp_path, fake_torch):
 
 def test_tensor_outside_its_storage_raises(tmp_path, fake_torch):
     storage = FakeStorage("0", np.zeros(6, np.float32))
-    path = _write_torch_zip(tmp_path / "oob.pth",
-                            {"model": {"w": FakeTensor(storage, 2, (2, 3), (3, 1))}})
+    path = _write_torch_zip(
+        tmp_path / "oob.pth", {"model": {"w": FakeTensor(storage, 2, (2, 3), (3, 1))}}
+    )
     with pytest.raises(CheckpointError, match="exceeds its storage"):
         read_torch_checkpoint(path)
 
 
 def test_missing_storage_member_raises(tmp_path, fake_torch):
-    path = _write_torch_zip(tmp_path / "full.pth",
-                            {"model": {"w": FakeTensor.of(np.ones(3, np.float32))}})
+    path = _write_torch_zip(
+        tmp_path / "full.pth", {"model": {"w": FakeTensor.of(np.ones(3, np.float32))}}
+    )
     stripped = tmp_path / "stripped.pth"
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(stripped, "w") as dst:
         for info in src.infolist():
@@ -531,8 +545,9 @@ def test_training_checkpoint_with_numpy_sampler_state(tmp_path, fake_torch):
         "random_state": ("MT19937", np.arange(4, dtype=np.uint32), 1, 0, 0.0),
         "fortran": np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3)),
     }
-    path = _write_torch_legacy(tmp_path / "train.pth",
-                               {"iteration": 1000, "model": model, "sampler": sampler})
+    path = _write_torch_legacy(
+        tmp_path / "train.pth", {"iteration": 1000, "model": model, "sampler": sampler}
+    )
     state, extra = load_state_dict_from_checkpoint(path)
     assert list(state) == ["w"]
     assert extra["iteration"] == 1000
@@ -547,11 +562,15 @@ def test_training_checkpoint_with_numpy_sampler_state(tmp_path, fake_torch):
     ("payload", "message"),
     [
         # BUILD on an allow-listed function (would set its __defaults__)
-        (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n}X\x0c\x00\x00\x00__defaults__(K\x01tsb.",
-         "refuses to modify"),
+        (
+            b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n}X\x0c\x00\x00\x00__defaults__(K\x01tsb.",
+            "refuses to modify",
+        ),
         # BUILD with slot state on an allow-listed class
-        (b"\x80\x02ccollections\nOrderedDict\nN}X\x03\x00\x00\x00fooK\x01s\x86b.",
-         "refuses to modify"),
+        (
+            b"\x80\x02ccollections\nOrderedDict\nN}X\x03\x00\x00\x00fooK\x01s\x86b.",
+            "refuses to modify",
+        ),
         # numpy object arrays / dtypes could smuggle arbitrary objects
         (b"\x80\x02cnumpy\ndtype\nX\x01\x00\x00\x00O\x89\x88\x87R.", "not a plain numeric"),
         # a persistent id that is not a storage (torch's legacy 'module' ids)

@@ -24,9 +24,22 @@ from panns_keras.export.representative import representative_windows
 AUDIO = Path(__file__).resolve().parents[1] / "assets" / "audio"
 WINDOW_S = 2.0
 BUILTIN_FLOAT_OPS = {
-    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "FULLY_CONNECTED", "LOG",
-    "LOGISTIC", "MAXIMUM", "MEAN", "MIRROR_PAD", "MUL", "PAD", "REDUCE_MAX", "RESHAPE",
-    "SQUARE", "STRIDED_SLICE",
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "FULLY_CONNECTED",
+    "LOG",
+    "LOGISTIC",
+    "MAXIMUM",
+    "MEAN",
+    "MIRROR_PAD",
+    "MUL",
+    "PAD",
+    "REDUCE_MAX",
+    "RESHAPE",
+    "SQUARE",
+    "STRIDED_SLICE",
 }  # fmt: skip  (PAD, CONCATENATION: the front end's framing)
 
 

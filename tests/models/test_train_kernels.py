@@ -123,4 +123,3 @@ def test_export_traces_keep_convolutions(monkeypatch):
     assert ops.count("Conv2D") == 12 and ops.count("ConcatV2") == 1
     x = tf.random.stateless_normal([1, 32000], [3, 4], stddev=0.1)
     np.testing.assert_allclose(fn(x)["clipwise_output"].numpy(), plain(x).numpy(), atol=1e-5)
-

@@ -17,8 +17,14 @@ HPARAMS_TAG = "_hparams_/session_start_info"  # the hparams plugin's own tag
 
 
 def write_data(
-    directory, clips_per_class=8, name="train", seed=0, shards_per_class=1, identical=False,
-    sample_rate=SAMPLE_RATE, clip=CLIP,
+    directory,
+    clips_per_class=8,
+    name="train",
+    seed=0,
+    shards_per_class=1,
+    identical=False,
+    sample_rate=SAMPLE_RATE,
+    clip=CLIP,
 ):
     """Class-dependent tones + noise, one shard group per class, manifest + labels.csv.
 

@@ -87,8 +87,11 @@ def test_each_mode_from_a_model_directory(data, init_dir, mode, tmp_path):
     assert exported.labels == ("tone 0", "tone 1", "tone 2")
     assert exported.spec.head.hidden == ((16, 16) if mode == "freeze_l3" else ())
     x = np.random.default_rng(0).normal(0, 0.1, (2, 4000)).astype("float32")
-    np.testing.assert_allclose(np.asarray(exported(x)["clipwise_output"]),
-                               np.asarray(res["model"](x)["clipwise_output"]), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(exported(x)["clipwise_output"]),
+        np.asarray(res["model"](x)["clipwise_output"]),
+        atol=1e-6,
+    )
 
 
 def test_base_learning_rate_scale(data, init_dir, tmp_path):
@@ -115,8 +118,11 @@ def test_warm_start_from_a_pth(tmp_path):
     from panns_keras.train.trainer import train
 
     write_data(str(tmp_path / "d"), clips_per_class=4, sample_rate=32000, clip=32000)
-    cfg = _warm_config(str(tmp_path / "d"), os.path.join(TESTS, "assets", "ckpt",
-                                                         "LeeNet11_golden_zip.pth"), "freeze_l1")
+    cfg = _warm_config(
+        str(tmp_path / "d"),
+        os.path.join(TESTS, "assets", "ckpt", "LeeNet11_golden_zip.pth"),
+        "freeze_l1",
+    )
     cfg.data.sample_rate, cfg.data.clip_samples = 32000, 32000
     cfg.model.overrides.spec_augment = None
     res = train(cfg, tmp_path / "w")
