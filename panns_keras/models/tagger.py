@@ -268,13 +268,17 @@ class AudioTagger(keras.Model):
         value = to_labels(value)
         self._class_labels = tuple(value) if value is not None else None
 
+    def _label_field(self, field: str) -> tuple[str, ...] | None:
+        """One field of every class label, in output order (None when any is not known)."""
+        values = tuple(getattr(label, field) for label in self._class_labels or ())
+        if self._class_labels is None or any(v is None for v in values):
+            return None
+        return values
+
     @property
     def labels(self) -> tuple[str, ...] | None:
         """Display names of the classes in output order (None when not known)."""
-        known = self._class_labels
-        if known is None or any(label.display_name is None for label in known):
-            return None
-        return tuple(label.display_name for label in known)
+        return self._label_field("display_name")
 
     @labels.setter
     def labels(self, names) -> None:
@@ -290,10 +294,7 @@ class AudioTagger(keras.Model):
     @property
     def label_ids(self) -> tuple[str, ...] | None:
         """Class ids in output order (None when not known)."""
-        known = self._class_labels
-        if known is None or any(label.mid is None for label in known):
-            return None
-        return tuple(label.mid for label in known)
+        return self._label_field("mid")
 
     # ------------------------------------------------------------------ serialisation
     def get_config(self):
