@@ -287,7 +287,10 @@ class AudioTagger(keras.Model):
             self.class_labels = to_labels(None, ids)
             return
         names = list(names)
-        if ids is not None and len(ids) != len(names):
+        # Ids stay with plain display names of the same count; Labels and pairs carry their own.
+        if ids is not None and (
+            len(ids) != len(names) or not all(isinstance(n, str) for n in names)
+        ):
             ids = None
         self.class_labels = to_labels(names, ids)
 

@@ -62,3 +62,17 @@ def test_overrides():
     assert model.spec.head.embedding_size == 128 and model.spec.num_classes == 10
     with pytest.raises(ValueError, match="unknown model override"):
         panns_keras.build_model("cnn6", windowsize=1)
+
+
+def test_labels_setter_takes_names_or_labels():
+    """``model.labels`` takes display names (ids kept) or Labels (which bring their own ids)."""
+    from panns_keras.data.formats import Label
+    from panns_keras.models.tagger import AudioTagger
+
+    spec = panns_keras.build_model("cnn6", num_classes=2).spec
+    model = AudioTagger(spec, labels=["a", "b"], label_ids=["/m/a", "/m/b"])
+    model.labels = ["p", "q"]
+    assert model.labels == ("p", "q") and model.label_ids == ("/m/a", "/m/b")
+    model.labels = [Label(0, "x", "X"), Label(1, "y", "Y")]
+    assert model.labels == ("X", "Y") and model.label_ids == ("x", "y")
+    assert model.class_labels == (Label(0, "x", "X"), Label(1, "y", "Y"))
