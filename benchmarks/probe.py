@@ -22,21 +22,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from bench_common import cpu_description
 
 
 def embeddings(n: int, k: int, folds: int, e: int = 512, seed: int = 0, latent: int = 256,
@@ -84,7 +73,7 @@ def main() -> None:
     x, y, folds = embeddings(args.clips, args.classes, args.folds, noise=args.noise)
     inner_gtol = probe.INNER_GTOL if args.inner_gtol is None else args.inner_gtol
     cls = np.argmax(y, 1)
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; load average at start "
+    print(f"CPU: {cpu_description()}; load average at start "
           f"{os.getloadavg()[0]:.1f}; {args.clips} clips x {args.classes} classes x "
           f"{args.folds} folds, {x.shape[1]}-d, noise {args.noise:g}; inner tolerance "
           f"{inner_gtol:g}")  # fmt: skip

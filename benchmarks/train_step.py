@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from absl import app, flags
+from bench_common import cpu_description
 
 _MODELS = flags.DEFINE_list("models", ["cnn14", "cnn6", "mobilenet_v1"], "Models.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Clips per step after mixup (2x are fed).")
@@ -63,20 +64,6 @@ REFERENCE_CLASSES = {"cnn14": "Cnn14"}  # what panns_inference ships
 REFERENCE_REPO_CLASSES = {"cnn14": "Cnn14", "cnn6": "Cnn6", "cnn10": "Cnn10",
                           "mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2",
                           "resnet22": "ResNet22", "resnet38": "ResNet38"}  # fmt: skip
-
-
-def cpu_name() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                 if ln.startswith("model name")), "unknown CPU")  # fmt: skip
-    flags_ = info.split("flags", 1)[1].split("\n", 1)[0] if "flags" in info else ""
-    has = {f: f in flags_ for f in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")}
-    return (f"{name}, {os.cpu_count()} cores, AVX-512 {'yes' if has['avx512f'] else 'no'}, "
-            f"bf16 {'yes' if has['avx512_bf16'] or has['amx_bf16'] else 'no'}, "
-            f"VNNI {'yes' if has['avx512_vnni'] else 'no'}")  # fmt: skip
 
 
 def matmul_gflops(fn, n=4096, reps=3) -> float:
@@ -231,7 +218,7 @@ def main(argv) -> None:
     # that has torch and may lack panns_keras.
     from panns_keras.models.registry import PAPER_FLOPS
 
-    print(f"CPU: {cpu_name()}")
+    print(f"CPU: {cpu_description()}")
     a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
     numpy_mm = matmul_gflops(lambda: a @ a)
     print(f"batch {_BATCH.value} (mixed from {2 * _BATCH.value} clips of 10 s), "

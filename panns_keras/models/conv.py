@@ -10,12 +10,13 @@ both gradients become matmuls (Cnn14 step CPU time 7.85 s -> 6.08 s). Inference 
 graph without XLA (SavedModel, eager): Cnn14 466 ms -> 107 ms per 10 s clip; with XLA
 unchanged (106 vs 112 ms). Outputs agree with the convolution to float rounding (6e-8).
 
-On every backend, a convolution whose feature map is smaller than its kernel (fewer positions
-than taps, e.g. Cnn6's 5x5 block 4 on the 6 x 4 map of a 1 s clip) also runs as im2col when
-the map's size is known at trace time. XLA (JAX, and TensorFlow with XLA) swaps the operands
-of such a convolution (``AlgebraicSimplifier`` treats the smaller operand as the kernel) and
-the swapped form has no fast CPU kernel: 4.0 s for that layer on 32 clips against 0.02 s as
-a matmul (2-core AVX-512 EPYC; the demo's JAX training step 6.2 s -> see BUILD_NOTES).
+On JAX, a convolution whose feature map is smaller than its kernel (fewer positions than
+taps, e.g. Cnn6's 5x5 block 4 on the 6 x 4 map of a 1 s clip) also runs as im2col when the
+map's size is known at trace time. XLA swaps the operands of such a convolution
+(``AlgebraicSimplifier`` treats the smaller operand as the kernel) and the swapped form has no
+fast CPU kernel: 3.9 s for that layer's forward on 32 clips against 0.05 s as a matmul
+(``benchmarks/conv_layers.py``, 2-core AVX-512 EPYC). TensorFlow without XLA keeps its
+convolution there (0.03 s; the im2col form is slower on it).
 
 TFLite and ONNX conversion trace the model inside :func:`plain_convolutions`, so their
 graphs keep a single CONV_2D / Conv op (XNNPACK's and onnxruntime's convolutions are fast,
@@ -30,7 +31,7 @@ import keras
 from keras import layers as L
 from keras import ops
 
-from panns_keras.models.kernels import tensorflow_kernels
+from panns_keras.models.kernels import tensorflow_kernels, xla_small_map_im2col
 
 IM2COL_MIN_IN = 512
 IM2COL_MIN_OUT = 1024
@@ -66,6 +67,7 @@ class Conv2D(L.Conv2D):
             and self.data_format == "channels_last"
             and cin is not None
         )
+        self._small_map_im2col = self._plain_same and xla_small_map_im2col()
         self._im2col = (
             self._plain_same
             and tensorflow_kernels()
@@ -75,13 +77,19 @@ class Conv2D(L.Conv2D):
         )
 
     def _map_smaller_than_kernel(self, x) -> bool:
+        if not self._small_map_im2col:
+            return False
         h, w = x.shape[1], x.shape[2]
         kh, kw = self.kernel_size
         return h is not None and w is not None and h * w < kh * kw
 
-    def call(self, inputs):
+    def uses_im2col(self, inputs) -> bool:
+        """Whether a call on ``inputs`` (a tensor of the shape to run) takes the im2col path."""
         fast = getattr(self, "_plain_same", False) and not _plain[0]
-        if fast and (self._im2col or self._map_smaller_than_kernel(inputs)):
+        return bool(fast and (self._im2col or self._map_smaller_than_kernel(inputs)))
+
+    def call(self, inputs):
+        if self.uses_im2col(inputs):
             return self._im2col_call(inputs)
         return super().call(inputs)
 

@@ -21,6 +21,14 @@ from __future__ import annotations
 import keras
 
 
+def xla_small_map_im2col() -> bool:
+    """True on JAX, whose XLA swaps the operands of a convolution whose map has fewer positions
+    than its kernel has taps onto a slow CPU loop; :class:`panns_keras.models.conv.Conv2D` then
+    runs such a layer as im2col. Not on TensorFlow: without XLA its own convolution is faster
+    there (``benchmarks/conv_layers.py``)."""
+    return keras.backend.backend() == "jax"
+
+
 def tensorflow_kernels() -> bool:
     """True when the TensorFlow-specific kernels are used (the backend is TensorFlow)."""
     return keras.backend.backend() == "tensorflow"
