@@ -56,15 +56,56 @@ class BatchNormalization(L.BatchNormalization):
     def _ops_training(self, inputs):
         """Normalised output, batch mean and unbiased batch variance (float32)."""
         x = ops.cast(inputs, "float32")
-        axes = list(range(len(x.shape) - 1))
-        mean = ops.mean(x, axis=axes)
-        centred = x - mean
-        var = ops.mean(ops.square(centred), axis=axes)  # two-pass, as PyTorch
+        gamma = ops.cast(self.gamma, "float32")
+        beta = ops.cast(self.beta, "float32")
+        y, mean, var = _two_pass_batchnorm(x, gamma, beta, float(self.epsilon))
         n = ops.cast(ops.size(x) // x.shape[-1], "float32")
-        y = centred * ops.rsqrt(var + self.epsilon) * ops.cast(self.gamma, "float32")
-        y = y + ops.cast(self.beta, "float32")
         unbiased = var * n / ops.maximum(n - 1.0, 1.0)
         return y, ops.stop_gradient(mean), ops.stop_gradient(unbiased)
+
+
+def _two_pass_batchnorm(x, gamma, beta, epsilon):
+    """Batch-statistics BatchNorm over every axis but the last, with its gradient written out.
+
+    Forward: two-pass statistics as PyTorch (mean, then the mean of squared deviations), and
+    ``y = (x - mean) * (gamma / std) + beta``. Backward, the textbook form
+    ``dx = gamma / std * (dy - mean(dy) - xhat * mean(dy * xhat))``, with
+    ``dgamma = sum(dy * xhat)`` and ``dbeta = sum(dy)``: about half the passes over the
+    tensor that automatic differentiation of the forward ops takes (Cnn14's TensorFlow CPU
+    step about 5% shorter, BUILD_NOTES.md). The same quantities, rounded in another order.
+    """
+
+    @ops.custom_gradient
+    def forward(x, gamma, beta):
+        y, mean, var, centred, inv_std = _forward(x, gamma, beta, epsilon)
+
+        def grad(*upstream, **_):
+            dy = keras.tree.flatten(upstream)[0]  # (y, mean, var): mean and var are constants
+            return _backward(dy, centred, inv_std, gamma)
+
+        return (y, mean, var), grad
+
+    return forward(x, gamma, beta)
+
+
+def _forward(x, gamma, beta, epsilon):
+    axes = tuple(range(len(x.shape) - 1))
+    mean = ops.mean(x, axis=axes)
+    centred = x - mean
+    var = ops.mean(ops.square(centred), axis=axes)
+    inv_std = ops.rsqrt(var + epsilon)
+    return centred * (gamma * inv_std) + beta, mean, var, centred, inv_std
+
+
+def _backward(dy, centred, inv_std, gamma):
+    axes = tuple(range(len(dy.shape) - 1))
+    count = ops.cast(ops.size(dy) // dy.shape[-1], "float32")
+    d_beta = ops.sum(dy, axis=axes)
+    d_gamma = ops.sum(dy * centred, axis=axes) * inv_std
+    shift = d_beta / count
+    slope = d_gamma * inv_std / count
+    dx = (dy - shift - centred * slope) * (gamma * inv_std)
+    return dx, d_gamma, d_beta
 
 
 def _fused_tf(inputs, gamma, beta, epsilon):

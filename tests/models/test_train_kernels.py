@@ -88,6 +88,34 @@ def test_batchnorm_training_kernels_match_keras(shape, fused):
     )
 
 
+def test_batchnorm_written_gradient_is_the_float64_gradient():
+    """The two-pass kernel's written-out backward against automatic differentiation of
+    Keras's BatchNorm in float64, on an input off centre (mean 3, std 0.5)."""
+    shape = (3, 11, 4, 8)
+    x = tf.random.stateless_normal(shape, [3, 0], dtype=tf.float64) * 0.5 + 3.0
+    x = tf.cast(tf.cast(x, tf.float32), tf.float64)  # both take the same float32 values
+    gamma = tf.random.stateless_normal([8], [3, 1], dtype=tf.float64)
+    beta = tf.random.stateless_normal([8], [3, 2], dtype=tf.float64)
+    weight = tf.random.stateless_normal(shape, [3, 3], dtype=tf.float64)
+    ref = L.BatchNormalization(epsilon=1e-5, dtype="float64")
+    ours = BatchNormalization(epsilon=1e-5)
+    got = {}
+    for layer, dtype in ((ref, tf.float64), (ours, tf.float32)):
+        layer.build(shape)
+        layer.gamma.assign(tf.cast(gamma, dtype))
+        layer.beta.assign(tf.cast(beta, dtype))
+        xin = tf.cast(x, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(xin)
+            y = layer(xin, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float64) * weight)
+        grads = tape.gradient(loss, [xin, layer.gamma, layer.beta])
+        got[dtype] = [np.asarray(g, np.float64) for g in [y, *grads]]
+    for name, a, b in zip(["y", "dx", "dgamma", "dbeta"], got[tf.float32], got[tf.float64]):
+        scale = np.abs(b).max()
+        assert np.abs(a - b).max() <= 2e-5 * scale, (name, np.abs(a - b).max(), scale)
+
+
 def test_batchnorm_bfloat16_input(fused):
     x = tf.cast(tf.random.stateless_normal([4, 7, 5, 16], [2, 0]), tf.bfloat16)
     ref = L.BatchNormalization(epsilon=1e-5, dtype="mixed_bfloat16")
