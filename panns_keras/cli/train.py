@@ -43,6 +43,9 @@ def main(argv, verb="train"):
         canonical_name(config.model.name)
     except UnknownModelError as e:
         raise UsageError(f"--config.model.name={e}") from None
+    from panns_keras.train import inputs
+
+    inputs.preflight(config)  # data mistakes in one line, before TensorFlow loads
     from panns_keras.train.trainer import train
 
     result = train(config, _OUT.value)

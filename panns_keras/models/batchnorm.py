@@ -8,8 +8,9 @@ Inference is Keras's own path, untouched (XLA / SavedModel / TFLite graphs do no
 Training step kernels (chosen in :mod:`panns_keras.models.kernels`):
 
 - Default, every backend: two-pass batch statistics (mean, then the mean of squared
-  deviations, as PyTorch) and element-wise ops in ``keras.ops``; this meets the reference
-  training trajectories.
+  deviations, as PyTorch) and element-wise ops in ``keras.ops``, with the backward pass
+  written out (``ops.custom_gradient``) rather than differentiated op by op; this meets the
+  reference training trajectories on both backends.
 - Opt-in on TensorFlow (``kernels.set_fused_batchnorm(True)``): ``FusedBatchNormV3`` (oneDNN
   on CPU, cuDNN on GPU), forward in one pass and backward in one more; faster on CPU, but
   its backward is less precise than the reference's (see ``kernels``).

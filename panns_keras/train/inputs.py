@@ -7,11 +7,14 @@
 * ``synthetic``: one random batch of the config's shapes, made on the device and fed every
   step, for throughput measurements where TensorFlow (or data) is absent. No evaluation.
 
-TensorFlow is imported only when a ``tfrecord`` source is used.
+TensorFlow is imported only when a ``tfrecord`` source is read: :func:`preflight` checks
+local shards, their manifest and the labels without it, so `panns-keras train` reports such a
+mistake in one line before TensorFlow loads.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 
@@ -30,16 +33,38 @@ def is_synthetic(config) -> bool:
 
 def train_files(config) -> list[str]:
     """The training shards; one-line error when the glob matches nothing."""
-    from panns_keras.data.pipeline import list_files
-
     try:
-        files = list_files(config.data.train_files)
+        files = _list_files(config.data.train_files)
     except FileNotFoundError:
         files = []
     if not files:
         raise UserError(f"config.data.train_files: {config.data.train_files!r} matches no "
                         "TFRecord file (check the path, or run `panns-keras prepare`)")  # fmt: skip
     return files
+
+
+def _list_files(patterns) -> list[str]:
+    """:func:`panns_keras.data.pipeline.list_files`, without TensorFlow for local paths (the
+    same rules: comma-separated globs, hidden files included, ``*.tmp`` left out)."""
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    patterns = [os.fspath(p).strip() for p in patterns]
+    if any("://" in p for p in patterns):  # gs://, s3://, hdfs://: TensorFlow's file systems
+        from panns_keras.data.pipeline import list_files
+
+        return list_files(patterns)
+    files = {f for p in patterns for f in glob.glob(p, include_hidden=True)}
+    files = sorted(f for f in files if not f.endswith(".tmp"))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {patterns!r}")
+    return files
+
+
+def preflight(config) -> None:
+    """The data mistakes :func:`check_shards` and :func:`load_labels` find, checked before
+    any model or TensorFlow loads (the trainer checks them again)."""
+    load_labels(config)
+    check_shards(config, int(config.data.sample_rate))
 
 
 def check_shards(config, model_sample_rate: int) -> None:
@@ -87,10 +112,8 @@ def load_labels(config: ml_collections.ConfigDict) -> list[formats.Label]:
     k = int(config.data.num_classes)
     candidates = [config.data.labels] if config.data.labels else []
     if not candidates and not is_synthetic(config) and config.data.train_files:
-        from panns_keras.data.pipeline import list_files
-
         try:
-            first = list_files(config.data.train_files)[0]
+            first = _list_files(config.data.train_files)[0]
             candidates.append(os.path.join(os.path.dirname(first), formats.LABELS_NAME))
         except (FileNotFoundError, IndexError):
             pass

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from conftest_train import REPO, run_py, tiny_config, write_data
+
+from panns_keras.errors import UserError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -168,26 +171,55 @@ def test_corrupt_shard_is_one_line_naming_it(data, tmp_path, backend):
     _one_line_error(proc, shard, "corrupted or truncated", "--config.data.skip_corrupt=true")
 
 
+_WITHOUT_KERAS = """
+import sys
+sys.modules["tensorflow"] = sys.modules["keras"] = None  # importing either now fails
+from panns_keras.cli import main
+sys.exit(main(["panns-keras", *sys.argv[1:]]))
+"""
+
+
+def _cli_without_keras(args):
+    """The CLI in a process where importing TensorFlow or Keras fails: what it reports here
+    it reports before either loads."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, HERE]))
+    return subprocess.run([sys.executable, "-c", _WITHOUT_KERAS, *args], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
 def test_data_mistakes_are_one_line(data, tmp_path):
     config = tmp_path / "cfg.py"
     config.write_text(_CONFIG_FILE.format(train=data[0]))
     out = f"--out={tmp_path / 'run'}"
-    empty = _cli(["train", f"--config={config}", out,
-                  f"--config.data.train_files={tmp_path}/nothing-*.tfrecord"])  # fmt: skip
+    nothing = f"--config.data.train_files={tmp_path}/nothing-*.tfrecord"
+    empty = _cli_without_keras(["train", f"--config={config}", out, nothing])
     _one_line_error(empty, "nothing-*.tfrecord", "matches no TFRecord file")
 
     labels = tmp_path / "labels.csv"
     labels.write_text("index,mid,display_name\n0,/m/a,a\n1,/m/b,b\n")
-    wrong_labels = _cli(["train", f"--config={config}", out, f"--config.data.labels={labels}"])
+    wrong_labels = _cli_without_keras(["train", f"--config={config}", out,
+                                       f"--config.data.labels={labels}"])  # fmt: skip
     _one_line_error(wrong_labels, str(labels), "2 labels for num_classes=3")
 
     other_rate = tmp_path / "other_rate"
     write_data(str(other_rate))
     manifest = json.loads((other_rate / "manifest.json").read_text())
     (other_rate / "manifest.json").write_text(json.dumps({**manifest, "sample_rate": 16000}))
-    rate = _cli(["train", f"--config={config}", out,
-                 f"--config.data.train_files={other_rate}/*.tfrecord"])  # fmt: skip
+    rate = _cli_without_keras(["train", f"--config={config}", out,
+                               f"--config.data.train_files={other_rate}/*.tfrecord"])  # fmt: skip
     _one_line_error(rate, "manifest.json", "16000 Hz", "config.data.sample_rate is 8000")
+    # The trainer's own checks (the Python API, the same messages), after the model is built.
+    from panns_keras.train.trainer import train
+
+    for field, value, needle in [
+        ("train_files", f"{tmp_path}/nothing-*.tfrecord", "matches no TFRecord file"),
+        ("labels", str(labels), "2 labels for num_classes=3"),
+        ("train_files", f"{other_rate}/*.tfrecord", "config.data.sample_rate is 8000"),
+    ]:
+        cfg = tiny_config(data[0], num_steps=2)
+        cfg.data[field] = value
+        with pytest.raises(UserError, match=re.escape(needle)):
+            train(cfg, str(tmp_path / f"api_{field}"))
 
 
 def test_bfloat16_without_cpu_support_says_so_in_one_line(monkeypatch, caplog):
