@@ -100,6 +100,7 @@ MISTAKES = [
     ("train", ["--out=somewhere"], "--config"),
     ("evaluate", ["--data=x"], "--model"),
     ("export", ["--out=x"], "--model"),
+    ("export", ["--model=no_such_dir", "--out=x"], "no_such_dir"),
     ("tag", [], "FILE"),
     ("sed", [str(WAV)], "--model"),
     ("embed", [str(WAV), "--model=no_such_model"], "no_such_model"),
@@ -109,9 +110,17 @@ MISTAKES = [
 ]
 
 
+_WITHOUT_KERAS = (
+    "import sys; sys.modules['tensorflow'] = sys.modules['keras'] = None; "
+    "from panns_keras.cli import main; sys.exit(main(['panns-keras', *sys.argv[1:]]))"
+)
+
+
 @pytest.mark.parametrize("verb,args,thing", MISTAKES, ids=[f"{m[0]}-{m[2]}" for m in MISTAKES])
 def test_user_errors_are_one_line(verb, args, thing, tmp_path):
-    p = cli(verb, *args, cwd=tmp_path)
+    """... and each is found before TensorFlow or Keras loads (importing either fails here)."""
+    p = subprocess.run([sys.executable, "-c", _WITHOUT_KERAS, verb, *args], cwd=tmp_path,
+                       capture_output=True, text=True, env=ENV, timeout=60)  # fmt: skip
     assert p.returncode in (1, 2), p.stderr
     lines = p.stderr.splitlines()
     assert len(lines) == 1, p.stderr

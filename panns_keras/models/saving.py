@@ -98,6 +98,18 @@ def read_model_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def check_model_path(path: str | Path) -> None:
+    """The path errors :func:`load_model` raises (missing, not a model directory, unreadable
+    config.json), found without importing Keras: a command checks its input in one line
+    before TensorFlow loads."""
+    path = Path(path)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise UserError(f"{path}: model file not found")
+        return
+    read_model_config(path)
+
+
 def load_model(path: str | Path):
     """Load a model directory written by the converter or trainer, or a ``.keras`` file.
 
