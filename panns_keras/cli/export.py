@@ -68,13 +68,13 @@ def main(argv, verb="export"):
     for fmt in ("tflite_int8", "mediapipe_int8"):
         if fmt in formats and not _REPRESENTATIVE.value:
             raise UsageError(f"--representative: required by {fmt} (audio folder or TFRecords)")
-    from panns_keras.models.saving import check_model_path
-
-    check_model_path(_MODEL.value)  # a missing or foreign --model: one line, before Keras loads
     if "onnx" in formats:
         from panns_keras.export.onnx_export import require_onnx
 
         require_onnx()  # before the model loads: a missing package is a one-line error
+    from panns_keras.models.saving import check_model_path
+
+    check_model_path(_MODEL.value)  # a missing or foreign --model: one line, before Keras loads
 
     from panns_keras.cli.quiet import native_quiet
     from panns_keras.export.representative import representative_windows
