@@ -7,8 +7,9 @@ A dataset folder written by ``data_prep`` holds:
   manifest.json                    shards, their class group and fold, counts, skips
 
 ``data_prep`` (writer), ``panns_keras.data.pipeline`` (reader), the trainer and transfer all
-import the names and rules from here, so they cannot drift. No TensorFlow import: data-prep
-workers use this module too (the ``tf.io`` feature spec is in ``schema``).
+import the names and rules from here, so they cannot drift. No TensorFlow import (but
+``list_files`` on a remote file system): data-prep workers use this module too (the
+``tf.io`` feature spec is in ``schema``).
 
 Record fields (``tf.train.Example``):
   audio        bytes   little-endian int16 PCM, mono (float -> int16: clip to [-1, 1],
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import glob
 import io
 import json
 import os
@@ -227,3 +229,28 @@ def check_fold_selection(folds, exclude_folds) -> None:
     both = set(fold_list(folds)) & set(fold_list(exclude_folds))
     if both:
         raise FormatError(f"fold(s) {sorted(both)} both selected and excluded")
+
+
+def list_files(patterns) -> list[str]:
+    """The shards a glob string (comma-separated allowed) or a list of globs names: sorted,
+    unique, hidden files included, ``*.tmp`` (a shard being written) left out.
+
+    Local paths are expanded here; a pattern on another file system (``gs://``, ``s3://``,
+    ...) goes through ``tf.io.gfile`` (the only TensorFlow import of this module).
+
+    Raises:
+      FileNotFoundError: nothing matches.
+    """
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    patterns = [os.fspath(p).strip() for p in patterns]
+    if any("://" in p for p in patterns):
+        import tensorflow as tf
+
+        found = {f for p in patterns for f in tf.io.gfile.glob(p)}
+    else:
+        found = {f for p in patterns for f in glob.glob(p, include_hidden=True)}
+    files = sorted(f for f in found if not f.endswith(".tmp"))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {patterns!r}")
+    return files

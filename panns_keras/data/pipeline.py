@@ -52,19 +52,7 @@ def read_manifest(directory: str) -> dict:
         return formats.parse_manifest(f.read(), path)
 
 
-def list_files(patterns) -> list[str]:
-    """Expands a glob string (comma-separated allowed) or a list of globs; sorted, unique."""
-    if isinstance(patterns, str):
-        patterns = [p for p in patterns.split(",") if p.strip()]
-    files = set()
-    for p in patterns:
-        p = os.fspath(p).strip()
-        matched = tf.io.gfile.glob(p)
-        files.update(matched)
-    files = sorted(f for f in files if not f.endswith(".tmp"))
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files match {patterns!r}")
-    return files
+list_files = formats.list_files  # the shard listing rule lives with the formats
 
 
 def _manifest_entries(files: list[str], manifest_dir: str = "") -> dict[str, dict]:

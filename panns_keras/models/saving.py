@@ -126,8 +126,7 @@ def load_model(path: str | Path):
 
     path = Path(path)
     if path.suffix == ".keras":
-        if not path.is_file():
-            raise UserError(f"{path}: model file not found")
+        check_model_path(path)
         try:
             model = keras.saving.load_model(str(path))
         except Exception as e:  # zip / Keras errors on a damaged or foreign file

@@ -14,7 +14,6 @@ mistake in one line before TensorFlow loads.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 
@@ -34,29 +33,12 @@ def is_synthetic(config) -> bool:
 def train_files(config) -> list[str]:
     """The training shards; one-line error when the glob matches nothing."""
     try:
-        files = _list_files(config.data.train_files)
+        files = formats.list_files(config.data.train_files)
     except FileNotFoundError:
         files = []
     if not files:
         raise UserError(f"config.data.train_files: {config.data.train_files!r} matches no "
                         "TFRecord file (check the path, or run `panns-keras prepare`)")  # fmt: skip
-    return files
-
-
-def _list_files(patterns) -> list[str]:
-    """:func:`panns_keras.data.pipeline.list_files`, without TensorFlow for local paths (the
-    same rules: comma-separated globs, hidden files included, ``*.tmp`` left out)."""
-    if isinstance(patterns, str):
-        patterns = [p for p in patterns.split(",") if p.strip()]
-    patterns = [os.fspath(p).strip() for p in patterns]
-    if any("://" in p for p in patterns):  # gs://, s3://, hdfs://: TensorFlow's file systems
-        from panns_keras.data.pipeline import list_files
-
-        return list_files(patterns)
-    files = {f for p in patterns for f in glob.glob(p, include_hidden=True)}
-    files = sorted(f for f in files if not f.endswith(".tmp"))
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files match {patterns!r}")
     return files
 
 
@@ -113,7 +95,7 @@ def load_labels(config: ml_collections.ConfigDict) -> list[formats.Label]:
     candidates = [config.data.labels] if config.data.labels else []
     if not candidates and not is_synthetic(config) and config.data.train_files:
         try:
-            first = _list_files(config.data.train_files)[0]
+            first = formats.list_files(config.data.train_files)[0]
             candidates.append(os.path.join(os.path.dirname(first), formats.LABELS_NAME))
         except (FileNotFoundError, IndexError):
             pass

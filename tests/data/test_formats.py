@@ -190,3 +190,24 @@ def test_unknown_fold_selects_no_shard(fold_data):
     assert pipeline.select_fold_files(files, ("2",), ()) != files
     with pytest.raises(ValueError, match="no shard"):
         pipeline.select_fold_files(files, ("9",), ())
+
+
+def test_list_files_locally_as_tensorflow_lists(tmp_path):
+    """Local shards are listed without TensorFlow, by the same rules as ``tf.io.gfile``'s
+    glob (hidden files included; ``*.tmp`` left out; comma-separated patterns)."""
+    for name in ["a-0.tfrecord", "a-1.tfrecord", ".hidden-2.tfrecord", "a-3.tfrecord.tmp",
+                 "b-0.tfrecord", "notes.txt"]:  # fmt: skip
+        (tmp_path / name).write_bytes(b"")
+    for patterns in [
+        [f"{tmp_path}/*.tfrecord"],
+        [f"{tmp_path}/a-*.tfrecord*"],
+        [f"{tmp_path}/a-0.tfrecord", f"{tmp_path}/b-*.tfrecord"],
+        [str(tmp_path / "a-?.tfrecord"), str(tmp_path / "b-0.tfrecord")],
+        [str(tmp_path / "a-1.tfrecord")],
+    ]:
+        found = {f for p in patterns for f in tf.io.gfile.glob(p)}
+        by_tf = sorted(f for f in found if not f.endswith(".tmp"))
+        assert formats.list_files(patterns) == by_tf, patterns
+        assert formats.list_files(", ".join(patterns)) == by_tf, patterns
+    with pytest.raises(FileNotFoundError):
+        formats.list_files(f"{tmp_path}/nothing-*.tfrecord")
