@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from warm_python import python
 
 import panns_keras
 from panns_keras import flagnames
@@ -24,7 +25,7 @@ ENV.update(PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES="")
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "panns_keras", *map(str, args)], cwd=cwd,
+    return subprocess.run([*python(), "-m", "panns_keras", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, env=ENV, timeout=300)  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from golden import load_golden
+from warm_python import python
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
@@ -39,7 +40,7 @@ def model_dir(tmp_path_factory):
 
 
 def cli(*args, check_rc=None):
-    p = subprocess.run([sys.executable, "-m", "panns_keras", *map(str, args)],
+    p = subprocess.run([*python(), "-m", "panns_keras", *map(str, args)],
                        capture_output=True, text=True, env=ENV, timeout=600)  # fmt: skip
     if check_rc is not None:
         assert p.returncode == check_rc, p.stderr[-2000:]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
+
+from warm_python import python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _models(*args, env=None):
     environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "panns_keras", "models", *args], cwd=ROOT,
+    return subprocess.run([*python(), "-m", "panns_keras", "models", *args], cwd=ROOT,
                           env=environ, capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
@@ -46,7 +47,7 @@ def test_models_lists_architectures_and_presets(tmp_path):
 def test_models_help_and_listed_verb():
     p = _models("--help")
     assert p.returncode == 0 and "--presets" in p.stdout and "PANNS_KERAS_HOME" in p.stdout
-    top = subprocess.run([sys.executable, "-m", "panns_keras", "--help"], cwd=ROOT,
+    top = subprocess.run([*python(), "-m", "panns_keras", "--help"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                          text=True)  # fmt: skip
     assert "  models " in top.stdout

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from golden import load_golden
 from small_models import small_sed_model
+from warm_python import python
 
 import panns_keras
 from panns_keras.audio import load_audio, resample
@@ -39,7 +40,7 @@ CLIPS = ["ovos_rooster.wav", "librosa_robin.wav", "ovos_sheep.wav"]
 
 
 def cli(*args, check_rc=0):
-    p = subprocess.run([sys.executable, "-m", "panns_keras", *map(str, args)],
+    p = subprocess.run([*python(), "-m", "panns_keras", *map(str, args)],
                        capture_output=True, text=True, env=ENV, timeout=600)  # fmt: skip
     if check_rc is not None:
         assert p.returncode == check_rc, p.stderr[-2000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from golden import load_golden
+from warm_python import python
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
@@ -164,7 +166,7 @@ def scratch(tmp_path_factory):
 
 def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     """Runs one README line through bash (globs, quotes and VAR=value as a user's shell)."""
-    command = line.replace("panns-keras ", f"{sys.executable} -m panns_keras ", 1)
+    command = line.replace("panns-keras ", f"{shlex.join(python())} -m panns_keras ", 1)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=900)  # fmt: skip

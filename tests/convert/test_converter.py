@@ -3,12 +3,12 @@
 import os
 import pickle
 import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 from golden import check_outputs, load_golden
+from warm_python import python
 
 import panns_keras
 from panns_keras.convert.converter import convert_checkpoint
@@ -126,7 +126,7 @@ def test_num_batches_tracked_is_optional():
 
 
 def test_cli_convert_one_line_errors(leenet11_ckpts, tmp_path):
-    cmd = [sys.executable, "-m", "panns_keras", "convert"]
+    cmd = [*python(), "-m", "panns_keras", "convert"]
     ok = subprocess.run(cmd + [str(leenet11_ckpts["legacy"]), "--out", str(tmp_path / "m")],
                         capture_output=True, text=True)  # fmt: skip
     assert ok.returncode == 0, ok.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from warm_python import python
 
 import panns_keras
 from panns_keras.audio import fit_length
@@ -75,7 +76,7 @@ def test_missing_onnx_packages_give_one_line_error(monkeypatch, tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('no tf2onnx here')\n")
     env = {"PYTHONPATH": f"{fake.parent}:{Path(__file__).resolve().parents[2]}"}
-    p = subprocess.run([sys.executable, "-m", "panns_keras", "export", "--model", "none",
+    p = subprocess.run([*python(), "-m", "panns_keras", "export", "--model", "none",
                         "--out", str(tmp_path / "out"), "--formats", "onnx"],
                        capture_output=True, text=True, env={**_base_env(), **env})  # fmt: skip
     assert p.returncode != 0

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from checkpoint_server import CKPT, FILE
+from warm_python import python
 
 import panns_keras
 from panns_keras.convert.converter import convert_checkpoint
@@ -91,7 +92,7 @@ def test_tag_verb_takes_a_preset_name(env, server, tiny):
     env({"tiny": tiny})
     environ = {**os.environ, "PYTHONPATH": str(ROOT)}
     p = subprocess.run(
-        [sys.executable, "-m", "panns_keras", "tag", str(CLIP), "--model", "tiny", "--top_k=2",
+        [*python(), "-m", "panns_keras", "tag", str(CLIP), "--model", "tiny", "--top_k=2",
          "--format=json"],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -279,7 +280,7 @@ def test_two_processes_at_once_leave_a_good_cache(env, server, tiny, ckpt_sha256
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(tmp_path / "ready"), str(i)],
+            [*python(), "-c", code, str(tmp_path / "ready"), str(i)],
             env=environ,
             cwd=ROOT,
             stdout=subprocess.PIPE,

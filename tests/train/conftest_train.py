@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 
@@ -98,10 +97,12 @@ def tiny_config(data_dir, eval_dir=None, **train):
 
 def run_py(code: str, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """Runs python code in a fresh interpreter (repo on sys.path); returns the result."""
+    from warm_python import python  # tests/ is on the test process's path (not on a child's)
+
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.dirname(__file__)]),
                     TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")  # fmt: skip
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
+    return subprocess.run([*python(), "-c", code], env=full_env, capture_output=True,
                           text=True, timeout=timeout)  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import socket
 import numpy as np
 import pytest
 from conftest_train import REPO, run_py, write_data
+from warm_python import python
 
 TOL = 1e-4  # loss, relative
 WTOL = 5e-4  # weights, absolute (measured 1.1e-4)
@@ -103,7 +104,6 @@ def _free_ports(n):
 @pytest.mark.slow
 def test_multi_worker_two_processes_equals_one_device(data, tmp_path):
     import subprocess
-    import sys
 
     # Every clip is the same (per-worker file sharding and shuffles then cannot change the
     # batch), so what is tested is the cross-worker gradient all-reduce, the GLOBAL-batch loss
@@ -131,7 +131,7 @@ print("RESULT", json.dumps([l, np.concatenate(w).tolist()[:2000]]))
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-c", code],
+                [*python(), "-c", code],
                 env=env,
                 text=True,
                 stdout=subprocess.PIPE,

@@ -7,11 +7,11 @@ import glob
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from conftest_train import HPARAMS_TAG, REPO, read_events, run_py, tiny_config, write_data
+from warm_python import python
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_event_files_read_back(data, tmp_path):
 
     # panns-keras evaluate writes the same eval summaries under --out/eval, at step 3.
     out = tmp_path / "report"
-    cmd = [sys.executable, "-m", "panns_keras", "evaluate", f"--model={wd}",
+    cmd = [*python(), "-m", "panns_keras", "evaluate", f"--model={wd}",
            f"--data={data[1]}/*.tfrecord", f"--out={out}"]  # fmt: skip
     p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240,
                        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip

@@ -6,11 +6,11 @@ import glob
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 from conftest_train import REPO, run_py, tiny_config, write_data
+from warm_python import python
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_resume_after_kill9_matches_uninterrupted(data, tmp_path):
 
 
 def test_missing_override_field_is_one_line_error(tmp_path):
-    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=demo",
+    cmd = [*python(), "-m", "panns_keras", "train", "--config=demo",
            "--config.train.no_such_field=1", f"--out={tmp_path}"]  # fmt: skip
     # From outside the checkout: the packaged recipe is found by name.
     p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120,
@@ -132,7 +132,7 @@ def test_config_files_load(tmp_path):
 
 def test_packaged_config_from_any_directory(tmp_path):
     """--config=NAME:ARG works outside the checkout (a one-line error for an unknown one)."""
-    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=nope:cnn6", f"--out={tmp_path}"]
+    cmd = [*python(), "-m", "panns_keras", "train", "--config=nope:cnn6", f"--out={tmp_path}"]
     env = dict(os.environ, PYTHONPATH=REPO)
     p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 2
@@ -148,7 +148,7 @@ def test_evaluate_cli_writes_report(data, tmp_path):
 
     train(tiny_config(*data, num_steps=2), tmp_path / "wd")
     out = tmp_path / "report"
-    cmd = [sys.executable, "-m", "panns_keras", "evaluate", f"--model={tmp_path / 'wd'}",
+    cmd = [*python(), "-m", "panns_keras", "evaluate", f"--model={tmp_path / 'wd'}",
            f"--data={data[1]}/*.tfrecord", f"--out={out}"]  # fmt: skip
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip

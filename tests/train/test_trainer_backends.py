@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 from conftest_train import REPO, run_py, tiny_config, write_data
+from warm_python import python
 
 from panns_keras.errors import UserError
 
@@ -143,7 +144,7 @@ def test_sigterm_exits_143_and_rerun_resumes_exactly(data, tmp_path, backend):
 def _cli(args, env=None, timeout=300):
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, HERE]),
                     TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(env or {}))  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "panns_keras", *args], env=full_env,
+    return subprocess.run([*python(), "-m", "panns_keras", *args], env=full_env,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
