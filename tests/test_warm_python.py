@@ -89,10 +89,14 @@ def test_the_work_ends_when_its_caller_is_killed(tmp_path):
     pytest.fail(f"the work ({worker}) outlived its caller")
 
 
-def test_another_backend_gets_a_fresh_interpreter():
-    code = "import sys; print('tensorflow' in sys.modules)"
-    warm = subprocess.run([*python(), "-c", code], capture_output=True, text=True)
-    assert warm.stdout == "True\n"  # the server's imports
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    fresh = subprocess.run([*python(), "-c", code], capture_output=True, text=True, env=env)
-    assert fresh.stdout == "False\n"
+def test_each_backend_has_its_server_and_another_gets_a_fresh_interpreter():
+    code = ("import sys; warm = 'panns_keras.train.trainer' in sys.modules; import keras; "
+            "print(warm, keras.backend.backend())")  # fmt: skip
+    jax_env = dict(os.environ, KERAS_BACKEND="jax")
+    warm = subprocess.run([*python("jax"), "-c", code], capture_output=True, text=True,
+                          env=jax_env)  # fmt: skip
+    assert warm.stdout == "True jax\n", warm.stderr
+    assert python("jax") != python()
+    # The TensorFlow server's command, asked for JAX: the caller's environment wins.
+    fresh = subprocess.run([*python(), "-c", code], capture_output=True, text=True, env=jax_env)
+    assert fresh.stdout == "False jax\n", fresh.stderr

@@ -10,10 +10,11 @@ imported TensorFlow, Keras and the package's libraries once and ran nothing else
 TensorFlow op, no absl flag defined (the verb modules, which define the flags, are imported in
 the fork as in a fresh process).
 
-It falls back to a fresh interpreter (``exec python ARGS``, the same behaviour) when the test
-process runs another Keras backend or has no TensorFlow, with ``PANNS_TEST_WARM=0`` (to turn
-it off), when the caller's environment asks for another Keras backend than the server's or
-for TensorFlow's log lines (``TF_CPP_MIN_LOG_LEVEL=0``), or when the server cannot be reached.
+One server per Keras backend (``python(backend)``; TensorFlow and JAX). It falls back to a
+fresh interpreter (``exec python ARGS``, the same behaviour) without TensorFlow (or JAX for
+its server), with ``PANNS_TEST_WARM=0`` (to turn it off), when the caller's environment asks
+for another Keras backend than the server's or for TensorFlow's log lines
+(``TF_CPP_MIN_LOG_LEVEL=0``), or when the server cannot be reached.
 Otherwise TensorFlow's C++ log level is the quiet command line's (3: fixed in the server).
 Tests about what happens while TensorFlow is imported, or without it, run a fresh interpreter.
 
@@ -226,39 +227,43 @@ def serve(path: str) -> None:
         conn.close()
 
 
-_server: dict = {}
+_commands: dict[str, list[str]] = {}
 
 
-def python() -> list[str]:
-    """The command to use where a test would run ``[sys.executable, ...]``: this file through
-    a server started on the first call (TensorFlow backend, TensorFlow installed), else
+def python(backend: str | None = None) -> list[str]:
+    """The command to use where a test would run ``[sys.executable, ...]`` for a child whose
+    Keras backend is ``backend`` (default: this process's): this file through that backend's
+    server, started on the first call (TensorFlow installed; for JAX also JAX), else
     ``[sys.executable]`` itself."""
-    if "cmd" in _server:
-        return _server["cmd"]
+    backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in _commands:
+        _commands[backend] = _start(backend) or [sys.executable]
+    return _commands[backend]
+
+
+def _start(backend: str) -> list[str] | None:
     import importlib.util
 
-    _server["cmd"] = [sys.executable]
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if os.environ.get("PANNS_TEST_WARM") == "0" or backend != "tensorflow":
-        return _server["cmd"]
-    if importlib.util.find_spec("tensorflow") is None:
-        return _server["cmd"]
+    if os.environ.get("PANNS_TEST_WARM") == "0" or backend not in ("tensorflow", "jax"):
+        return None
+    if any(importlib.util.find_spec(m) is None for m in {"tensorflow", backend}):
+        return None
     import atexit
     import subprocess
     import tempfile
+    import time
 
     directory = tempfile.mkdtemp(prefix="panns-keras-warm-")
     path = os.path.join(directory, "warm.sock")
     # The server reads its stdin until EOF: when this process ends, so does the server.
+    env = {**os.environ, "KERAS_BACKEND": backend}
     server = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", path],
-                              stdin=subprocess.PIPE)  # fmt: skip
-    import time
-
+                              stdin=subprocess.PIPE, env=env)  # fmt: skip
     deadline = time.monotonic() + 60
     while not os.path.exists(path) and server.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     if not os.path.exists(path):
-        return _server["cmd"]
+        return None
 
     def stop():
         server.stdin.close()
@@ -268,8 +273,7 @@ def python() -> list[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
     atexit.register(stop)
-    _server["cmd"] = [sys.executable, os.path.abspath(__file__), "--via", path, backend]
-    return _server["cmd"]
+    return [sys.executable, os.path.abspath(__file__), "--via", path, backend]
 
 
 if __name__ == "__main__":

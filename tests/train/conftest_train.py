@@ -96,14 +96,15 @@ def tiny_config(data_dir, eval_dir=None, **train):
 
 
 def run_py(code: str, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Runs python code in a fresh interpreter (repo on sys.path); returns the result."""
+    """Runs python code as in a fresh interpreter (tests/warm_python.py; repo on sys.path);
+    returns the result."""
     from warm_python import python  # tests/ is on the test process's path (not on a child's)
 
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.dirname(__file__)]),
                     TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")  # fmt: skip
     full_env.update(env or {})
-    return subprocess.run([*python(), "-c", code], env=full_env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    command = [*python(full_env.get("KERAS_BACKEND")), "-c", code]
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 def read_events(logdir) -> dict[str, dict[str, dict]]:

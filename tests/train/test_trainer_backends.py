@@ -144,8 +144,8 @@ def test_sigterm_exits_143_and_rerun_resumes_exactly(data, tmp_path, backend):
 def _cli(args, env=None, timeout=300):
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, HERE]),
                     TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(env or {}))  # fmt: skip
-    return subprocess.run([*python(), "-m", "panns_keras", *args], env=full_env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    command = [*python(full_env.get("KERAS_BACKEND")), "-m", "panns_keras", *args]
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 def _one_line_error(proc, *needles):
