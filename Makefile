@@ -1,6 +1,6 @@
 # `make demo`: set up and run the main job on the bundled real recordings.
-# `make test`: set up and run the test suite (what CI runs), then `make test-jax`,
-# `make test-pythons` and `make test-lowest`.
+# `make test`: set up and run the test suite (what CI runs): `make test-main` beside
+# `make test-jax`, `make test-pythons` and `make test-lowest`.
 # Installs use the exact pins of requirements.txt (runtime) and requirements-test.txt (test
 # tools, optional extras); pyproject.toml holds the supported ranges.
 PYTHON ?= python3
@@ -17,7 +17,7 @@ DEMO_OUT ?= demo_out
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 4 ? 4 : n )))
 XDIST := -n $(WORKERS)
 
-.PHONY: setup setup-test test test-fast test-jax test-pythons test-lowest lint demo bench clean
+.PHONY: setup setup-test test test-main test-envs test-fast test-jax test-pythons test-lowest lint demo bench clean
 
 $(VENV)/.runtime: $(METADATA)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,13 +36,22 @@ lint: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The main suite and the other environments run side by side (each target's output is shown
+# when it ends): the main suite's xdist workers and one process of the others keep every core
+# busy, where one after the other the cores idled in each suite's single-process stretches.
 test: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory -j 2 --output-sync=target test-main test-envs
+
+test-main: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)
-	$(MAKE) test-jax
-	$(MAKE) test-pythons
-	$(MAKE) test-lowest
+
+# test-jax, test-pythons and test-lowest one after another, test-jax in one process.
+test-envs:
+	$(MAKE) --no-print-directory test-jax XDIST=
+	$(MAKE) --no-print-directory test-pythons
+	$(MAKE) --no-print-directory test-lowest
 
 # The model layer, the converter, model directories and the trainer in an environment WITHOUT
 # TensorFlow, under the JAX backend: goldens of six families, converted .pth files, the

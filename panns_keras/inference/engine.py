@@ -155,8 +155,9 @@ class InferenceEngine:
 
         self._eager_step = step
         sig = [tf.TensorSpec([None, self.window], tf.float32)]
-        self._window_step = tf.function(step, input_signature=sig, jit_compile=jit_compile)
-        self._any_step = tf.function(step, reduce_retracing=True)
+        self._window_step = tf.function(step, input_signature=sig, jit_compile=jit_compile,
+                                        autograph=False)  # fmt: skip
+        self._any_step = tf.function(step, reduce_retracing=True, autograph=False)
 
     # ------------------------------------------------------------------ core
     def predict(self, batch: np.ndarray, eager: bool = False) -> dict[str, np.ndarray]:

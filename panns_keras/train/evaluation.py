@@ -30,7 +30,7 @@ def make_predict_fn(model) -> Callable[[tf.Tensor], tf.Tensor]:
         return lambda waveform: model(np.asarray(waveform), training=False)["clipwise_output"]
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def predict(waveform):
         return model(waveform, training=False)["clipwise_output"]
 

@@ -150,7 +150,7 @@ def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict,
         if model.spec.head.kind != "clip":
             raise UserError(f"{model.spec.name}: probe needs a clip model with an embedding")
         embed = tf.function(lambda w: model(w, training=False)["embedding"],
-                            reduce_retracing=True)  # fmt: skip
+                            reduce_retracing=True, autograph=False)  # fmt: skip
         fold_cache[_PROBE_MODEL] = model.spec.name
         for fold in present:
             cfg = split_config(config, data_dir, manifest, fold)
