@@ -13,6 +13,7 @@ from keras import ops
 
 from panns_keras.models.batchnorm import BatchNormalization
 from panns_keras.models.conv import Conv2D
+from panns_keras.models.initializers import NumpyGlorotUniform
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
@@ -46,21 +47,24 @@ def batch_norm(path: str, zero_gamma: bool = False, **kwargs) -> BatchNormalizat
 
 
 def conv2d(path: str, filters: int, kernel: int) -> Conv2D:
-    return Conv2D(filters, kernel, padding="same", use_bias=False, name=layer_name(path))
+    return Conv2D(filters, kernel, padding="same", use_bias=False, name=layer_name(path),
+                  kernel_initializer=NumpyGlorotUniform())  # fmt: skip
 
 
 def depthwise2d(path: str) -> L.DepthwiseConv2D:
-    return L.DepthwiseConv2D(3, padding="same", use_bias=False, name=layer_name(path))
+    return L.DepthwiseConv2D(3, padding="same", use_bias=False, name=layer_name(path),
+                             depthwise_initializer=NumpyGlorotUniform())  # fmt: skip
 
 
 def conv1d(path: str, filters: int, kernel: int, strides: int = 1, dilation: int = 1,
            use_bias: bool = False) -> L.Conv1D:  # fmt: skip
     return L.Conv1D(filters, kernel, strides=strides, dilation_rate=dilation, padding="valid",
-                    use_bias=use_bias, name=layer_name(path))  # fmt: skip
+                    use_bias=use_bias, name=layer_name(path),
+                    kernel_initializer=NumpyGlorotUniform())  # fmt: skip
 
 
 def dense(path: str, units: int) -> L.Dense:
-    return L.Dense(units, name=layer_name(path))
+    return L.Dense(units, name=layer_name(path), kernel_initializer=NumpyGlorotUniform())
 
 
 def pad_time(x, left: int, right: int | None = None):

@@ -147,6 +147,8 @@ def seeded_glorot(layers, seed: int) -> None:
     import keras
     import numpy as np
 
+    from panns_keras.models.initializers import glorot_limit
+
     for i, layer in enumerate(layers):
         for attr in ("kernel", "depthwise_kernel"):
             init = getattr(layer, f"{attr}_initializer" if attr == "kernel" else
@@ -155,8 +157,6 @@ def seeded_glorot(layers, seed: int) -> None:
             if var is None or not isinstance(init, keras.initializers.GlorotUniform):
                 continue
             shape = tuple(var.shape)
-            field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-            fan_in, fan_out = shape[-2] * field, shape[-1] * field
-            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            limit = glorot_limit(shape)
             rng = np.random.default_rng([int(seed), i, len(attr)])
             var.assign(rng.uniform(-limit, limit, size=shape).astype(var.dtype))
