@@ -34,5 +34,7 @@ class NumpyGlorotUniform(keras.initializers.GlorotUniform):
     def __call__(self, shape, dtype=None):
         seed = self.seed if isinstance(self.seed, int) else None
         limit = glorot_limit(shape)
-        values = np.random.default_rng(seed).uniform(-limit, limit, size=tuple(shape))
+        values = np.random.default_rng(seed).random(tuple(shape), dtype=np.float32)
+        values *= np.float32(2 * limit)  # in place: one float32 array, no float64 copy
+        values -= np.float32(limit)
         return keras.ops.convert_to_tensor(values, dtype=dtype or keras.config.floatx())
