@@ -37,7 +37,7 @@ import sys
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
-# --- the client: `python warm_python.py ARGS` ------------------------------------------------
+# --- the client: `python warm_python.py --via SOCKET BACKEND ARGS` --------------------------------
 
 
 def _fallback(args: list[str]) -> None:
