@@ -17,7 +17,8 @@ DEMO_OUT ?= demo_out
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 4 ? 4 : n )))
 XDIST := -n $(WORKERS)
 
-.PHONY: setup setup-test test test-main test-envs test-fast test-jax test-pythons test-lowest lint demo bench clean
+.PHONY: setup setup-test setup-all setup-jax setup-pythons setup-lowest test test-main test-envs \
+	test-fast test-jax test-pythons test-lowest lint demo bench clean
 
 $(VENV)/.runtime: $(METADATA)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,13 +37,19 @@ lint: setup-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The main suite and the other environments run side by side (each target's output is shown
-# when it ends): the main suite's xdist workers and one process of the others keep every core
-# busy, where one after the other the cores idled in each suite's single-process stretches.
-test: setup-test
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(MAKE) --no-print-directory -j 2 --output-sync=target test-main test-envs
+# `make test` sets up every environment first (two at a time), then runs ruff and the main
+# suite beside the other environments (each target's output is shown when it ends): the main
+# suite's xdist workers and one process of the others keep every core busy, where one after
+# the other the cores idled in each suite's single-process stretches. Setting up while the
+# suites ran made them compete with pip for the cores. The last line gives the tests' time.
+setup-all: setup-test setup-jax setup-pythons setup-lowest
+
+test:
+	$(MAKE) --no-print-directory -j 2 setup-all
+	@t0=$$(date +%s); \
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && \
+	$(MAKE) --no-print-directory -j 2 --output-sync=target test-main test-envs; rc=$$?; \
+	echo "make test: tests took $$(( $$(date +%s) - t0 )) s after setup (exit $$rc)"; exit $$rc
 
 test-main: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)
@@ -69,7 +76,9 @@ $(JAX_VENV)/.ready: $(METADATA)
 	! $(JAX_VENV)/bin/python -c "import tensorflow" 2>/dev/null
 	touch $@
 
-test-jax: $(JAX_VENV)/.ready
+setup-jax: $(JAX_VENV)/.ready
+
+test-jax: setup-jax
 	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) \
 		tests/convert/test_backends.py tests/train/test_parity.py \
 		tests/train/test_trainer_backends.py::test_synthetic_source_trains_without_data
@@ -82,12 +91,18 @@ LOWEST_VENV ?= .venv-lowest
 LOWEST ?= tensorflow==2.16.2 keras==3.3.3 numpy==1.26.4
 SMOKE := tests/models/test_registry.py "tests/models/test_golden.py::test_golden_outputs[Cnn6]" \
 	tests/test_cli_infer.py::test_tag_formats_and_errors
-test-lowest:
+$(LOWEST_VENV)/.ready: $(METADATA)
 	test -x $(LOWEST_VENV)/bin/python || $(PYTHON) -m venv $(LOWEST_VENV)
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(LOWEST) \
 		pytest "setuptools>=77" wheel  # the build backend pyproject.toml asks for (PEP 639)
 	$(LOWEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		--no-build-isolation -e .
+	$(LOWEST_VENV)/bin/python tests/check_versions.py $(LOWEST)
+	touch $@
+
+setup-lowest: $(LOWEST_VENV)/.ready
+
+test-lowest: setup-lowest
 	$(LOWEST_VENV)/bin/python tests/check_versions.py $(LOWEST)
 	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(SMOKE)
 
@@ -99,19 +114,29 @@ test-lowest:
 OTHER_PYTHONS ?= 3.12 3.13
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 SMOKE_PYTHONS := $(SMOKE) tests/test_smoke.py
-test-pythons:
-	@failed=""; for v in $(OTHER_PYTHONS); do \
+# prints "VERSION PYTHON" per interpreter found, a note per one missing
+FIND_PYTHONS = for v in $(OTHER_PYTHONS); do \
 	  py=$$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python 2>/dev/null | sort -V | tail -n 1); \
 	  if [ -z "$$py" ]; then \
-	    echo "test-pythons: note: no Python $$v under $(PYENV_ROOT)/versions; skipped"; \
-	    continue; \
-	  fi; \
-	  venv=.venv-py$$v; echo "test-pythons: $$($$py --version) in $$venv"; \
+	    echo "test-pythons: note: no Python $$v under $(PYENV_ROOT)/versions; skipped" >&2; \
+	  else echo "$$v $$py"; fi; \
+	done
+setup-pythons:
+	@$(FIND_PYTHONS) | while read v py; do \
+	  venv=.venv-py$$v; \
+	  if [ -f $$venv/.ready ] && [ -z "$$(find $(METADATA) -newer $$venv/.ready)" ]; then \
+	    continue; fi; \
+	  echo "setup-pythons: $$($$py --version) in $$venv"; \
 	  { test -x $$venv/bin/python || $$py -m venv $$venv; } && \
 	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check $(PINS) \
 	    -r requirements.txt pytest $(BUILD) && \
 	  $$venv/bin/python -m pip install --quiet --disable-pip-version-check $(PINS) --no-deps \
-	    --no-build-isolation -e . && \
+	    --no-build-isolation -e . && touch $$venv/.ready || exit 1; \
+	done
+
+test-pythons: setup-pythons
+	@failed=""; for v in $$($(FIND_PYTHONS) 2>/dev/null | cut -d' ' -f1); do \
+	  venv=.venv-py$$v; echo "test-pythons: $$($$venv/bin/python --version) in $$venv"; \
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider $(SMOKE_PYTHONS) || failed="$$failed $$v"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "test-pythons: failed under Python$$failed"; exit 1; fi

@@ -55,6 +55,16 @@ def _step_constants(t, learning_rate, b1: float, b2: float):
     return ops.cast(learning_rate, "float32") / bias1, bias2_sqrt
 
 
+class _StepConstants:
+    """One update's step constants (a plain object: not tracked as optimizer state)."""
+
+    __slots__ = ("bias2_sqrt", "dtype", "learning_rate", "step_size")
+
+    def __init__(self, learning_rate=None, dtype=None, step_size=None, bias2_sqrt=None):
+        self.learning_rate, self.dtype = learning_rate, dtype
+        self.step_size, self.bias2_sqrt = step_size, bias2_sqrt
+
+
 @keras.saving.register_keras_serializable(package="panns_keras")
 class TorchAdam(keras.optimizers.Adam):
     """``torch.optim.Adam`` / ``AdamW`` update on Keras's Adam state (see module doc)."""
@@ -85,14 +95,29 @@ class TorchAdam(keras.optimizers.Adam):
         self.decoupled = bool(decoupled)
         self._l2_config = weight_decay
 
+    def apply(self, grads, trainable_variables=None):
+        # The step constants are the same for every variable of one update: computed at the
+        # first variable, reused by the others (a traced step holds them once, not per variable).
+        self._constants = _StepConstants()
+        return super().apply(grads, trainable_variables)
+
+    def _step_constants(self, learning_rate, dtype):
+        c = getattr(self, "_constants", None)
+        if c is None or c.learning_rate is not learning_rate or c.dtype != dtype:
+            b1, b2 = float(self.beta_1), float(self.beta_2)
+            step_size, bias2_sqrt = _step_constants(self.iterations + 1, learning_rate, b1, b2)
+            c = self._constants = _StepConstants(
+                learning_rate, dtype, ops.cast(step_size, dtype), ops.cast(bias2_sqrt, dtype)
+            )
+        return c.step_size, c.bias2_sqrt
+
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         b1, b2 = float(self.beta_1), float(self.beta_2)
         g = ops.cast(gradient, dtype)
         if self.l2:
             g = g + ops.cast(self.l2, dtype) * variable
-        step_size, bias2_sqrt = _step_constants(self.iterations + 1, learning_rate, b1, b2)
-        step_size, bias2_sqrt = ops.cast(step_size, dtype), ops.cast(bias2_sqrt, dtype)
+        step_size, bias2_sqrt = self._step_constants(learning_rate, dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         self.assign(m, m + ops.cast(1.0 - b1, dtype) * (g - m))

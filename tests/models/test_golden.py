@@ -1,7 +1,8 @@
-"""Every reference model reproduces its golden outputs (weights by the golden rule)."""
+"""Every reference model reproduces its golden outputs (weights by the golden rule) and has
+the reference's trainable parameter count."""
 
 import pytest
-from golden import check_outputs, load_golden
+from golden import TRAINABLE_PARAMS, check_outputs, load_golden, trainable_params
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
@@ -26,6 +27,7 @@ def test_golden_outputs(name):
         assert (fe.window_size, fe.hop_size, fe.mel_bins) == (
             cfg["window_size"], cfg["hop_size"], cfg["mel_bins"])  # fmt: skip
     model = panns_keras.build_model(name)
+    assert trainable_params(model) == TRAINABLE_PARAMS[name]
     assign_state_dict(model, state)
     # Output keys of the reference's own dict.
     expected_keys = set(meta["output_dict_keys"])

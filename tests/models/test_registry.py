@@ -1,4 +1,5 @@
 import pytest
+from narrow import narrow_model
 
 import panns_keras
 from panns_keras.errors import UserError
@@ -7,6 +8,18 @@ from panns_keras.models.registry import canonical_name, infer_model_name
 
 def test_list_models_has_all_29_reference_classes():
     assert len(panns_keras.list_models()) == 29
+
+
+@pytest.mark.parametrize("name", sorted(panns_keras.list_models()))
+def test_every_model_builds_and_its_config_round_trips(name):
+    """Every architecture builds (narrow widths: the same layers, stages and strides; the
+    full-width builds are tests/models/test_golden.py's) and rebuilds from its config."""
+    from panns_keras.models.tagger import AudioTagger
+
+    model = narrow_model(name, labels=[f"c{i}" for i in range(527)])
+    assert model.spec.name == name and model.count_params() > 0
+    clone = AudioTagger.from_config(model.get_config())
+    assert clone.spec == model.spec and clone.get_config() == model.get_config()
 
 
 @pytest.mark.parametrize(("given", "name"), [

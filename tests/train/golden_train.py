@@ -93,13 +93,17 @@ def snapshot(model, traj: Trajectory) -> dict:
     z = traj.z
     values, norms = {}, {}
     for name, v in torch_state(model, traj).items():
-        if f"idx/{name}" in z:
-            values[name] = v.reshape(-1)[z[f"idx/{name}"]]
-        else:
-            values[name] = v
+        idx = z.get(f"idx/{name}")
         if name in traj.meta["large_names"]:
-            w = v.astype(np.float64)
-            norms[name] = (np.linalg.norm(w), np.linalg.norm(w - traj.state[name]))
+            # One pass over the (transposed) weights into a contiguous float64 copy: the
+            # indexed values (exact: float32 -> float64 -> float32) and both norms from it.
+            w = np.array(v, dtype=np.float64, order="C")
+            values[name] = v if idx is None else w.reshape(-1)[idx].astype(v.dtype)
+            norm = np.linalg.norm(w.reshape(-1))
+            w -= traj.state[name]
+            norms[name] = (norm, np.linalg.norm(w.reshape(-1)))
+        else:
+            values[name] = v if idx is None else v.reshape(-1)[idx]
     return {"values": values, "norms": norms}
 
 
