@@ -56,13 +56,12 @@ def _step_constants(t, learning_rate, b1: float, b2: float):
 
 
 class _StepConstants:
-    """One update's step constants (a plain object: not tracked as optimizer state)."""
+    """One update's constants (a plain object: not tracked as optimizer state)."""
 
-    __slots__ = ("bias2_sqrt", "dtype", "learning_rate", "step_size")
+    __slots__ = ("dtype", "learning_rate", "values")
 
-    def __init__(self, learning_rate=None, dtype=None, step_size=None, bias2_sqrt=None):
-        self.learning_rate, self.dtype = learning_rate, dtype
-        self.step_size, self.bias2_sqrt = step_size, bias2_sqrt
+    def __init__(self, learning_rate=None, dtype=None, values=()):
+        self.learning_rate, self.dtype, self.values = learning_rate, dtype, values
 
 
 @keras.saving.register_keras_serializable(package="panns_keras")
@@ -101,32 +100,35 @@ class TorchAdam(keras.optimizers.Adam):
         self._constants = _StepConstants()
         return super().apply(grads, trainable_variables)
 
-    def _step_constants(self, learning_rate, dtype):
+    def _update_constants(self, learning_rate, dtype):
+        """``(step_size, sqrt(1 - b2^t), 1 - b1, b2, 1 - b2, eps)`` in ``dtype``."""
         c = getattr(self, "_constants", None)
         if c is None or c.learning_rate is not learning_rate or c.dtype != dtype:
             b1, b2 = float(self.beta_1), float(self.beta_2)
             step_size, bias2_sqrt = _step_constants(self.iterations + 1, learning_rate, b1, b2)
+            values = (step_size, bias2_sqrt, 1.0 - b1, b2, 1.0 - b2, self.epsilon)
             c = self._constants = _StepConstants(
-                learning_rate, dtype, ops.cast(step_size, dtype), ops.cast(bias2_sqrt, dtype)
+                learning_rate, dtype, tuple(ops.cast(x, dtype) for x in values)
             )
-        return c.step_size, c.bias2_sqrt
+        return c.values
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
-        b1, b2 = float(self.beta_1), float(self.beta_2)
         g = ops.cast(gradient, dtype)
         if self.l2:
             g = g + ops.cast(self.l2, dtype) * variable
-        step_size, bias2_sqrt = self._step_constants(learning_rate, dtype)
+        step_size, bias2_sqrt, one_minus_b1, b2, one_minus_b2, eps = self._update_constants(
+            learning_rate, dtype
+        )
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
-        self.assign(m, m + ops.cast(1.0 - b1, dtype) * (g - m))
-        self.assign(v, v * ops.cast(b2, dtype) + ops.cast(1.0 - b2, dtype) * g * g)
+        self.assign(m, m + one_minus_b1 * (g - m))
+        self.assign(v, v * b2 + one_minus_b2 * g * g)
         if self.amsgrad:
             v_hat = self._velocity_hats[index]
             self.assign(v_hat, ops.maximum(v_hat, v))
             v = v_hat
-        denom = ops.sqrt(v) / bias2_sqrt + ops.cast(self.epsilon, dtype)
+        denom = ops.sqrt(v) / bias2_sqrt + eps
         self.assign_sub(variable, step_size * (m / denom))
 
     def get_config(self):
