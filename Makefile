@@ -85,8 +85,8 @@ test-jax: setup-jax
 
 # The lower end of pyproject.toml's ranges: a venv that already holds the lowest supported
 # TensorFlow / Keras / NumPy gets the package installed on top (ranges, no constraints);
-# pip must keep those versions, and a smoke subset (build every model, golden Cnn6, tag)
-# must pass. The venv and pip's wheel cache are kept, so a rerun takes seconds.
+# pip must keep those versions, and a smoke subset (every model builds at narrow width and
+# rebuilds from its config, golden Cnn6, tag) must pass. The venv and pip's wheel cache are kept, so a rerun takes seconds.
 LOWEST_VENV ?= .venv-lowest
 LOWEST ?= tensorflow==2.16.2 keras==3.3.3 numpy==1.26.4
 SMOKE := tests/models/test_registry.py "tests/models/test_golden.py::test_golden_outputs[Cnn6]" \
@@ -108,7 +108,7 @@ test-lowest: setup-lowest
 
 # The other supported Pythons (3.12, 3.13; pyproject.toml's requires-python): a venv per
 # pyenv interpreter with the runtime pins of requirements.txt, the package installed editable
-# on top, and a smoke subset (every model builds, golden Cnn6, convert, tag, a 2-step train).
+# on top, and a smoke subset (SMOKE, plus convert and a 2-step train from the command line).
 # An interpreter pyenv does not have is skipped with a note. Venvs are kept: a rerun takes
 # seconds plus the tests.
 OTHER_PYTHONS ?= 3.12 3.13
