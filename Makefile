@@ -16,12 +16,6 @@ DEMO_OUT ?= demo_out
 # runtime, about 1-2 GB); `make test WORKERS=0` runs the suite in the pytest process.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 4 ? 4 : n )))
 XDIST := -n $(WORKERS)
-# glibc's allocator keeps freed memory in the process (no per-array mmap / munmap, no trimming)
-# in every test process: on a VM whose freed guest pages go back to the host, each page the
-# suite touched again cost a host fault (first touch of 2 GiB: 6.9 s here, reuse 0.5 s).
-# Eight Cnn14-size goldens in one process: 53 s -> 43 s. glibc's own variables, one each (a
-# GLIBC_TUNABLES list showed cut at its first ':' in the suite's /proc/PID/environ); other C
-# libraries ignore them.
 TEST_TARGETS := test-main test-envs test-jax test-pythons test-lowest test-fast
 
 .PHONY: setup setup-test setup-all setup-jax setup-pythons setup-lowest test test-main test-envs \
@@ -58,6 +52,12 @@ test:
 	$(MAKE) --no-print-directory -j 2 --output-sync=target test-main test-envs; rc=$$?; \
 	echo "make test: tests took $$(( $$(date +%s) - t0 )) s after setup (exit $$rc)"; exit $$rc
 
+# glibc's allocator keeps freed memory in the process (no per-array mmap / munmap, no trimming)
+# in every test process: on a VM whose freed guest pages go back to the host, each page the
+# suite touched again cost a host fault (first touch of 2 GiB: 6.9 s here, reuse 0.5 s).
+# Eight Cnn14-size goldens in one process: 53 s -> 43 s. glibc's own variables, one each (a
+# GLIBC_TUNABLES list showed cut at its first ':' in the suite's /proc/PID/environ); other C
+# libraries ignore them.
 $(TEST_TARGETS): export MALLOC_MMAP_MAX_ := 0
 $(TEST_TARGETS): export MALLOC_TRIM_THRESHOLD_ := 4294967295
 $(TEST_TARGETS): export MALLOC_TOP_PAD_ := 67108864

@@ -16,7 +16,7 @@ os.environ.setdefault(
 
 
 def pytest_collection_finish(session):
-    """Move what collection imported (TensorFlow, Keras, JAX: millions of objects) out of the
+    """Move what collection imported (TensorFlow, Keras, JAX) out of the
     garbage collector's reach: every full collection after it would walk them all again (7% of
     a golden test's time was the collector). Objects made by the tests are collected as usual."""
     import gc
