@@ -29,7 +29,7 @@ def test_golden_outputs(name):
     model = panns_keras.build_model(name)
     assert trainable_params(model) == TRAINABLE_PARAMS[name]
     assign_state_dict(model, state)
-    # Output keys of the reference's own dict.
+    # Output keys of the reference's own dict (one clip of 1 s is enough to see them).
     expected_keys = set(meta["output_dict_keys"])
-    assert set(model(waveform[:, :32000]).keys()) == expected_keys
+    assert set(model(waveform[:1, : spec.sample_rate]).keys()) == expected_keys
     check_outputs(model, outputs, tols, waveform, spec.head.kind)

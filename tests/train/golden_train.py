@@ -94,17 +94,27 @@ def snapshot(model, traj: Trajectory) -> dict:
     values, norms = {}, {}
     for name, v in torch_state(model, traj).items():
         idx = z.get(f"idx/{name}")
-        if name in traj.meta["large_names"]:
-            # One pass over the (transposed) weights into a contiguous float64 copy: the
-            # indexed values (exact: float32 -> float64 -> float32) and both norms from it.
-            w = np.array(v, dtype=np.float64, order="C")
-            values[name] = v if idx is None else w.reshape(-1)[idx].astype(v.dtype)
-            norm = np.linalg.norm(w.reshape(-1))
-            w -= traj.state[name]
-            norms[name] = (norm, np.linalg.norm(w.reshape(-1)))
+        if idx is not None:
+            # v is a (transposed) view: index it in place, no copy of the whole tensor
+            values[name] = v[np.unravel_index(idx, v.shape)] if v.ndim else v
         else:
-            values[name] = v if idx is None else v.reshape(-1)[idx]
+            values[name] = v
+        if name in traj.meta["large_names"]:
+            norms[name] = _norms(v, traj.state[name])
     return {"values": values, "norms": norms}
+
+
+def _norms(v: np.ndarray, w0: np.ndarray, chunk: int = 1 << 21) -> tuple[float, float]:
+    """``(|v|, |v - w0|)`` with float64 squares summed over slabs of ``v``'s first axis (a
+    (transposed) view), so no float64 copy of the whole tensor is made."""
+    rows = max(1, chunk // max(1, v[0].size)) if v.ndim > 1 else chunk
+    sq = dsq = 0.0
+    for r in range(0, v.shape[0], rows):
+        w = np.array(v[r : r + rows], dtype=np.float64).reshape(-1)
+        sq += float(np.dot(w, w))
+        w -= w0[r : r + rows].reshape(-1)
+        dsq += float(np.dot(w, w))
+    return float(np.sqrt(sq)), float(np.sqrt(dsq))
 
 
 def trainable_torch_names(model, traj) -> list[str]:

@@ -181,3 +181,22 @@ def test_mode_without_init_is_a_one_line_error(data, tmp_path):
     cfg.model.mode = "finetune"
     with pytest.raises(UserError, match="needs config.model.init"):
         train(cfg, tmp_path)
+
+
+def test_seeded_glorot_draws_numpys_uniform_per_layer():
+    """The redrawn kernel is exactly NumPy's ``uniform(-limit, limit)`` of (seed, layer
+    index, 6) in float32, also for a kernel larger than one drawing chunk (2**20)."""
+    import keras
+
+    from panns_keras.models.initializers import glorot_limit
+    from panns_keras.train.warm_start import seeded_glorot
+
+    small, big = keras.layers.Dense(3), keras.layers.Dense(1050)
+    small.build((None, 4))
+    big.build((None, 1000))
+    seeded_glorot([small, big], 7)
+    for i, layer in enumerate([small, big]):
+        shape = tuple(layer.kernel.shape)
+        limit = glorot_limit(shape)
+        want = np.random.default_rng([7, i, 6]).uniform(-limit, limit, size=shape)
+        np.testing.assert_array_equal(np.asarray(layer.kernel), want.astype(np.float32))
