@@ -43,6 +43,18 @@ RSS on CPU); both are peaks over the whole process so far, so they only grow fro
 configuration to the next. ``xla_temp_gb`` / ``xla_args_gb`` are the compiled step's own
 temporary and argument buffers (``Compiled.memory_analysis()``), per configuration.
 
+Compiles: with ``--cache_dir`` every program goes through JAX's persistent compilation cache
+(and XLA's per-fusion autotuning cache) there; ``compile_s`` is then this run's (a read on a
+hit), ``cache_hit`` says which, and ``compile_s_uncached`` is the XLA compile time when the
+step was compiled (recorded in the cache entry, whole seconds). ``lower_s`` is the tracing +
+lowering part of ``compile_s``.
+
+Profile: with ``--profile_dir``, ``--profile_steps`` more steps after the timed ones run
+under ``jax.profiler`` and benchmarks/profile_reduce.py reduces the trace to device time per
+kind of op (tables in ``<model>_<precision>_b<batch>.md`` / ``.json`` beside the trace and
+the compiled HLO). Where the trace has no device-time events (no CUPTI), the forward pass +
+loss and the front end are also timed alone (``variants``; ``--time_variants``).
+
 A configuration that fails (e.g. out of device memory) prints one line and the run goes on.
 With ``--out_json`` all results so far are rewritten atomically after every configuration.
 """
@@ -87,6 +99,41 @@ _APPEND = flags.DEFINE_bool("append", False, "Keep the results already in --out_
 _MATMUL = flags.DEFINE_integer("matmul_size", 0, "Square matmul size for the ceiling "
                                "(0: 8192 on an accelerator, 1024 on CPU).")  # fmt: skip
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the model and the synthetic batch.")
+_CACHE = flags.DEFINE_string("cache_dir", "", "JAX's persistent compilation cache here "
+                             "(every program, however small; '' = off).")  # fmt: skip
+_PROFILE = flags.DEFINE_string("profile_dir", "", "Profile each configuration after its "
+                               "timing and reduce the trace here (profile_reduce.py).")  # fmt: skip
+_PROFILE_STEPS = flags.DEFINE_integer("profile_steps", 4, "Steps in the profile.")
+_VARIANTS = flags.DEFINE_enum("time_variants", "auto", ["auto", "always", "never"],
+                              "Also time the forward pass + loss alone and the log-mel front "
+                              "end alone ('auto': when a profile has no device-time "
+                              "events).")  # fmt: skip
+
+# Persistent-cache events of the compiles so far (jax.monitoring); see compile_record().
+_CACHE_EVENTS: dict[str, float] = {}
+
+
+def _on_event(event: str, *args, **kwargs) -> None:
+    if event.startswith("/jax/compilation_cache/"):
+        _CACHE_EVENTS[event] = _CACHE_EVENTS.get(event, 0) + 1
+
+
+def _on_duration(event: str, seconds: float, *args, **kwargs) -> None:
+    if event.startswith("/jax/compilation_cache/"):
+        _CACHE_EVENTS[event + ":s"] = _CACHE_EVENTS.get(event + ":s", 0.0) + seconds
+
+
+def enable_cache(path: str) -> None:
+    """JAX's persistent compilation cache (and XLA's autotuning cache) in ``path``."""
+    for name, value in (("jax_compilation_cache_dir", path),
+                        ("jax_persistent_cache_min_compile_time_secs", 0),
+                        ("jax_persistent_cache_min_entry_size_bytes", -1)):  # fmt: skip
+        try:
+            jax.config.update(name, value)
+        except (AttributeError, KeyError, ValueError) as e:  # a JAX without that option
+            print(f"persistent cache: {name}={value!r} not set: {e}", flush=True)
+    jax.monitoring.register_event_listener(_on_event)
+    jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 
 # ---------------------------------------------------------------------------- environment
@@ -191,8 +238,11 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
 
     t0 = time.perf_counter()
     lowered = step_fn.lower(state, wave, target, lam)
+    lower_s = time.perf_counter() - t0
+    before = dict(_CACHE_EVENTS)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
+    cache = compile_record(before, compile_s - lower_s)
     xla_flops = xla_flops_compiled = mem = None
     with contextlib.suppress(Exception):  # not every JAX version / backend has them
         xla_flops = first_value(lowered.cost_analysis(), "flops")
@@ -219,6 +269,16 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
     abs_sum_end = float(param_abs_sum(state[0]))
 
     clips_per_s = batch * _STEPS.value / seconds
+    extra = {}
+    if _PROFILE.value:
+        tag = f"{name}_{precision}_b{batch}"
+        extra["profile"] = profile(compiled, (state, wave, target, lam), tag,
+                                   1e3 * seconds / _STEPS.value)  # fmt: skip
+        state = extra["profile"].pop("state")
+    no_device_time = extra.get("profile", {}).get("source") in (None, "none")
+    if _VARIANTS.value == "always" or (_VARIANTS.value == "auto" and _PROFILE.value
+                                       and no_device_time):  # fmt: skip
+        extra["variants"] = time_variants(model, state, wave, target, lam, spec)
     paper = PAPER_FLOPS.get(name, math.nan) * _SECONDS.value / 10.0
     step_flops_tf = 3 * paper * clips_per_s / 1e12
     xla_tf = (xla_flops or math.nan) * _STEPS.value / seconds / 1e12
@@ -226,7 +286,8 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
         "model": name, "precision": precision, "policy": POLICIES[precision], "batch": batch,
         "clips_in_per_step": 2 * batch, "samples": samples, "clip_seconds": _SECONDS.value,
         "steps": _STEPS.value, "clips_per_s": clips_per_s,
-        "step_ms": 1e3 * seconds / _STEPS.value, "compile_s": compile_s, "warmup_s": warmup_s,
+        "step_ms": 1e3 * seconds / _STEPS.value, "compile_s": compile_s, "lower_s": lower_s,
+        **cache, "warmup_s": warmup_s,
         "peak_mem_gb": peak_memory_gb(),
         "xla_temp_gb": None if mem is None else mem.temp_size_in_bytes / 1e9,
         "xla_args_gb": None if mem is None else mem.argument_size_in_bytes / 1e9,
@@ -236,8 +297,111 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
         "matmul_tflops": ceiling, "mfu": step_flops_tf / ceiling,
         "xla_flops_per_step": xla_flops, "xla_flops_per_step_compiled": xla_flops_compiled,
         "train_tflops_xla": xla_tf, "mfu_xla": xla_tf / ceiling,
-        "params": params,
+        "params": params, **extra,
     }  # fmt: skip
+
+
+def compile_record(before: dict, xla_s: float) -> dict:
+    """How the step's compile went: ``cache_hit`` (None without a persistent cache) and
+    ``compile_s_uncached``, the XLA compile time when it was compiled (lowering not
+    included): this compile's on a miss, the one the cache recorded on a hit (JAX keeps
+    whole seconds)."""
+    if not _CACHE.value:
+        return {"cache_hit": None, "compile_s_uncached": xla_s}
+    delta = {k: v - before.get(k, 0) for k, v in _CACHE_EVENTS.items()}
+    hit = delta.get("/jax/compilation_cache/cache_hits", 0) > 0
+    first = xla_s
+    if hit:  # JAX records the saved time: compile time then - time to read it now
+        first = sum(delta.get(f"/jax/compilation_cache/{k}_sec:s", 0.0)
+                    for k in ("compile_time_saved", "cache_retrieval_time"))  # fmt: skip
+    return {"cache_hit": hit, "compile_s_uncached": first}
+
+
+def profile(compiled, args, tag: str, step_ms: float) -> dict:
+    """``--profile_steps`` steps under ``jax.profiler``, reduced by profile_reduce.py into
+    ``--profile_dir``: ``<tag>.trace.json.gz`` (Chrome trace), ``<tag>.xplane.pb.gz``,
+    ``<tag>.hlo.txt.gz`` (the compiled step), ``<tag>.md`` / ``<tag>.json`` (the tables).
+    Returns the reduction's headline figures and the state after the steps ("state")."""
+    import gzip
+    import shutil
+
+    import profile_reduce
+
+    out = Path(_PROFILE.value)
+    out.mkdir(parents=True, exist_ok=True)
+    state, rest = args[0], args[1:]
+    summary: dict = {}
+    trace = None
+    try:
+        hlo = compiled.as_text()
+        (out / f"{tag}.hlo.txt.gz").write_bytes(gzip.compress(hlo.encode()))
+        options = jax.profiler.ProfileOptions()
+        options.python_tracer_level = 0
+        options.enable_hlo_proto = False  # the HLO text is written beside
+        with tempfile.TemporaryDirectory() as tmp:
+            with jax.profiler.trace(tmp, profiler_options=options):
+                for _ in range(_PROFILE_STEPS.value):
+                    state, loss = compiled(state, *rest)
+                jax.block_until_ready((state, loss))
+            run = sorted(Path(tmp).glob("plugins/profile/*"))[-1]
+            for f in run.glob("*.xplane.pb"):  # for xprof / TensorBoard, and the fallback
+                (out / f"{tag}.xplane.pb.gz").write_bytes(gzip.compress(f.read_bytes(), 6))
+                trace = out / f"{tag}.xplane.pb.gz"
+            for f in run.glob("*.trace.json.gz"):
+                trace = out / f"{tag}.trace.json.gz"
+                shutil.copyfile(f, trace)
+        if trace is None:
+            raise RuntimeError("jax.profiler wrote no trace")
+        summary = profile_reduce.reduce_files(trace, out / f"{tag}.hlo.txt.gz",
+                                              _PROFILE_STEPS.value, step_ms, out / tag,
+                                              jax.devices()[0].platform == "cpu")  # fmt: skip
+        print(profile_reduce.to_markdown(summary), flush=True)
+        summary = {k: summary[k] for k in ("source", "busy_ms_per_step", "categories")}
+    except Exception as e:  # the timing stands without its profile
+        print(f"profile {tag} FAILED: {type(e).__name__}: {e}", flush=True)
+        summary = {"source": None, "error": f"{type(e).__name__}: {e}"[:500]}
+    return {**summary, "state": state}
+
+
+def time_once(fn, *args) -> tuple[float, float]:
+    """(compile s, mean ms of ``--steps`` calls after one warm-up) of ``jax.jit(fn)``."""
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(compiled(*args))
+    t0 = time.perf_counter()
+    outs = [compiled(*args) for _ in range(_STEPS.value)]
+    jax.block_until_ready(outs)
+    return compile_s, 1e3 * (time.perf_counter() - t0) / _STEPS.value
+
+
+def time_variants(model, state, wave, target, lam, spec) -> dict:
+    """Parts of the step timed alone, for when a profile gives no device times: the
+    forward pass + loss (training mode, mixup, no gradient) and the log-mel front end
+    (2B clips; log-mel models only)."""
+    from panns_keras.train import step as step_lib
+
+    trainable, non_trainable, _ = state
+
+    def forward(trainable, non_trainable, waveform, target, lam):
+        def call(x, mix):
+            return model.stateless_call(trainable, non_trainable, x, training=spec.training,
+                                        mixup_lambda=mix)  # fmt: skip
+
+        return step_lib.compute_loss(call, waveform, target, lam, spec)[0]
+
+    out = {}
+    try:
+        c, ms = time_once(forward, trainable, non_trainable, wave, target, lam)
+        out.update(forward_loss_ms=ms, forward_loss_compile_s=c)
+        if model.logmel_extractor is not None:
+            c, ms = time_once(model.logmel, wave)
+            out.update(frontend_ms=ms, frontend_compile_s=c)
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {e}"[:500]
+    print("timed alone: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in out.items()), flush=True)  # fmt: skip
+    return out
 
 
 # ---------------------------------------------------------------------------- output
@@ -281,6 +445,8 @@ def main(argv) -> None:
         if p not in POLICIES:
             raise app.UsageError(f"precision {p!r}: one of {', '.join(POLICIES)}")
     batches = [int(b) for b in _BATCH.value]
+    if _CACHE.value:
+        enable_cache(_CACHE.value)
     env = device_info()
     accel = env["platform"] != "cpu"
     n = _MATMUL.value or (8192 if accel else 1024)

@@ -208,6 +208,12 @@ def serve(path: str) -> None:
         import panns_keras.data.pipeline
         import panns_keras.models
         import panns_keras.train.trainer  # noqa: F401
+    # What the imports made goes out of the collector's reach: a runner's full collections
+    # no longer walk (and so copy, page by page, from the server) TensorFlow's objects.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
     import select
 
