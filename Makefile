@@ -61,6 +61,10 @@ test:
 $(TEST_TARGETS): export MALLOC_MMAP_MAX_ := 0
 $(TEST_TARGETS): export MALLOC_TRIM_THRESHOLD_ := 4294967295
 $(TEST_TARGETS): export MALLOC_TOP_PAD_ := 67108864
+# NumPy's and SciPy's OpenBLAS on one thread in the test processes: its idle worker threads
+# spin after each call (blas_thread_server: 3.6% of all CPU samples of `perf record -a` while
+# the main suite and test-jax ran side by side), CPU the other test processes needed.
+$(TEST_TARGETS): export OPENBLAS_NUM_THREADS := 1
 
 test-main: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)

@@ -84,7 +84,11 @@ else
     for f in "${files[@]}"; do "$PY" -m zipfile -e "$f" "$DEPS"; done
   fi
 fi
-export PYTHONPATH=$DEPS:$REPO${PYTHONPATH:+:$PYTHONPATH}
+# panns_keras as an install lays it out (setup.py maps the top-level configs/ to the package
+# panns_keras.configs): a copy of the package with configs/ inside, first on PYTHONPATH.
+mkdir -p "$DEPS/src" && cp -r "$REPO/panns_keras" "$DEPS/src/" && \
+  cp -r "$REPO/configs" "$DEPS/src/panns_keras/configs"
+export PYTHONPATH=$DEPS:$DEPS/src:$REPO${PYTHONPATH:+:$PYTHONPATH}
 export KERAS_BACKEND=jax
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
 

@@ -326,9 +326,12 @@ def reduce(trace: dict, hlo_text: str, steps: int, step_ms: float | None = None,
         count[cat] += 1
         by_pass[pass_of(scope, cat)] += ev.dur_us
         by_layer[layer_of(scope) if scope else "(no scope)"] += ev.dur_us
-        row = by_op.setdefault(op, [0.0, 0, cat, ev.name, scope])
+        row = by_op.setdefault(op, [0.0, 0, cat, collections.Counter(), scope])
         row[0] += ev.dur_us
         row[1] += 1
+        row[3][ev.name] += ev.dur_us  # the op's kernels: the longest is shown
+        if row[2] != cat:  # e.g. a command buffer's kernels, classed each by its name
+            row[2] = "several (each kernel by its name)"
     busy = sum(by_cat.values())
     span = (max(e.ts + e.dur_us for e in events) - min(e.ts for e in events)) if events else 0
     per = 1e-3 / max(steps, 1)  # us over all steps -> ms per step
@@ -356,10 +359,11 @@ def reduce(trace: dict, hlo_text: str, steps: int, step_ms: float | None = None,
         "matched_events": sum(1 for e in events if lookup(e)[0] in instrs),
         "busy_ms_per_step": busy * per, "span_ms_per_step": span * per, "step_ms": step_ms,
         "categories": cats, "passes": table(by_pass), "layers": table(by_layer, 25),
-        "top": [{"op": op, "category": cat, "kernel": name, "ms_per_step": us * per,
+        "top": [{"op": op, "category": cat, "kernel": kernels.most_common(1)[0][0],
+                 "ms_per_step": us * per,
                  "pct_of_busy": 100 * us / busy, "calls_per_step": n / max(steps, 1),
                  "op_name": scope[-160:]}
-                for op, (us, n, cat, name, scope) in top],
+                for op, (us, n, cat, kernels, scope) in top],
     }  # fmt: skip
 
 

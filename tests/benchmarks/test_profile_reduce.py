@@ -192,3 +192,24 @@ def test_classify_conv_without_target_or_metadata():
     assert pr.classify(fwd, comps) == pr.CONV_FWD
     fwd.op_name = f"{BWD}/conv_block1_conv1/conv_general_dilated"
     assert pr.classify(fwd, comps) == pr.CONV_BWD
+
+
+def test_command_buffer_kernels_are_classed_one_by_one():
+    """An op the HLO does not list (an XLA command buffer) with a memset and a GEMM inside:
+    each kernel counts in its own category; its row in the top list says so and names the
+    longest kernel."""
+    events = [
+        {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "/device:GPU:0"}},
+        {"ph": "M", "pid": 2, "tid": 7, "name": "thread_name", "args": {"name": "Stream #7"}},
+        {"ph": "X", "pid": 2, "tid": 7, "ts": 0.0, "dur": 2.0, "name": "Memset 0",
+         "args": {"hlo_op": "command_buffer_1"}},
+        {"ph": "X", "pid": 2, "tid": 7, "ts": 3.0, "dur": 40.0,
+         "name": "sm90_xmma_gemm_f32f32_tf32f32_f32_tn_n_cublas",
+         "args": {"hlo_op": "command_buffer_1"}},
+    ]  # fmt: skip
+    s = pr.reduce({"traceEvents": events}, HLO, steps=1)
+    got = {c["name"]: c["ms_per_step"] for c in s["categories"]}
+    assert got == pytest.approx({pr.COPY: 0.002, pr.MATMUL: 0.040})
+    (row,) = s["top"]
+    assert row["op"] == "command_buffer_1" and row["ms_per_step"] == pytest.approx(0.042)
+    assert row["category"].startswith("several") and "gemm" in row["kernel"]
