@@ -9,9 +9,9 @@
 #    namex, optree, ml-collections; PyYAML and typing_extensions only when missing) with
 #    pip --no-index --no-deps into a fresh folder that goes first on PYTHONPATH, so the
 #    machine's own JAX with CUDA, NumPy, h5py, rich, ... stay the ones used and nothing
-#    outside that folder is changed. Without pip, the wheels are unpacked there instead. The
-#    repository root goes on PYTHONPATH too (panns_keras is imported from the working tree,
-#    not installed).
+#    outside that folder is changed. Without pip, the wheels are unpacked there instead.
+#    panns_keras is not installed either: a copy of the package with the top-level configs/
+#    inside (as setup.py installs it) goes on PYTHONPATH after the wheels.
 # 2. Prints nvidia-smi, jax.devices() and the versions.
 # 3. Runs one process per group below under `timeout`, each appending to
 #    OUTDIR/train_step_jax.json (rewritten atomically after every configuration, so partial
