@@ -97,7 +97,9 @@ nvidia-smi || echo "(no nvidia-smi)"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit \
   --format=csv 2>/dev/null
 nproc; free -g | head -2; df -h "$CACHE" | tail -1; du -sh "$CACHE"
-"$PY" - <<'EOF'
+# From $DEPS, so the working directory does not put the repository's folder (without
+# configs/) first: the check imports what the runs import.
+(cd "$DEPS" && "$PY" -) <<'EOF'
 import importlib.metadata as md
 import sys
 
@@ -105,6 +107,7 @@ import jax
 import keras
 
 import panns_keras
+from panns_keras import configs  # noqa: F401  (the packaged recipes the runs read)
 from panns_keras.models import tagger  # noqa: F401  (the whole model code)
 
 print("python", sys.version.split()[0], "| jax.devices():", jax.devices())

@@ -320,8 +320,10 @@ def reduce(trace: dict, hlo_text: str, steps: int, step_ms: float | None = None,
     by_layer = collections.Counter()
     by_op: dict[str, list] = {}
     count = collections.Counter()
+    matched = 0
     for ev in events:
         op, cat, scope = lookup(ev)
+        matched += op in instrs
         by_cat[cat] += ev.dur_us
         count[cat] += 1
         by_pass[pass_of(scope, cat)] += ev.dur_us
@@ -356,7 +358,7 @@ def reduce(trace: dict, hlo_text: str, steps: int, step_ms: float | None = None,
     return {
         "source": source, "note": notes[source], "hlo_module": module, "steps": steps,
         "lines": lines, "events": len(events),
-        "matched_events": sum(1 for e in events if lookup(e)[0] in instrs),
+        "matched_events": matched,
         "busy_ms_per_step": busy * per, "span_ms_per_step": span * per, "step_ms": step_ms,
         "categories": cats, "passes": table(by_pass), "layers": table(by_layer, 25),
         "top": [{"op": op, "category": cat, "kernel": kernels.most_common(1)[0][0],
@@ -437,8 +439,10 @@ def reduce_files(trace_path, hlo_path, steps: int, step_ms: float | None = None,
              else json.loads(_read(trace_path)))  # fmt: skip
     summary = reduce(trace, _read(hlo_path), steps, step_ms, host_ops)
     if out_prefix is not None:
-        Path(f"{out_prefix}.md").write_text(to_markdown(summary) + "\n")
-        Path(f"{out_prefix}.json").write_text(json.dumps(summary, indent=1))
+        from panns_keras.fileio import atomic_write
+
+        atomic_write(f"{out_prefix}.md", to_markdown(summary) + "\n")
+        atomic_write(f"{out_prefix}.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -452,7 +456,11 @@ def main(argv=None) -> None:
     p.add_argument("--device", action="store_true", help="the step ran on an accelerator: "
                    "never count host events")  # fmt: skip
     a = p.parse_args(argv)
-    print(to_markdown(reduce_files(a.trace, a.hlo, a.steps, a.step_ms, a.out, not a.device)))
+    try:
+        summary = reduce_files(a.trace, a.hlo, a.steps, a.step_ms, a.out, not a.device)
+    except (OSError, ValueError, EOFError) as e:  # missing, truncated or not a trace / HLO
+        p.exit(1, f"profile_reduce: {type(e).__name__}: {e}\n")
+    print(to_markdown(summary))
 
 
 if __name__ == "__main__":

@@ -323,9 +323,10 @@ def profile(compiled, args, tag: str, step_ms: float) -> dict:
     ``<tag>.hlo.txt.gz`` (the compiled step), ``<tag>.md`` / ``<tag>.json`` (the tables).
     Returns the reduction's headline figures and the state after the steps ("state")."""
     import gzip
-    import shutil
 
     import profile_reduce
+
+    from panns_keras.fileio import atomic_write
 
     out = Path(_PROFILE.value)
     out.mkdir(parents=True, exist_ok=True)
@@ -334,7 +335,7 @@ def profile(compiled, args, tag: str, step_ms: float) -> dict:
     trace = None
     try:
         hlo = compiled.as_text()
-        (out / f"{tag}.hlo.txt.gz").write_bytes(gzip.compress(hlo.encode()))
+        atomic_write(out / f"{tag}.hlo.txt.gz", gzip.compress(hlo.encode()))
         options = jax.profiler.ProfileOptions()
         options.python_tracer_level = 0
         options.enable_hlo_proto = False  # the HLO text is written beside
@@ -345,11 +346,10 @@ def profile(compiled, args, tag: str, step_ms: float) -> dict:
                 jax.block_until_ready((state, loss))
             run = sorted(Path(tmp).glob("plugins/profile/*"))[-1]
             for f in run.glob("*.xplane.pb"):  # for xprof / TensorBoard, and the fallback
-                (out / f"{tag}.xplane.pb.gz").write_bytes(gzip.compress(f.read_bytes(), 6))
-                trace = out / f"{tag}.xplane.pb.gz"
+                trace = atomic_write(out / f"{tag}.xplane.pb.gz",
+                                     gzip.compress(f.read_bytes(), 6))  # fmt: skip
             for f in run.glob("*.trace.json.gz"):
-                trace = out / f"{tag}.trace.json.gz"
-                shutil.copyfile(f, trace)
+                trace = atomic_write(out / f"{tag}.trace.json.gz", f.read_bytes())
         if trace is None:
             raise RuntimeError("jax.profiler wrote no trace")
         summary = profile_reduce.reduce_files(trace, out / f"{tag}.hlo.txt.gz",
