@@ -4,6 +4,6 @@ metadata is in pyproject.toml."""
 
 from setuptools import find_packages, setup
 
-PACKAGES = find_packages(include=["panns_keras", "panns_keras.*", "data_prep", "data_prep.*"])
+PACKAGES = find_packages(include=["panns_keras", "panns_keras.*"])  # data_prep/: a launcher
 
 setup(packages=[*PACKAGES, "panns_keras.configs"], package_dir={"panns_keras.configs": "configs"})

@@ -1,7 +1,7 @@
 """`python -m data_prep --out=... (--audioset_csv|--generic_csv|--class_dir)=...`
 
-The same program as `panns-keras prepare` (same flags, messages and exit codes): this entry
-module sits on the CLI's floor, the rest of data_prep below it.
+The same program as `panns-keras prepare` (same flags, messages and exit codes): a launcher
+on the CLI's floor; the preparation code is ``panns_keras.data.prepare``.
 """
 
 import sys

@@ -31,8 +31,9 @@ def load_demo_config():
 
 
 def prepare_data(demo_data: Path, out: Path, sample_rate: int, clip_seconds: float) -> dict:
-    """TFRecords for the train and test folds via data_prep; returns {fold: manifest}."""
-    from data_prep.prepare import prepare
+    """TFRecords for the train and test folds (panns_keras.data.prepare); returns {fold:
+    manifest}."""
+    from panns_keras.data.prepare import prepare
 
     manifests = {}
     for fold in ("train", "test"):

@@ -125,6 +125,10 @@ def test_built_wheel_installs_configs_and_metadata(tmp_path):
         f"panns_keras/configs/{p.name}" for p in (REPO / "configs").glob("*.py")
     }
     assert not any(n.startswith("configs/") for n in names)
+    # one top-level package: nothing generic (data_prep, tests, benchmarks) in site-packages
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {
+        "panns_keras"
+    }
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert meta["License-Expression"] == "MIT"
     assert meta["Requires-Python"] in (">=3.11,<3.14", "<3.14,>=3.11")

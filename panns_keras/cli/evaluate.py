@@ -19,7 +19,7 @@ from panns_keras.errors import UsageError
 
 _MODEL = flags.DEFINE_string("model", None, "Model directory, training workdir, checkpoint or "
                              "preset name (panns-keras models).")  # fmt: skip
-_DATA = flags.DEFINE_string("data", None, "Glob of evaluation TFRecord shards (data_prep).")
+_DATA = flags.DEFINE_string("data", None, "Glob of evaluation TFRecord shards (prepare).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the report.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", lower_bound=1)
 _MAX_BATCHES = flags.DEFINE_integer("max_batches", 0, "Stop after N batches (0 = all).",

@@ -1,15 +1,15 @@
 """Every on-disk format of a prepared dataset, defined once.
 
-A dataset folder written by ``data_prep`` holds:
+A dataset folder written by ``panns_keras.data.prepare`` holds:
 
   <name>-00000-of-000NN.tfrecord   shards of ``tf.train.Example`` records (fields below)
   labels.csv                       the class list (``read_labels_csv`` states the one rule)
   manifest.json                    shards, their class group and fold, counts, skips
 
-``data_prep`` (writer), ``panns_keras.data.pipeline`` (reader), the trainer and transfer all
-import the names and rules from here, so they cannot drift. No TensorFlow import (but
-``list_files`` on a remote file system): data-prep workers use this module too (the
-``tf.io`` feature spec is in ``schema``).
+``panns_keras.data.prepare`` (writer), ``panns_keras.data.pipeline`` (reader), the trainer
+and transfer all import the names and rules from here, so they cannot drift. No TensorFlow
+import (but ``list_files`` on a remote file system): data-prep workers use this module too
+(the ``tf.io`` feature spec is in ``schema``).
 
 Record fields (``tf.train.Example``):
   audio        bytes   little-endian int16 PCM, mono (float -> int16: clip to [-1, 1],
@@ -23,7 +23,7 @@ Record fields (``tf.train.Example``):
                        existed lack it and read as "".
 
 Folds. Each clip belongs to at most one fold (a free-form string: "1".."5", a speaker, ...).
-``data_prep`` takes it from a CSV's ``fold`` column or, for class folders, from a regular
+``prepare`` takes it from a CSV's ``fold`` column or, for class folders, from a regular
 expression on the file's path (``fold_pattern``), writes it into every record, and keeps
 each shard single-fold (the manifest's shard entry names it), so the reader can select folds
 by file and still filters by record. k-fold cross-validation: train with
@@ -85,7 +85,7 @@ def shard_pattern(directory: str) -> str:
 class Label:
     """One class: its output index, its id (an AudioSet MID or the data set's own) and its
     display name. The one in-memory shape of a label in the package: label files, models
-    (``AudioTagger.class_labels``), the converter, the trainer and data_prep all use it.
+    (``AudioTagger.class_labels``), the converter, the trainer and prepare all use it.
 
     ``mid`` is None for a model given display names only, ``display_name`` for one given ids
     only (``AudioTagger(labels=..., label_ids=...)``); a label file always has both.

@@ -1,4 +1,4 @@
-"""tf.data input pipelines over the shards written by `data_prep`.
+"""tf.data input pipelines over the shards written by `panns_keras.data.prepare`.
 
 Train: shards -> (per class group: shuffled shard list -> interleave -> repeat)
   -> uniform choice of class group (balanced) or one interleaved stream (raw
@@ -85,7 +85,7 @@ def fold_selection(config, split: str) -> tuple[tuple[str, ...], tuple[str, ...]
 
 
 def select_fold_files(files, folds, exclude_folds, manifest_dir: str = "") -> list[str]:
-    """Drops shards whose manifest entry names a fold outside the selection (data_prep
+    """Drops shards whose manifest entry names a fold outside the selection (prepare
     writes single-fold shards). Shards without a fold in the manifest (version 1, or written
     by other tools, possibly mixing folds) are kept: their records are filtered one by one,
     as every record is."""

@@ -32,7 +32,7 @@ def int16_to_float(pcm: np.ndarray) -> np.ndarray:
     return np.asarray(pcm, dtype=np.int16).astype(np.float32) / np.float32(INT16_SCALE)
 
 
-# One clip -> `tf.train.Example` bytes (the numpy-only encoder data_prep's workers use).
+# One clip -> `tf.train.Example` bytes (the numpy-only encoder prepare's workers use).
 serialize_example = example_codec.serialize_clip
 
 

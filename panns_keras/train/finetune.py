@@ -70,7 +70,7 @@ def prepared_data(data: str, workdir: Path, sample_rate: int, clip_seconds: floa
         raise UserError(f"{data}: not found")
     if path.is_dir() and (path / formats.MANIFEST_NAME).is_file():
         return path
-    from data_prep.prepare import prepare
+    from panns_keras.data.prepare import prepare
 
     out = workdir / "data"
     kw = {"class_dir": str(path)} if path.is_dir() else {"generic_csv": str(path)}

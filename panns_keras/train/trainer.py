@@ -4,7 +4,7 @@
 * the backend layer (gradients, compilation, devices, checkpoints):
   ``train/backends/tf_engine.py`` (``tf.function``, ``tf.distribute`` strategies) and
   ``train/backends/jax_engine.py`` (``jax.jit``, ``keras.distribution.DataParallel``),
-  chosen by ``KERAS_BACKEND``
+  chosen by ``KERAS_BACKEND``; their interface is ``train/backends/engine.py``
 * the optimizer and its schedule: ``train/optimizers.py``; the loss: ``train/losses.py``
 * the model to train (scratch or warm start): ``train/warm_start.py``
 * the data source, labels and data errors: ``train/inputs.py``
@@ -45,6 +45,7 @@ from panns_keras.progress import Progress
 from panns_keras.train import checkpoints, inputs, optimizers, warm_start
 from panns_keras.train import config as config_lib
 from panns_keras.train import step as step_lib
+from panns_keras.train.backends.engine import Engine
 from panns_keras.train.profiler import Profiler
 from panns_keras.train.summaries import Summaries
 
@@ -54,8 +55,8 @@ load_labels = inputs.load_labels
 make_optimizer = optimizers.make_optimizer
 
 
-def make_engine(config, workdir: Path):
-    """The backend layer of ``keras.backend.backend()``."""
+def make_engine(config, workdir: Path) -> Engine:
+    """The backend layer of ``keras.backend.backend()`` (``backends.engine.Engine``)."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         from panns_keras.train.backends.tf_engine import TFEngine
@@ -255,10 +256,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
         kernels.set_fused_batchnorm(previous_fused)
 
 
-def _sync(engine) -> None:
-    sync = getattr(engine, "sync", None)
-    if sync is not None:
-        sync()
+def _sync(engine: Engine) -> None:
+    engine.sync()
 
 
 def logmel_image(model, waveform, lam, seed: int) -> np.ndarray:

@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from data_prep import beam_pipeline  # imports apache_beam lazily
-from data_prep import prepare as prep
+from panns_keras.data.prepare import beam  # imports apache_beam lazily
+from panns_keras.data.prepare import writer as prep
 
 pytest.importorskip("apache_beam")
 
@@ -23,7 +23,7 @@ def test_beam_direct_runner_equals_local(tmp_path, assets_dir):
     (root / "speech" / "empty.wav").write_bytes(b"")
     kw = {"class_dir": str(root), "clip_seconds": 1.0, "clips_per_shard": 1}
     local = prep.prepare(str(tmp_path / "local"), num_workers=1, **kw)
-    beamed = beam_pipeline.prepare_beam(
+    beamed = beam.prepare_beam(
         str(tmp_path / "beam"), pipeline_options=["--runner=DirectRunner"], **kw
     )
     assert beamed == local

@@ -1,5 +1,5 @@
 """panns_keras.data.formats: the one labels.csv rule, manifest versions, the fold field, and
-k-fold selection from TFRecords without leaks (data_prep -> pipeline)."""
+k-fold selection from TFRecords without leaks (prepare -> pipeline)."""
 
 import json
 import os
@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from data_prep import inputs as inputs_lib
-from data_prep import prepare as prep
 from panns_keras import labels as labels_lib
 from panns_keras.data import config as config_lib
 from panns_keras.data import formats, pipeline, schema
+from panns_keras.data.prepare import inputs as inputs_lib
+from panns_keras.data.prepare import writer as prep
 
 SR = 8000
 N = 200  # samples per clip
@@ -30,7 +30,7 @@ def test_one_label_rule_for_every_reader(tmp_path):
     for name in ("h.csv", "n.csv"):
         path = tmp_path / name
         assert formats.read_labels_csv(path) == want
-        assert inputs_lib.read_labels_csv(str(path)) == want  # data_prep's is the same
+        assert inputs_lib.read_labels_csv(str(path)) == want  # prepare's is the same
         assert labels_lib.read_label_file(path) == [(lb.mid, lb.display_name) for lb in want]
     # Written and read back unchanged, by either writer.
     labels_lib.write_label_file(tmp_path / "w.csv", [(lb.mid, lb.display_name) for lb in want])
@@ -49,7 +49,7 @@ def test_label_rule_rejects(tmp_path, text):
     (tmp_path / "bad.csv").write_text(text)
     with pytest.raises(formats.FormatError):
         labels_lib.read_label_file(tmp_path / "bad.csv")
-    with pytest.raises(ValueError):  # data_prep callers catch ValueError
+    with pytest.raises(ValueError):  # prepare's callers catch ValueError
         inputs_lib.read_labels_csv(str(tmp_path / "bad.csv"))
 
 
@@ -101,7 +101,7 @@ def _clip_value(k: int) -> int:
 
 @pytest.fixture(scope="module")
 def fold_data(tmp_path_factory):
-    """data_prep output of 24 clips (3 classes, folds 1-4 from the CSV's fold column)."""
+    """prepare's output of 24 clips (3 classes, folds 1-4 from the CSV's fold column)."""
     root = tmp_path_factory.mktemp("folds")
     rows = ["path,labels,fold"]
     for k in range(24):
@@ -146,7 +146,7 @@ def _eval_ids(config) -> set[int]:
     return out
 
 
-def test_data_prep_writes_folds(fold_data):
+def test_prepare_writes_folds(fold_data):
     out, manifest, fold_of = fold_data
     assert manifest["version"] == formats.MANIFEST_VERSION
     assert manifest["fold_counts"] == {f: 6 for f in FOLDS}

@@ -11,10 +11,10 @@ import soxr
 import tensorflow as tf
 from warm_python import python
 
-from data_prep import cli
-from data_prep import prepare as prep
 from panns_keras.audio import fit_length
 from panns_keras.data import schema
+from panns_keras.data.prepare import run
+from panns_keras.data.prepare import writer as prep
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ANIMALS = ["ovos_sheep.wav", "ovos_rooster_44k_stereo.flac", "librosa_robin_48k.ogg"]
@@ -100,7 +100,7 @@ def test_class_dir_prepare_manifest_and_audio(class_dir, tmp_path):
         np.testing.assert_allclose(
             schema.int16_to_float(d["audio"]), np.clip(ref, -1, 1), atol=2e-5
         )
-    assert cli.exit_code(m, 0.5) == 0 and cli.exit_code(m, 0.1) == 1
+    assert run.exit_code(m, 0.5) == 0 and run.exit_code(m, 0.1) == 1
 
 
 def test_generic_csv_labels_and_skips(tmp_path, assets_dir):
@@ -192,7 +192,7 @@ def test_audioset_layout(tmp_path, assets_dir):
 # A prepare run that dies (os._exit, as from a kill) once its n-th shard is on disk.
 _DIE_AFTER = """
 import os, sys
-from data_prep import prepare as prep
+from panns_keras.data.prepare import writer as prep
 
 def die(n, path):
     if n >= {n}:

@@ -303,3 +303,30 @@ def test_jax_data_parallel_over_two_devices_equals_one(data, tmp_path):
     assert off.mean() < 1e-4, off.sum()
     assert np.abs(two - one).max() <= 3 * 2 * 1e-3
     assert abs(res["auto"]["loss"] - res["default"]["loss"]) < 1e-3 * res["default"]["loss"]
+
+
+def test_both_engines_implement_the_engine_protocol():
+    """Every method and property of ``backends.engine.Engine`` exists on both engines with the
+    same parameters, and each engine names its Keras backend."""
+    import inspect
+
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("jax")
+    from panns_keras.train.backends.engine import Engine
+    from panns_keras.train.backends.jax_engine import JaxEngine
+    from panns_keras.train.backends.tf_engine import TFEngine
+
+    members = {n: v for n, v in vars(Engine).items() if not n.startswith("_") or n == "__init__"}
+    members = {n: v for n, v in members.items() if callable(v) or isinstance(v, property)}
+    assert {"build", "start", "train_step", "sync", "save_checkpoint", "close", "step"} <= set(
+        members
+    )
+    for engine, backend in ((TFEngine, "tensorflow"), (JaxEngine, "jax")):
+        assert engine.backend == backend
+        for name, want in members.items():
+            got = inspect.getattr_static(engine, name)
+            if isinstance(want, property):
+                assert isinstance(got, property), f"{engine.__name__}.{name}: not a property"
+                continue
+            params = list(inspect.signature(got).parameters)
+            assert params == list(inspect.signature(want).parameters), f"{engine.__name__}.{name}"

@@ -124,7 +124,8 @@ def write_back(model, groups, state) -> None:
 
 
 class JaxEngine:
-    """Builds the model and optimizers, feeds the jitted step, keeps ``.npz`` checkpoints.
+    """Builds the model and optimizers, feeds the jitted step, keeps ``.npz`` checkpoints
+    (the interface: ``backends.engine.Engine``).
 
     Args:
         config: the training config.

@@ -125,7 +125,8 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_c
 
 # ---------------------------------------------------------------------------- the engine
 class TFEngine:
-    """Builds the model and optimizers under a strategy, feeds the step, keeps checkpoints.
+    """Builds the model and optimizers under a strategy, feeds the step, keeps checkpoints
+    (the interface: ``backends.engine.Engine``).
 
     Args:
         config: the training config.
@@ -240,6 +241,9 @@ class TFEngine:
             local = {k: v.numpy() for k, v in
                      self.strategy.experimental_local_results(batch)[0].items()}  # fmt: skip
         return loss, local
+
+    def sync(self) -> None:
+        """Nothing to do: the step updates the Keras variables in place."""
 
     def predict_fn(self):
         model = self.model

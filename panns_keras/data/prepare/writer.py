@@ -1,4 +1,5 @@
-"""Audio files -> class-grouped, sharded TFRecords + manifest.json + labels.csv.
+"""Audio files -> class-grouped, sharded TFRecords + manifest.json + labels.csv (the local
+writer; :mod:`.beam` runs the same per-clip transform and shard writer under Apache Beam).
 
 The formats (record fields, file names, labels.csv rule, manifest fields, folds) are those of
 `panns_keras.data.formats`. Shards are planned per (fold, class group): every shard holds
@@ -20,9 +21,10 @@ from collections.abc import Callable
 
 from absl import logging
 
-from data_prep import inputs as inputs_lib
 from panns_keras import audio as audio_lib
 from panns_keras.data import example_codec, formats
+from panns_keras.data.prepare import inputs as inputs_lib
+from panns_keras.data.prepare.options import PrepareOptions
 from panns_keras.fileio import atomic_path, atomic_write
 from panns_keras.progress import Progress
 
@@ -177,30 +179,28 @@ def write_shard(out_dir, shard, results, fingerprint, num_classes_hint) -> dict:
     return state
 
 
-def list_inputs(
-    audioset_csv: str = "",
-    audio_dir: str = "",
-    labels_csv: str = "",
-    filename_pattern: str = "",
-    generic_csv: str = "",
-    folds: str = "",
-    class_dir: str = "",
-    fold_pattern: str = "",
-) -> inputs_lib.Listing:
-    chosen = [bool(audioset_csv), bool(generic_csv), bool(class_dir)]
-    if sum(chosen) != 1:
+def list_inputs(options: PrepareOptions) -> inputs_lib.Listing:
+    """The clips, labels and skipped inputs of ``options``' one input layout.
+
+    Raises:
+        ValueError: no layout or more than one, or a flag that does not fit the layout.
+    """
+    o = options
+    if sum(map(bool, (o.audioset_csv, o.generic_csv, o.class_dir))) != 1:
         raise ValueError("--audioset_csv/--generic_csv/--class_dir: give exactly one input layout")
-    if audioset_csv:
-        if not (audio_dir and labels_csv):
+    if o.audioset_csv:
+        if not (o.audio_dir and o.labels_csv):
             raise ValueError("--audioset_csv: needs --audio_dir and --labels_csv")
-        if folds or fold_pattern:
+        if o.folds or o.fold_pattern:
             raise ValueError("--folds / --fold_pattern: apply to --generic_csv and --class_dir")
-        return inputs_lib.list_audioset(audioset_csv, audio_dir, labels_csv, filename_pattern)
-    if generic_csv:
-        if fold_pattern:
+        return inputs_lib.list_audioset(
+            o.audioset_csv, o.audio_dir, o.labels_csv, o.filename_pattern
+        )
+    if o.generic_csv:
+        if o.fold_pattern:
             raise ValueError("--fold_pattern: --generic_csv takes folds from its fold column")
-        return inputs_lib.list_generic_csv(generic_csv, labels_csv, folds)
-    return inputs_lib.list_class_folders(class_dir, fold_pattern, folds)
+        return inputs_lib.list_generic_csv(o.generic_csv, o.labels_csv, o.folds)
+    return inputs_lib.list_class_folders(o.class_dir, o.fold_pattern, o.folds)
 
 
 def precheck(listing: inputs_lib.Listing) -> tuple[list, list]:
@@ -218,43 +218,27 @@ def precheck(listing: inputs_lib.Listing) -> tuple[list, list]:
 
 def prepare(
     output_dir: str,
+    options: PrepareOptions | None = None,
     *,
-    audioset_csv: str = "",
-    audio_dir: str = "",
-    labels_csv: str = "",
-    filename_pattern: str = "",
-    generic_csv: str = "",
-    folds: str = "",
-    class_dir: str = "",
-    fold_pattern: str = "",
-    name: str = "train",
-    sample_rate: int = 32000,
-    clip_seconds: float = 10.0,
-    clips_per_shard: int = 256,
-    num_workers: int = 0,
     on_shard: Callable[[int, str], None] | None = None,
+    **fields,
 ) -> dict:
     """Writes shards, labels.csv and manifest.json into output_dir; returns the manifest.
 
+    ``options`` (default ``PrepareOptions()``) with ``fields`` replaced: ``prepare(out,
+    class_dir="clips/")`` is ``prepare(out, PrepareOptions(class_dir="clips/"))``.
     ``on_shard(n, path)`` is called after the n-th shard of this run is complete on disk.
 
     Complete shards from an earlier run with the same inputs and settings are kept
     (checked by a fingerprint of their planned contents and their size), so an
     interrupted run resumes and ends with byte-identical shards.
     """
-    listing = list_inputs(
-        audioset_csv,
-        audio_dir,
-        labels_csv,
-        filename_pattern,
-        generic_csv,
-        folds,
-        class_dir,
-        fold_pattern,
-    )
+    options = (options or PrepareOptions()).with_fields(**fields)
+    name, sample_rate = options.name, options.sample_rate
+    listing = list_inputs(options)
     clips, pre_skipped = precheck(listing)
-    clip_samples = round(clip_seconds * sample_rate)
-    shards = plan_shards(clips, name, int(clips_per_shard))
+    clip_samples = options.clip_samples
+    shards = plan_shards(clips, name, int(options.clips_per_shard))
     os.makedirs(output_dir, exist_ok=True)
     inputs_lib.write_labels_csv(os.path.join(output_dir, LABELS_NAME), listing.labels)
 
@@ -274,7 +258,7 @@ def prepare(
     )  # fmt: skip
     progress = Progress(total_todo, "prepare", unit="clips")
     if todo:
-        workers = int(num_workers) or (os.cpu_count() or 1)
+        workers = int(options.num_workers) or (os.cpu_count() or 1)
         jobs = ((c, sample_rate, clip_samples) for s, _ in todo for c in s.clips)
         ctx = multiprocessing.get_context("spawn")
         pool = ctx.Pool(workers) if workers > 1 else None

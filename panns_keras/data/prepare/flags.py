@@ -1,4 +1,4 @@
-"""absl flags of `python -m data_prep` / `panns-keras prepare`.
+"""absl flags of `panns-keras prepare` / `python -m data_prep` and the options they give.
 
 `define_flags()` is idempotent, so a CLI can call it (and `run(FLAGS)`) without
 clashing with an earlier definition.
@@ -6,7 +6,11 @@ clashing with an earlier definition.
 
 from __future__ import annotations
 
+import dataclasses
+
 from absl import flags
+
+from panns_keras.data.prepare.options import PrepareOptions
 
 _DEFINED_MARKER = "max_fail_fraction"  # the last flag define_flags defines
 
@@ -68,19 +72,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     )
 
 
-def prepare_kwargs(fv: flags.FlagValues = flags.FLAGS) -> dict:
-    """The keyword arguments shared by ``prepare`` and ``prepare_beam``, from parsed flags."""
-    return dict(
-        audioset_csv=fv.audioset_csv,
-        audio_dir=fv.audio_dir,
-        labels_csv=fv.labels_csv,
-        filename_pattern=fv.filename_pattern,
-        generic_csv=fv.generic_csv,
-        folds=fv.folds,
-        fold_pattern=fv.fold_pattern,
-        class_dir=fv.class_dir,
-        name=fv.name,
-        sample_rate=fv.sample_rate,
-        clip_seconds=fv.clip_seconds,
-        clips_per_shard=fv.clips_per_shard,
+def options_from_flags(fv: flags.FlagValues = flags.FLAGS) -> PrepareOptions:
+    """The run's :class:`PrepareOptions` from parsed flags (every field is a flag of the same
+    name)."""
+    return PrepareOptions(
+        **{f.name: fv[f.name].value for f in dataclasses.fields(PrepareOptions)}
     )

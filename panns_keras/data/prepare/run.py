@@ -1,6 +1,6 @@
 """Running prepare from parsed flags: `run(flag_values) -> manifest` and the failure check.
 
-`python -m data_prep` (data_prep/__main__.py) is the same program as `panns-keras prepare`:
+`panns-keras prepare` and `python -m data_prep` (the top-level launcher) are one program:
 same flags, messages and exit codes. Nothing here imports the CLI package."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import sys
 
 from absl import flags, logging
 
-from data_prep import prepare as prepare_lib
+from panns_keras.data.prepare import flags as prep_flags
+from panns_keras.data.prepare import writer
 from panns_keras.errors import UsageError, UserError
 
 
@@ -20,13 +21,10 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
     Raises:
         UsageError: no --out. UserError: more failed inputs than --max_fail_fraction allows.
     """
-    from data_prep import flags as prep_flags
-
     if not fv.out:
         raise UsageError("--out: required (the output folder)")
-    manifest = prepare_lib.prepare(fv.out, **prep_flags.prepare_kwargs(fv),
-                                   num_workers=fv.num_workers)  # fmt: skip
-    manifest_path = os.path.join(fv.out, prepare_lib.MANIFEST_NAME)
+    manifest = writer.prepare(fv.out, prep_flags.options_from_flags(fv))
+    manifest_path = os.path.join(fv.out, writer.MANIFEST_NAME)
     problem = failure(manifest, fv.max_fail_fraction, manifest_path)
     if problem:
         raise UserError(problem)
