@@ -20,7 +20,7 @@
 #    timeout so the whole script ends in under 7 minutes; a group is not started with less
 #    than 40 s left. One failure does not stop the rest. The first group (Cnn14, bfloat16,
 #    batch 128) is also profiled over 5 steps after its timing and the profile reduced
-#    (benchmarks/profile_reduce.py) into OUTDIR/profile/: device time per kind of op, per
+#    (tools/profile_reduce.py) into OUTDIR/profile/: device time per kind of op, per
 #    pass and per layer, the top 20 HLO instructions (.md, .json), the gzipped trace, XSpace
 #    and compiled HLO. Groups go from the fastest compiles to the slowest (Cnn14 batch 256).
 #

@@ -50,7 +50,7 @@ step was compiled (recorded in the cache entry, whole seconds). ``lower_s`` is t
 lowering part of ``compile_s``.
 
 Profile: with ``--profile_dir``, ``--profile_steps`` more steps after the timed ones run
-under ``jax.profiler`` and benchmarks/profile_reduce.py reduces the trace to device time per
+under ``jax.profiler`` and tools/profile_reduce.py reduces the trace to device time per
 kind of op (tables in ``<model>_<precision>_b<batch>.md`` / ``.json`` beside the trace and
 the compiled HLO). Where the trace has no device-time events (no CUPTI), the forward pass +
 loss and the front end are also timed alone (``variants``; ``--time_variants``).
@@ -85,6 +85,7 @@ from absl import app, flags
 from panns_keras.models.registry import PAPER_FLOPS
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+REDUCE = Path(__file__).resolve().parents[1] / "tools" / "profile_reduce.py"
 
 _MODELS = flags.DEFINE_list("models", ["cnn14", "wavegram_logmel_cnn14", "mobilenet_v1"],
                             "Model names (panns_keras.list_models()).")  # fmt: skip
@@ -318,13 +319,14 @@ def compile_record(before: dict, xla_s: float) -> dict:
 
 
 def profile(compiled, args, tag: str, step_ms: float) -> dict:
-    """``--profile_steps`` steps under ``jax.profiler``, reduced by profile_reduce.py into
-    ``--profile_dir``: ``<tag>.trace.json.gz`` (Chrome trace), ``<tag>.xplane.pb.gz``,
-    ``<tag>.hlo.txt.gz`` (the compiled step), ``<tag>.md`` / ``<tag>.json`` (the tables).
-    Returns the reduction's headline figures and the state after the steps ("state")."""
+    """``--profile_steps`` steps under ``jax.profiler``, reduced by tools/profile_reduce.py
+    (run as a program) into ``--profile_dir``: ``<tag>.trace.json.gz`` (Chrome trace),
+    ``<tag>.xplane.pb.gz``, ``<tag>.hlo.txt.gz`` (the compiled step), ``<tag>.md`` /
+    ``<tag>.json`` (the tables). Returns the reduction's headline figures and the state after
+    the steps ("state")."""
     import gzip
-
-    import profile_reduce
+    import subprocess
+    import sys
 
     from panns_keras.fileio import atomic_write
 
@@ -352,10 +354,16 @@ def profile(compiled, args, tag: str, step_ms: float) -> dict:
                 trace = atomic_write(out / f"{tag}.trace.json.gz", f.read_bytes())
         if trace is None:
             raise RuntimeError("jax.profiler wrote no trace")
-        summary = profile_reduce.reduce_files(trace, out / f"{tag}.hlo.txt.gz",
-                                              _PROFILE_STEPS.value, step_ms, out / tag,
-                                              jax.devices()[0].platform == "cpu")  # fmt: skip
-        print(profile_reduce.to_markdown(summary), flush=True)
+        hlo_path = out / f"{tag}.hlo.txt.gz"
+        command = [sys.executable, str(REDUCE), str(trace), str(hlo_path), f"--out={out / tag}"]
+        command += [f"--steps={_PROFILE_STEPS.value}", f"--step_ms={step_ms}"]
+        if jax.devices()[0].platform != "cpu":
+            command.append("--device")  # never count host events
+        reduced = subprocess.run(command, capture_output=True, text=True)
+        if reduced.returncode:
+            raise RuntimeError(reduced.stderr.strip()[-500:])
+        print(reduced.stdout, flush=True)
+        summary = json.loads((out / f"{tag}.json").read_text())
         summary = {k: summary[k] for k in ("source", "busy_ms_per_step", "categories")}
     except Exception as e:  # the timing stands without its profile
         print(f"profile {tag} FAILED: {type(e).__name__}: {e}", flush=True)

@@ -1,6 +1,6 @@
 """A ``jax.profiler`` trace of a jitted step reduced to device time per kind of op.
 
-python benchmarks/profile_reduce.py TRACE.trace.json.gz STEP.hlo.txt[.gz] --steps=4 \
+python tools/profile_reduce.py TRACE.trace.json.gz STEP.hlo.txt[.gz] --steps=4 \
     [--step_ms=51.9] [--out=PREFIX]      (writes PREFIX.md and PREFIX.json)
 
 Inputs: the Chrome-trace JSON that ``jax.profiler.trace`` writes

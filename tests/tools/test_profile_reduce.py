@@ -1,8 +1,9 @@
-"""benchmarks/profile_reduce.py on a GPU-shaped trace written here: cuDNN convolutions by
+"""tools/profile_reduce.py on a GPU-shaped trace written here: cuDNN convolutions by
 direction, a cuBLAS gemm, the log-mel front end, the optimizer, pooling, reductions, copies
 and a memcpy, matched by ``args.hlo_op``, by a ``#hlo_op=...#`` annotation or by the kernel's
 own name; XLA's derived "XLA Ops" line and host events are not counted; no device events on a
-GPU step gives "none". Pure Python (no JAX)."""
+GPU step gives "none". And a real XLA:CPU trace of a small jitted training step (JAX's
+profiler), every event matched to the step's HLO and classed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 _SPEC = importlib.util.spec_from_file_location(
-    "profile_reduce", Path(__file__).resolve().parents[2] / "benchmarks" / "profile_reduce.py"
+    "profile_reduce", Path(__file__).resolve().parents[2] / "tools" / "profile_reduce.py"
 )
 pr = sys.modules.setdefault("profile_reduce", importlib.util.module_from_spec(_SPEC))
 _SPEC.loader.exec_module(pr)
@@ -213,3 +214,57 @@ def test_command_buffer_kernels_are_classed_one_by_one():
     (row,) = s["top"]
     assert row["op"] == "command_buffer_1" and row["ms_per_step"] == pytest.approx(0.042)
     assert row["category"].startswith("several") and "gemm" in row["kernel"]
+
+
+def test_reduce_a_real_xla_cpu_trace(tmp_path):
+    """A jitted conv + dense training step profiled by ``jax.profiler`` on the CPU: XLA:CPU's
+    per-instruction host events, every one matched to the compiled HLO, classed by kind and
+    by pass (forward, backward, optimizer), and written as .md and .json."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+
+    def step(w, x):
+        def loss(w):
+            with jax.named_scope("backbone"):
+                y = jax.nn.relu(jax.lax.conv_general_dilated(x, w["conv"], (1, 1), "SAME"))
+            with jax.named_scope("head"):
+                z = y.reshape(y.shape[0], -1) @ w["fc"]
+            return jnp.mean(z**2)
+
+        value, grads = jax.value_and_grad(loss)(w)
+        with jax.named_scope("optimizer"):
+            w = jax.tree_util.tree_map(lambda a, g: a - 1e-3 * g, w, grads)
+        return w, value
+
+    cpu = jax.devices("cpu")[0]
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    w = {
+        "conv": 0.1 * jax.random.normal(k1, (8, 4, 3, 3)),
+        "fc": 0.01 * jax.random.normal(k2, (8 * 256, 10)),
+    }
+    x = jax.random.normal(k3, (4, 4, 16, 16))
+    w, x = jax.device_put((w, x), cpu)
+    compiled = jax.jit(step).lower(w, x).compile()
+    w, first = compiled(w, x)
+    (tmp_path / "step.hlo.txt").write_text(compiled.as_text())
+    options = jax.profiler.ProfileOptions()
+    options.python_tracer_level = 0
+    with jax.profiler.trace(str(tmp_path / "tb"), profiler_options=options):
+        for _ in range(2):
+            w, last = compiled(w, x)
+        jax.block_until_ready((w, last))
+    (trace,) = (tmp_path / "tb").rglob("*.trace.json.gz")
+    s = pr.reduce_files(trace, tmp_path / "step.hlo.txt", 2, None, tmp_path / "step", True)
+
+    assert float(last) < float(first)  # the step trains
+    assert (s["source"], s["hlo_module"], s["steps"]) == ("cpu", "jit_step", 2)
+    assert s["events"] > 10 and s["matched_events"] == s["events"]
+    cats = {c["name"]: c["ms_per_step"] for c in s["categories"]}
+    assert s["busy_ms_per_step"] == pytest.approx(sum(cats.values()))
+    assert sum(c["pct_of_busy"] for c in s["categories"]) == pytest.approx(100)
+    for name in (pr.CONV_FWD, pr.MATMUL, pr.OPTIMIZER):
+        assert cats.get(name, 0) > 0, (name, cats)
+    passes = {row["name"]: row["ms_per_step"] for row in s["passes"]}
+    assert passes["forward"] > 0 and passes["backward"] > 0 and passes["optimizer"] > 0
+    assert "| **total** |" in (tmp_path / "step.md").read_text()
+    assert json.loads((tmp_path / "step.json").read_text())["events"] == s["events"]
