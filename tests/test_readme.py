@@ -164,6 +164,19 @@ def scratch(tmp_path_factory):
     return d
 
 
+def _digits_files(d: Path) -> None:
+    """models/digits and digits/{train,test}.csv for README's --check line: a Cnn6 trained on
+    the bundled spoken digits (tests/helpers/trained_models.py, once per process)."""
+    if (d / "models" / "digits").is_dir():
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers.trained_models import digits_model
+
+    trained = digits_model()
+    shutil.copytree(trained.model_dir, d / "models" / "digits")
+    shutil.copytree(trained.data_dir, d / "digits")
+
+
 def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     """Runs one README line through bash (globs, quotes and VAR=value as a user's shell)."""
     command = line.replace("panns-keras ", f"{shlex.join(python())} -m panns_keras ", 1)
@@ -191,6 +204,8 @@ def test_readme_command_line_runs(line, scratch):
     for old, new in SWAPS:
         line = line.replace(old, new)
     line = f"{line} {EXTRA.get(verb, '')}".strip()
+    if "--check digits/" in line:
+        _digits_files(scratch)
     p = run_line(line, scratch)
     assert p.returncode == 0, f"{line}\n{p.stderr[-3000:]}"
     assert "Traceback" not in p.stderr

@@ -44,6 +44,16 @@ _FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", _HELP)
 _REPRESENTATIVE = flags.DEFINE_string(
     "representative", None, "Calibration data for tflite_int8 (audio folder or TFRecords); "
     "also used as the verification input of every format.")  # fmt: skip
+_CHECK = flags.DEFINE_string(
+    "check", None, "Labelled audio (class folder, path,labels CSV, or a folder written by "
+    "prepare): after export, score the Keras model and every file on it and print size, "
+    "latency, accuracy, mAP and agreement per variant (also OUT/check.json).")
+_MIN_RELATIVE = flags.DEFINE_float(
+    "min_relative", 0.99, "--check: exit 1 when a variant keeps less than this share of the "
+    "Keras model's accuracy or mAP (the files stay written).", lower_bound=0.0)
+_REP_WINDOWS = flags.DEFINE_integer(
+    "representative_windows", 100, "Calibration windows drawn from --representative (across "
+    "classes for labelled audio); fewer in the data is an error.", lower_bound=1)
 _WINDOW = flags.DEFINE_float("window_seconds", 10.0, "TFLite input length in seconds.",
                              lower_bound=0.01)  # fmt: skip
 _MP_WINDOW = flags.DEFINE_float(
@@ -77,7 +87,7 @@ def main(argv, verb="export"):
     check_model_path(_MODEL.value)  # a missing or foreign --model: one line, before Keras loads
 
     from panns_keras.cli.quiet import native_quiet
-    from panns_keras.export.representative import representative_windows
+    from panns_keras.export.representative import calibration_windows
     from panns_keras.export.tflite import window_length
     from panns_keras.models.saving import load_model
     from panns_keras.progress import Progress
@@ -88,7 +98,7 @@ def main(argv, verb="export"):
     rep = None
     if _REPRESENTATIVE.value:
         length = window_length(model, _WINDOW.value)
-        rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate, length)
+        rep = calibration_windows(_REPRESENTATIVE.value, model, length, _REP_WINDOWS.value)
     info = {"model": model.spec.name, "sample_rate": model.spec.sample_rate, "artifacts": {}}
     progress = Progress(len(formats), "export", unit="formats")
     for fmt in formats:
@@ -100,7 +110,26 @@ def main(argv, verb="export"):
         progress.update(1, postfix=f"{fmt} done", force=True)
     progress.close()
     atomic_write(out / "export_info.json", json.dumps(info, indent=2) + "\n")
+    if _CHECK.value:
+        _check(model, info["artifacts"], out, _WINDOW.value)
     return 0
+
+
+def _check(model, artifacts, out, window) -> None:
+    """--check: the table (stdout, OUT/check.json); one line and exit 1 below --min_relative."""
+    from panns_keras.cli.quiet import native_quiet
+    from panns_keras.errors import UserError
+    from panns_keras.export.check import check_exports, failure_line, format_table
+    from panns_keras.export.tflite import window_length
+
+    with native_quiet():
+        report = check_exports(model, artifacts, _CHECK.value, window_length(model, window),
+                               out, _MIN_RELATIVE.value)
+    print(format_table(report))
+    print(f"wrote {out / 'check.json'}")
+    line = failure_line(report)
+    if line:
+        raise UserError(line)
 
 
 def _export_one(fmt, model, out, rep) -> dict:

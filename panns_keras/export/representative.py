@@ -4,6 +4,7 @@ A path is read as:
   * a directory: audio files in it (recursively; anything soundfile decodes), or the
     ``*.tfrecord*`` files in it when it holds no audio;
   * a ``.tfrecord`` / ``.tfrecords`` file, or a glob pattern matching TFRecord shards;
+  * a ``path,labels[,fold]`` CSV: the audio files it lists;
   * a single audio file.
 Each clip gives consecutive windows of ``length`` samples (the last one zero-padded).
 """
@@ -76,6 +77,10 @@ def representative_windows(
         records = sorted(str(p) for p in Path(path).rglob("*") if _is_tfrecord(str(p)))
         source = _from_audio if files else _from_tfrecords
         files = files or records
+    elif os.path.isfile(path) and path.lower().endswith(".csv"):  # path,labels[,fold]
+        from panns_keras.data.prepare.inputs import list_generic_csv
+
+        files, source = [c.source for c in list_generic_csv(path).clips], _from_audio
     elif _is_tfrecord(path) or any(c in path for c in "*?["):
         files, source = sorted(glob.glob(path)), _from_tfrecords
     elif os.path.isfile(path):
@@ -91,3 +96,30 @@ def representative_windows(
     if not out:
         raise UserError(f"{path}: no usable audio or TFRecords for representative data")
     return np.stack(out).astype(np.float32)
+
+
+def calibration_windows(path, model, length: int, count: int) -> np.ndarray:
+    """``count`` float32 ``[count, length]`` calibration windows drawn from ``path``.
+
+    Labelled audio (a class folder, a ``path,labels`` CSV or a folder written by ``prepare``;
+    :mod:`panns_keras.export.labelled`) is drawn round-robin across its classes, up to 3
+    windows per clip; anything else is read as :func:`representative_windows` reads it.
+
+    Raises:
+      UserError: fewer than ``count`` windows in ``path`` (one line, naming the flag).
+    """
+    from panns_keras.export.labelled import is_labelled, read_labelled, windows
+
+    sr = model.spec.sample_rate
+    if is_labelled(path):
+        labels = model.class_labels or getattr(model, "labels", None)
+        clips = read_labelled(path, labels, sr, max_clips=count)
+        out = windows(clips.audio, length, max_per_clip=3)[0][:count]
+    else:
+        out = representative_windows(path, sr, length, max_windows=count)
+    if len(out) < count:
+        raise UserError(
+            f"--representative: {path} holds {len(out)} windows of {length / sr:g} s, fewer "
+            f"than --representative_windows {count} (give more audio or lower the flag)"
+        )
+    return out

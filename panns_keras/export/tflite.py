@@ -75,7 +75,6 @@ from panns_keras.errors import UserError
 from panns_keras.export import common
 from panns_keras.export.tflite_metadata import add_audio_classifier_metadata
 from panns_keras.export.tflite_rewrite import (
-    FLOAT_NODES,
     compact_frontend,
     float16_weights,
     float_frontend,
@@ -83,7 +82,6 @@ from panns_keras.export.tflite_rewrite import (
     op_names,
     output_order,
     split_wide_convolutions,
-    tensor_names,
 )
 from panns_keras.fileio import atomic_write
 from panns_keras.models.conv import plain_convolutions
@@ -206,8 +204,10 @@ def _convert(model, variant, length, keys, representative, frozen) -> bytes:
 def _quantize_keep_frontend_float(calibrated: bytes) -> bytes:
     from tensorflow.lite.python import convert as tfl_convert
 
-    deny = [n for n in tensor_names(calibrated) if any(f in n for f in FLOAT_NODES)]
-    logging.info("int8: keeping %d front-end ops float", len(deny))
+    from panns_keras.export.quantize import int8_denylist
+
+    deny = int8_denylist(calibrated)  # front end, classifier and outputs (quantize.py)
+    logging.info("int8: keeping %d ops float (front end, classifier, outputs)", len(deny))
     return tfl_convert.mlir_quantize(calibrated, fully_quantize=False, denylisted_nodes=deny)
 
 
