@@ -42,6 +42,14 @@ def _keras_values(layer, params: dict[str, np.ndarray], path: str) -> list[np.nd
             raise ConversionError(f"checkpoint lacks {path}.{name}")
         return params.pop(name)
 
+    own = getattr(layer, "torch_values", None)
+    if own is not None:  # a layer with a reference layout of its own (EfficientAT's dymn)
+        try:
+            return own(need)
+        except ConversionError:
+            raise
+        except ValueError as err:
+            raise ConversionError(f"{path}: {err}") from None
     if isinstance(layer, keras.layers.BatchNormalization):
         params.pop("num_batches_tracked", None)  # not used in inference; tolerated if absent
         return [need("weight"), need("bias"), need("running_mean"), need("running_var")]
@@ -61,6 +69,23 @@ def _keras_values(layer, params: dict[str, np.ndarray], path: str) -> list[np.nd
     return values
 
 
+def _weight_layers(model) -> dict[str, keras.layers.Layer]:
+    """``model.weight_layers()`` (the AudioTagger's), or for a plain functional model (the
+    ``dymn`` builders) every layer holding weights, nested models walked, by name."""
+    if hasattr(model, "weight_layers"):
+        return model.weight_layers()
+    found: dict[str, keras.layers.Layer] = {}
+    for layer in model.layers:
+        inner = _weight_layers(layer) if isinstance(layer, keras.Model) else {}
+        if layer.weights and not isinstance(layer, keras.Model):
+            inner = {layer.name: layer}
+        for name, found_layer in inner.items():
+            if name in found:
+                raise ValueError(f"two layers named {name} in {model.name}")
+            found[name] = found_layer
+    return found
+
+
 def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
     """Load a torch-layout ``state_dict`` (numpy arrays) into ``model``, strictly.
 
@@ -68,12 +93,13 @@ def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
         ConversionError: naming the first tensor that is missing, unexpected, mis-shaped,
             or (front end) differs from the layer's own computation.
     """
+    label = getattr(getattr(model, "spec", None), "name", None) or model.name
     grouped: dict[str, dict[str, np.ndarray]] = {}
     for key, value in state_dict.items():
         if key in FRONTEND_TOLERANCE:
             if getattr(model, "logmel_extractor", None) is None:
                 raise ConversionError(
-                    f"unexpected tensor {key}: model {model.spec.name} has no log-mel front end "
+                    f"unexpected tensor {key}: model {label} has no log-mel front end "
                     "(a checkpoint of another architecture?)"
                 )
             expected = _frontend_expected(model, key)
@@ -81,7 +107,7 @@ def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
             if value.shape != expected.shape:
                 raise ConversionError(
                     f"front-end tensor {key} has shape {value.shape}, model "
-                    f"{model.spec.name} computes {expected.shape} (other sample rate, window "
+                    f"{label} computes {expected.shape} (other sample rate, window "
                     "or mel bins?)"
                 )
             err = float(np.max(np.abs(value.astype(np.float64) - expected)))
@@ -93,19 +119,19 @@ def assign_state_dict(model, state_dict: Mapping[str, np.ndarray]) -> None:
             continue
         module, _, param = key.rpartition(".")
         grouped.setdefault(module, {})[param] = np.asarray(value)
-    layers = model.weight_layers()  # by Keras name = module path with '.' -> '_'
+    layers = _weight_layers(model)  # by Keras name = module path with '.' -> '_'
     grouped = {layer_name(m): (m, params) for m, params in grouped.items()}
     unexpected = sorted(grouped[n][0] for n in grouped if n not in layers)
     if unexpected:
         keys = [f"{m}.{p}" for m in unexpected for p in grouped[layer_name(m)][1]]
         raise ConversionError(
-            f"{len(keys)} unexpected tensor(s) for model {model.spec.name}, first "
+            f"{len(keys)} unexpected tensor(s) for model {label}, first "
             f"{keys[0]} (a checkpoint of another architecture?)"
         )
     missing = [m for m in layers if m not in grouped]
     if missing:
         raise ConversionError(
-            f"checkpoint lacks {len(missing)} module(s) of model {model.spec.name}, first "
+            f"checkpoint lacks {len(missing)} module(s) of model {label}, first "
             f"{missing[0]} (a checkpoint of another architecture?)"
         )
     assignments = []

@@ -238,3 +238,31 @@ def apply_overrides(spec: ModelSpec, **overrides: Any) -> ModelSpec:
             head_kw["hidden"] = tuple(int(w) for w in head_kw["hidden"] or ())
         overrides["head"] = dataclasses.replace(spec.head, **head_kw)
     return dataclasses.replace(spec, **overrides)
+
+
+@dataclass(frozen=True)
+class DyMNSpec:
+    """EfficientAT ``dymn``: dynamic MobileNet (``models/dymn/model.py``, ``get_model``).
+
+    MobileNetV3-Large's inverted-residual table, every block a dynamic block: context from
+    the block input (channel-frequency and channel-time means, a shared 1x1 conv), dynamic
+    convolutions (softmax over ``dyconv_k`` kernels at ``temperature``), dynamic ReLU
+    (``dyrelu_k`` linear pieces) and coordinate attention. Widths scale by ``width_mult``
+    (rounded to a multiple of 8); ``strides`` are those of the four stride-2 blocks. The
+    context size is ``expanded // context_ratio`` clipped to ``[min_context_size,
+    max_context_size] * width_mult``. ``temperature``: ``get_model``'s ``T_max`` (30) for a
+    freshly built model, ``pretrain_final_temp`` (1) when loading a released checkpoint (the
+    reference sets it so whenever ``pretrained_name`` is given). ``head_type``: 'mlp' or
+    'fully_convolutional'.
+    """
+
+    width_mult: float = 1.0
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    head_type: str = "mlp"
+    context_ratio: int = 4
+    max_context_size: int = 128
+    min_context_size: int = 32
+    dyrelu_k: int = 2
+    dyconv_k: int = 4
+    temperature: float = 30.0
+    dropout: float = 0.2
