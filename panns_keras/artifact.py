@@ -33,6 +33,9 @@ class ArtifactInfo:
       frame_hop_samples: samples between ``framewise_output`` rows (log-mel models), or None.
       input_samples: the fixed input length (the window, ``.tflite``), or None (any length).
       variant: the TFLite variant (``float32``, ``mediapipe_int8``, ...), or None.
+      clip_samples: the length of the clips the model was trained on (``spec.clip_samples``),
+        or None when unknown: inference windows default to it and shorter input is
+        zero-padded to it, as in training.
     """
 
     format: str
@@ -44,6 +47,7 @@ class ArtifactInfo:
     frame_hop_samples: int | None = None
     input_samples: int | None = None
     variant: str | None = None
+    clip_samples: int | None = None
 
     @classmethod
     def of_model(cls, model, format: str, outputs, labels, *, input_samples: int | None = None,
@@ -55,7 +59,7 @@ class ArtifactInfo:
                    min_samples=int(spec.min_samples), outputs=tuple(outputs),
                    labels=tuple(labels), frame_hop_samples=int(fe.hop_size) if fe else None,
                    input_samples=None if input_samples is None else int(input_samples),
-                   variant=variant)  # fmt: skip
+                   variant=variant, clip_samples=spec.clip_samples)  # fmt: skip
 
     @property
     def num_classes(self) -> int:
@@ -70,6 +74,8 @@ class ArtifactInfo:
         if self.input_samples is not None:
             out["input_samples"] = self.input_samples
         out["min_samples"] = self.min_samples
+        if self.clip_samples is not None:
+            out["clip_samples"] = self.clip_samples
         out["outputs"] = list(self.outputs)
         out["num_classes"] = self.num_classes
         # framewise_output row i is centred at i * frame_hop_samples (decision-level models)
@@ -91,11 +97,13 @@ class ArtifactInfo:
                 raise UserError(f"{prefix}{len(labels)} labels for {d['num_classes']} classes")
             hop = d.get("frame_hop_samples")
             window = d.get("input_samples")
+            clip = d.get("clip_samples")
             return cls(format=str(d["format"]), model=str(d["model"]),
                        sample_rate=int(d["sample_rate"]), min_samples=int(d["min_samples"]),
                        outputs=tuple(d["outputs"]), labels=labels,
                        frame_hop_samples=None if hop is None else int(hop),
                        input_samples=None if window is None else int(window),
-                       variant=d.get("variant"))  # fmt: skip
+                       variant=d.get("variant"),
+                       clip_samples=None if clip is None else int(clip))  # fmt: skip
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{prefix}not a panns-keras export description ({e!r})") from None

@@ -76,6 +76,12 @@ def _check_path(path) -> str:
     return path
 
 
+def check_audio_path(path) -> str:
+    """``path`` when it names a non-empty file, else :class:`AudioError` (missing, a
+    directory, empty): the checks a command runs on its inputs before a model loads."""
+    return _check_path(path)
+
+
 def _to_mono(data: np.ndarray) -> np.ndarray:
     if data.ndim == 2:
         data = data.mean(axis=1, dtype=np.float64) if data.shape[1] > 1 else data[:, 0]

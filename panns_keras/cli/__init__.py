@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     verb = argv[1]
     verbs = _available()
     if verb not in verbs:
-        print(f"panns-keras: error: {verb}: unknown verb\n\n{usage()}", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(verb, list(verbs), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        print(f"panns-keras: error: {verb}: unknown verb{hint}\n\n{usage()}", file=sys.stderr)
         return 2
     prog = f"panns-keras {verb}"
 

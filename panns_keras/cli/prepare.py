@@ -3,8 +3,10 @@
 
 Audio files and labels -> sharded TFRecords, manifest.json and labels.csv
 (panns_keras.data.prepare).
-Exits 1 with one line naming the manifest when more than --max_fail_fraction of the inputs
-could not be used; the manifest lists every skipped input with its reason."""
+Every usable input is written; then, as every batch verb, prepare exits 1 with one line
+naming the manifest when any input could not be used (more than --max_fail_fraction of them:
+0 by default; e.g. 0.05 accepts up to 5% skipped); the manifest lists every skipped input
+with its reason."""
 
 from __future__ import annotations
 

@@ -23,7 +23,11 @@ NATIVE_LINE = re.compile(
     r"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+\.(?:cc|cpp|c|h):\d+\] "
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .* rebuild TensorFlow"
-    r"|INFO: (?:Created|Initialized) TensorFlow Lite)"
+    r"|INFO: (?:Created|Initialized) TensorFlow Lite"
+    # the TFLite converter / quantizer (MLIR) printing its settings and op counts
+    r"|fully_quantize: \d+, inference_type: "
+    r"|Estimated count of arithmetic ops: "
+    r"|Summary on the non-converted ops:)"
 )
 _quiet = False
 

@@ -80,6 +80,90 @@ def compare_scores(ref: np.ndarray, got: np.ndarray, top_k: int = 5) -> dict:
     }
 
 
+# A float export's max |score diff| may be this many times the model's own float32 noise on
+# the same input (float32 against float64, :func:`float32_noise`): two float32
+# implementations of one graph (TensorFlow, TFLite's XNNPACK, onnxruntime, on AVX2 or
+# AVX-512) each sit about one noise away from the float64 answer, and differ in the max
+# over every class and window by a few times that; a wrong export (a weight, an op, an
+# output order) is off by orders of magnitude more.
+NOISE_FACTOR = 50.0
+
+
+def float32_noise(model, inputs: np.ndarray) -> float:
+    """max |clipwise_output| difference of ``model`` run in float32 and in float64 on
+    ``inputs``: the model's own float32 rounding noise on that input, which sets the
+    tolerance of the float exports' checks (:func:`scaled_tolerance`).
+
+    The float64 copy has the same weights; its front end (log-mel, computed in float32 by
+    design) and bn0 stay float32, so the figure is the backbone's and head's noise.
+    """
+    import keras
+
+    from panns_keras.models.tagger import AudioTagger
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        twin = AudioTagger.from_config(model.get_config())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for mine, theirs in zip(twin.weights, model.weights):
+        mine.assign(np.asarray(theirs).astype(mine.dtype))
+    x = np.asarray(inputs, np.float32)
+    ref = batched(lambda v: model(v, training=False), x)[CLIPWISE]
+    wide = batched(lambda v: twin(v, training=False), x)[CLIPWISE]
+    return float(np.max(np.abs(np.asarray(ref, np.float64) - np.asarray(wide, np.float64))))
+
+
+def scaled_tolerance(base: float, noise: float | None) -> float:
+    """``base``, widened to :data:`NOISE_FACTOR` times the model's float32 noise when that is
+    larger: a correct export passes on any CPU, a wrong one still fails."""
+    return base if noise is None else max(base, NOISE_FACTOR * float(noise))
+
+
+class FloatCheck:
+    """The check of a float export against the Keras model on ``inputs``: within ``base``
+    (max |diff| of the scores; other outputs ``base`` times their magnitude), widened to
+    :data:`NOISE_FACTOR` times the model's own float32 noise on those inputs
+    (:func:`float32_noise`, measured only when ``base`` is exceeded) when that is larger.
+    """
+
+    def __init__(self, name: str, model, inputs: np.ndarray, base: float):
+        self.name, self.model, self.inputs, self.base = name, model, inputs, float(base)
+        self.noise: float | None = None
+
+    def _widen(self) -> float:
+        if self.noise is None:
+            self.noise = float32_noise(self.model, self.inputs)
+        return scaled_tolerance(self.base, self.noise)
+
+    def scores(self, stats: dict) -> dict:
+        """Raises unless ``stats`` (:func:`compare_scores`) is within the tolerance; records
+        ``tolerance`` (and ``float32_noise`` when measured) in ``stats``."""
+        tol = self.base
+        if np.isfinite(stats["max_abs"]) and stats["max_abs"] > tol:  # non-finite: fails
+            tol = self._widen()
+            stats["float32_noise"] = self.noise
+        stats["tolerance"] = tol
+        check(self.name, stats, tol, None)
+        return stats
+
+    def output(self, key: str, ref: np.ndarray, got: np.ndarray) -> None:
+        """Raises unless ``got`` matches ``ref`` within the tolerance times its magnitude."""
+        scale = max(1.0, float(np.abs(ref).max()))
+        if ref.shape != got.shape:
+            raise ExportVerificationError(
+                f"{self.name}: output {key} has shape {got.shape}, Keras {ref.shape}"
+            )
+        err = float(np.max(np.abs(np.asarray(got, np.float64) - ref)))
+        if err <= self.base * scale:
+            return
+        if not np.isfinite(err) or err > self._widen() * scale:
+            raise ExportVerificationError(
+                f"{self.name}: output {key} differs from Keras (max |diff| {err:.3g})"
+            )
+
+
 def check(name: str, stats: dict, max_abs: float | None, mean_abs: float | None) -> None:
     """Raise :class:`ExportVerificationError` when ``stats`` exceed the tolerances."""
     bad = []

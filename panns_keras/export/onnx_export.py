@@ -213,13 +213,10 @@ def verify_onnx(model, onnx_bytes, inputs) -> dict:
     for x in (inputs, cut):
         got = common.batched(runner, x)
         ref = common.batched(lambda v: model(v, training=False), x)
-        s = common.compare_scores(ref[CLIPWISE], got[CLIPWISE])
-        common.check("onnx", s, TOLERANCE, None)
+        checker = common.FloatCheck("onnx", model, x, TOLERANCE)
+        s = checker.scores(common.compare_scores(ref[CLIPWISE], got[CLIPWISE]))
         for key in common.output_keys(model)[1:]:
-            r, g = ref[key], got[key]
-            scale = max(1.0, float(np.abs(r).max()))
-            if r.shape != g.shape or not np.allclose(g, r, atol=TOLERANCE * scale, rtol=0):
-                raise common.ExportVerificationError(f"onnx: output {key} differs from Keras")
+            checker.output(key, ref[key], got[key])
         stats = stats or s
     return stats
 
@@ -237,7 +234,9 @@ def export_onnx(model, out_path, *, labels=None, verify_inputs=None, opset=OPSET
 
     Raises:
       UserError: tf2onnx / onnxruntime missing.
-      ExportVerificationError: onnxruntime scores differ by more than TOLERANCE.
+      ExportVerificationError: onnxruntime scores differ by more than TOLERANCE, or by
+        more than the model's own float32 noise times common.NOISE_FACTOR when that is
+        larger (common.FloatCheck).
     """
     content = convert(model, labels, opset)
     if verify_inputs is None:

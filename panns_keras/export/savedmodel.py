@@ -110,16 +110,11 @@ def verify_savedmodel(model, path, inputs=None) -> dict:
         got = common.batched(fn, inputs)
         if sorted(got) != sorted(keys):
             raise common.ExportVerificationError(f"savedmodel {how}: outputs {sorted(got)}")
-        s = common.compare_scores(ref[CLIPWISE], got[CLIPWISE])
-        common.check(f"savedmodel {how}", s, TOLERANCE, None)
+        checker = common.FloatCheck(f"savedmodel {how}", model, inputs, TOLERANCE)
+        s = checker.scores(common.compare_scores(ref[CLIPWISE], got[CLIPWISE]))
         stats = stats or s
         for key in keys[1:]:
-            r, g = ref[key], got[key]
-            scale = max(1.0, float(np.abs(r).max()))
-            if r.shape != g.shape or not np.allclose(g, r, atol=TOLERANCE * scale, rtol=0):
-                raise common.ExportVerificationError(
-                    f"savedmodel {how}: output {key} differs from Keras"
-                )
+            checker.output(key, ref[key], got[key])
     labels_file = loaded.labels_file.asset_path.numpy().decode()
     if not os.path.isfile(labels_file):
         raise common.ExportVerificationError("savedmodel: labels asset missing")

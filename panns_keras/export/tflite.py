@@ -226,7 +226,10 @@ def verify_tflite(model, tflite_bytes, variant, inputs, keys=None) -> dict:
     x = fit_length(inputs, runner.length)
     ref = common.batched(lambda v: model(v, training=False), x)[CLIPWISE]
     stats = common.compare_scores(ref, got)
-    common.check(f"tflite_{variant}", stats, *TOLERANCES[variant])
+    max_abs, mean_abs = TOLERANCES[variant]
+    if variant == "float32":  # within the model's own float32 noise where that is larger
+        return common.FloatCheck(f"tflite_{variant}", model, x, max_abs).scores(stats)
+    common.check(f"tflite_{variant}", stats, max_abs, mean_abs)
     return stats
 
 
@@ -271,9 +274,10 @@ def _check_metadata(model, content, keys, labels, variant) -> None:
         raise common.ExportVerificationError(f"tflite_{variant}: output order {order}")
 
 
-def export_tflite(model, out_path, variant="float32", *, window_seconds=10.0,
+def export_tflite(model, out_path, variant="float32", *, window_seconds=None,
                   representative=None, verify_inputs=None, labels=None) -> dict:  # fmt: skip
-    """Writes ``model`` as a TFLite ``variant`` with a fixed ``window_seconds`` input.
+    """Writes ``model`` as a TFLite ``variant`` with a fixed ``window_seconds`` input
+    (default: the length of the clips the model was trained on, else 10 s).
 
     Outputs, in this order (``get_output_details()`` and the signature ``serving_default``
     alike): ``clipwise_output`` then ``embedding`` (clip models) or ``framewise_output``
@@ -294,13 +298,16 @@ def export_tflite(model, out_path, variant="float32", *, window_seconds=10.0,
                    representative, verify_inputs, labels)  # fmt: skip
 
 
-def export_mediapipe(model, out_path, *, window_seconds=1.0, labels=None, variant="float32",
+def export_mediapipe(model, out_path, *, window_seconds=None, labels=None, variant="float32",
                      representative=None, verify_inputs=None, version="1") -> dict:  # fmt: skip
-    """Writes a MediaPipe AudioClassifier model: float32 ``[1, window] -> scores [1, K]``.
+    """Writes a MediaPipe AudioClassifier model: float32 ``[1, window] -> scores [1, K]``
+    (window: ``window_seconds``, default the model's training clip length, else 1 s).
 
     ``variant`` is any of :data:`VARIANTS` (weights as in :func:`export_tflite`; input and
     output stay float32, as MediaPipe requires); ``int8`` needs ``representative``.
     """
+    if window_seconds is None and not model.spec.clip_samples:
+        window_seconds = DEFAULT_MEDIAPIPE_WINDOW_SECONDS
     return _export(model, out_path, variant, f"mediapipe_{variant}", (CLIPWISE,), window_seconds,
                    representative, verify_inputs, labels, version)  # fmt: skip
 
@@ -322,7 +329,19 @@ def _export(model, out_path, variant, name, keys, window_seconds, representative
             "stats": stats}  # fmt: skip
 
 
-def window_length(model, window_seconds: float) -> int:
+DEFAULT_WINDOW_SECONDS = 10.0  # when the model does not record its training clip length
+DEFAULT_MEDIAPIPE_WINDOW_SECONDS = 1.0
+
+
+def window_length(
+    model, window_seconds: float | None, default: float = DEFAULT_WINDOW_SECONDS
+) -> int:
+    """The window in samples: ``window_seconds``, or (None) the model's training clip length
+    (``spec.clip_samples``), else ``default`` seconds."""
+    if window_seconds is None:
+        if model.spec.clip_samples:
+            return int(model.spec.clip_samples)
+        window_seconds = default
     length = round(float(window_seconds) * model.spec.sample_rate)
     if length < model.spec.min_samples:
         raise UserError(

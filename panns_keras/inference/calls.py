@@ -13,6 +13,8 @@ def _run(verb: str, model, audio, sample_rate, **kwargs):
 
     engine_kw = {k: kwargs.pop(k) for k in ("window_seconds", "hop_seconds", "batch_size")}
     engine = InferenceEngine(model, keep_framewise=verb == "events", **engine_kw)
+    if verb == "events" and engine_kw["hop_seconds"] is None:
+        engine.use_sed_hop()
     sources, single = as_sources(audio, sample_rate, engine.sample_rate)
     if verb == "events":
         results = [r for r, _ in events.detect_events(None, sources, engine=engine, **kwargs)]
@@ -24,7 +26,7 @@ def _run(verb: str, model, audio, sample_rate, **kwargs):
 
 
 def tag(model, audio, sample_rate: int | None = None, *, hop_seconds: float | None = None,
-        window_seconds: float = 10.0, batch_size: int = 8):  # fmt: skip
+        window_seconds: float | None = None, batch_size: int = 8):  # fmt: skip
     """Clip-level tags of ``audio`` with ``model``.
 
     Args:
@@ -33,7 +35,9 @@ def tag(model, audio, sample_rate: int | None = None, *, hop_seconds: float | No
         audio: a file path, a NumPy waveform (1-D; 2-D = one clip per row) or a list of
             those. Arrays are at ``sample_rate`` (default: the model's) and resampled.
         hop_seconds: start of one window to the next (default: the window, no overlap).
-        window_seconds: analysis window (a ``.tflite`` model fixes its own).
+        window_seconds: analysis window; default: the length of the clips the model was
+            trained on (10 s when unknown; a ``.tflite`` model fixes its own). Shorter
+            input is zero-padded to that length, as in training.
 
     Returns:
         A :class:`panns_keras.inference.FileResult` (a list for several inputs):
@@ -47,13 +51,13 @@ def tag(model, audio, sample_rate: int | None = None, *, hop_seconds: float | No
 def detect_events(model, audio, sample_rate: int | None = None, *, threshold: float = 0.5,
                   hop_seconds: float | None = None, median_filter=None,
                   min_duration: float = 0.0, min_gap: float = 0.0,
-                  window_seconds: float = 10.0, batch_size: int = 8):  # fmt: skip
+                  window_seconds: float | None = None, batch_size: int = 8):  # fmt: skip
     """Sound events in ``audio`` (arguments as :func:`tag`).
 
     Returns results whose ``.events`` are DCASE dicts (``onset``, ``offset`` in seconds,
     ``event_label``, ``score``) and ``.frame_scores`` (T, K) the scores they came from, one
     row per ``.frame_scores_hop`` seconds (model frames for decision-level models, the hop
-    for clip models). ``median_filter``: see
+    for clip models; their default hop is a quarter of the window). ``median_filter``: see
     :func:`panns_keras.inference.median.median_filter_sizes`.
     """
     return _run("events", model, audio, sample_rate, hop_seconds=hop_seconds,
@@ -63,7 +67,7 @@ def detect_events(model, audio, sample_rate: int | None = None, *, threshold: fl
 
 
 def embed(model, audio, sample_rate: int | None = None, *, hop_seconds: float | None = None,
-          window_seconds: float = 10.0, batch_size: int = 8):  # fmt: skip
+          window_seconds: float | None = None, batch_size: int = 8):  # fmt: skip
     """Clip embeddings of ``audio`` (arguments as :func:`tag`; clip-level models only).
 
     Returns results with ``.embedding`` (E,) (window-length-weighted mean over windows) and

@@ -5,15 +5,19 @@ file, SavedModel directory, ``.tflite`` file or a Keras model. Audio of any form
 channel count is decoded with :mod:`panns_keras.audio`, down-mixed to mono and resampled to
 the model's rate; NumPy arrays are taken at ``sample_rate`` (resampled when it differs).
 
-Windows: each input is cut into windows of ``window_seconds`` (10 s by default, the PANNs
-training clip length; a ``.tflite`` model fixes it to its input length) starting every
-``hop_seconds`` (default: the window length, i.e. no overlap). Files are read block by
-block, so memory stays bounded for hours-long recordings. Full windows from one or many
-inputs are batched; for Keras models they run through a ``tf.function(jit_compile=True)``
-(XLA), several times faster than the default graph on CPU. The shorter last window (and
-clips shorter than a window) run at their own length (zero-padded up to
-``spec.min_samples``; a TFLite model zero-pads to its fixed length). A last window is only
-run when it holds samples no earlier window covered.
+Windows: each input is cut into windows of ``window_seconds`` starting every
+``hop_seconds`` (default: the window length, i.e. no overlap). The default window is the
+length of the clips the model was trained on (``clip_samples``, recorded by the converter,
+the trainer and finetune: 10 s for the PANNs checkpoints), else 10 s; a ``.tflite`` model
+fixes it to its input length. Files are read block by block, so memory stays bounded for
+hours-long recordings. Full windows from one or many inputs are batched; for Keras models
+they run through a ``tf.function(jit_compile=True)`` (XLA), several times faster than the
+default graph on CPU. A window shorter than the model's clip length (a short clip, the last
+window of a file) is zero-padded to that length, as the training clips were, so every
+format (Keras, SavedModel, TFLite, ONNX) scores it the same; when the clip length is
+unknown it runs at its own length (zero-padded to ``spec.min_samples``; a TFLite model
+zero-pads to its fixed length). A last window is only run when it holds samples no earlier
+window covered.
 
 Pooling over windows (documented choice):
   * ``clipwise``: max over windows. A label present anywhere in a long recording is
@@ -43,7 +47,10 @@ from panns_keras.audio import AudioError, read_audio_blocks
 from panns_keras.errors import UserError
 from panns_keras.runtime import Runner, load_runner
 
-DEFAULT_WINDOW_SECONDS = 10.0
+DEFAULT_WINDOW_SECONDS = 10.0  # when the model does not record its clip length
+# sed with a clip-level model: windows start every 1/4 window by default, so event
+# boundaries fall on a quarter-window grid (clip_frame_scores)
+SED_HOPS_PER_WINDOW = 4
 
 
 @dataclasses.dataclass
@@ -93,21 +100,27 @@ class InferenceEngine:
 
     Args:
       model: anything :func:`panns_keras.runtime.load_runner` takes (path, Keras model).
-      window_seconds: window length; <= 0 means whole inputs in one window (not bounded).
-        Ignored for ``.tflite`` models, whose input length is fixed.
+      window_seconds: window length; None: the model's clip length (``runner.clip_samples``),
+        else 10 s; <= 0 means whole inputs in one window (not bounded). Ignored for
+        ``.tflite`` models, whose input length is fixed.
       hop_seconds: start of one window to the next (default: ``window_seconds``).
       batch_size: full windows per batch.
       jit_compile: compile the Keras full-window step with XLA.
       keep_framewise: collect framewise outputs (decision-level models only).
     """
 
-    def __init__(self, model, window_seconds: float = DEFAULT_WINDOW_SECONDS, batch_size: int = 8,
+    def __init__(self, model, window_seconds: float | None = None, batch_size: int = 8,
                  jit_compile: bool = True, keep_framewise: bool = False,
                  hop_seconds: float | None = None):  # fmt: skip
         self.runner: Runner = load_runner(model)
         r = self.runner
         self.sample_rate = int(r.sample_rate)
         self.min_samples = int(r.min_samples)
+        # shorter windows are zero-padded to the training clip length (0: no padding)
+        self.pad_to = int(r.clip_samples or 0)
+        if window_seconds is None:
+            window_seconds = r.clip_seconds or DEFAULT_WINDOW_SECONDS
+        self.window_seconds = float(window_seconds)
         if r.input_samples:
             self.window = int(r.input_samples)
         elif window_seconds and window_seconds > 0:
@@ -127,6 +140,14 @@ class InferenceEngine:
         self._window_step = self._any_step = None
         if r.kind == "keras" and r.model is not None:
             self._keras_steps(r.model, jit_compile)
+
+    def use_sed_hop(self) -> None:
+        """Event detection with a clip-level model: windows start every
+        1 / :data:`SED_HOPS_PER_WINDOW` of a window unless a hop was given (decision-level
+        models keep theirs: their frame scores need no overlap)."""
+        if self.runner.has_framewise or self.window is None or self.step != self.window:
+            return
+        self.step = self._step(self.window / self.sample_rate / SED_HOPS_PER_WINDOW)
 
     def _step(self, hop_seconds) -> int | None:
         """Samples from one window start to the next."""
@@ -154,7 +175,7 @@ class InferenceEngine:
             return {k: out[k] for k in keys}
 
         self._eager_step = step
-        sig = [tf.TensorSpec([None, self.window], tf.float32)]
+        sig = [tf.TensorSpec([None, self._padded(self.window)], tf.float32)]
         self._window_step = tf.function(step, input_signature=sig, jit_compile=jit_compile,
                                         autograph=False)  # fmt: skip
         self._any_step = tf.function(step, reduce_retracing=True, autograph=False)
@@ -164,6 +185,8 @@ class InferenceEngine:
         """Runs one batch ``[B, samples]`` and returns numpy outputs (the model pads inputs
         shorter than its minimum itself)."""
         batch = np.asarray(batch, np.float32)
+        if batch.shape[1] < self.pad_to:  # as the training clips were
+            batch = np.pad(batch, [(0, 0), (0, self.pad_to - batch.shape[1])])
         if self._any_step is None:  # an exported artifact (TFLite, SavedModel), not a model
             if batch.shape[1] < self.min_samples:  # fixed-shape artifacts need the length
                 batch = np.pad(batch, [(0, 0), (0, self.min_samples - batch.shape[1])])
@@ -173,11 +196,15 @@ class InferenceEngine:
 
         if eager:
             fn = self._eager_step
-        elif self.window is not None and batch.shape[1] == self.window:
+        elif self.window is not None and batch.shape[1] == self._padded(self.window):
             fn = self._window_step
         else:
             fn = self._any_step
         return {k: np.asarray(v) for k, v in fn(tf.constant(batch)).items()}
+
+    def _padded(self, length: int | None) -> int | None:
+        """The length a window of ``length`` samples runs at (the clip length at least)."""
+        return None if length is None else max(int(length), self.pad_to)
 
     def _blocks(self, src: Source):
         if src.array is not None:
@@ -231,10 +258,13 @@ class InferenceEngine:
                 src = Source(name=str(src), path=str(src))
             results.append(FileResult(path=src.name, labels=self.runner.labels))
             acc[idx] = {"starts": [], "lengths": []}
+            covered = 0  # samples of this input counted by the progress (overlaps once)
             try:
                 for start, w in self._segments(src):
                     if self.progress is not None:
-                        self.progress.update(len(w) / self.sample_rate)
+                        new = max(0, start + len(w) - covered)
+                        covered += new
+                        self.progress.update(new / self.sample_rate)
                     if self.window is not None and len(w) == self.window:
                         pending.append((idx, start, w))
                         if len(pending) >= self.batch_size:
@@ -346,14 +376,14 @@ def engine_for(model, engine, **kwargs):
     return engine if engine is not None else InferenceEngine(model, **kwargs)
 
 
-def tag_files(model, paths, *, window_seconds=DEFAULT_WINDOW_SECONDS, hop_seconds=None,
+def tag_files(model, paths, *, window_seconds=None, hop_seconds=None,
               batch_size=8, engine: InferenceEngine | None = None) -> list[FileResult]:  # fmt: skip
     """Clip-level scores for each file (``FileResult.clipwise``; ``.top(k)``)."""
     return engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
                    batch_size=batch_size).run(paths)  # fmt: skip
 
 
-def embed_files(model, paths, *, window_seconds=DEFAULT_WINDOW_SECONDS, hop_seconds=None,
+def embed_files(model, paths, *, window_seconds=None, hop_seconds=None,
                 batch_size=8, engine: InferenceEngine | None = None):  # fmt: skip
     """Clip embeddings (``FileResult.embedding``, per window in ``window_embeddings``)."""
     eng = engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,

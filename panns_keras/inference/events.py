@@ -16,7 +16,7 @@ import numpy as np
 
 from panns_keras.errors import UserError
 from panns_keras.fileio import atomic_write
-from panns_keras.inference.engine import DEFAULT_WINDOW_SECONDS, InferenceEngine, engine_for
+from panns_keras.inference.engine import InferenceEngine, engine_for
 from panns_keras.inference.median import apply_median_filter, median_filter_sizes
 
 EVENT_COLUMNS = ("filename", "onset", "offset", "event_label", "score")
@@ -56,20 +56,23 @@ def events_from_framewise(framewise, frame_hop, labels, threshold=0.5, min_durat
 
 
 def detect_events(model, paths, *, labels=None, threshold=0.5, min_duration=0.0,
-                  min_gap=0.0, window_seconds=DEFAULT_WINDOW_SECONDS, hop_seconds=None,
+                  min_gap=0.0, window_seconds=None, hop_seconds=None,
                   median_filter=None, batch_size=8,
                   engine: InferenceEngine | None = None):  # fmt: skip
     """Sound event detection: ``[(FileResult, events)]`` with DCASE event dicts.
 
     Decision-level models give frame scores directly (averaged where windows overlap).
-    Clip models give scores per hop (:meth:`InferenceEngine.clip_frame_scores`): without
-    ``hop_seconds`` that is one row per window, a coarse but honest time resolution.
+    Clip models give scores per hop (:meth:`InferenceEngine.clip_frame_scores`); their
+    default hop is a quarter of the window (the model's clip length by default), so events
+    start and end on a quarter-window grid.
     ``median_filter``: per-class window lengths in rows (an int array of K, or anything
     :func:`median_filter_sizes` takes) applied to those scores before thresholding. Each
     result keeps the (filtered) scores in ``frame_scores`` / ``frame_scores_hop``.
     """
     eng = engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
                   batch_size=batch_size, keep_framewise=True)  # fmt: skip
+    if engine is None and hop_seconds is None:
+        eng.use_sed_hop()
     labels = list(labels or eng.runner.labels)
     out = []
     for res in eng.run(paths):

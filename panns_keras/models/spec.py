@@ -165,6 +165,9 @@ class ModelSpec:
         mixup_domain: where the reference mixes: 'logmel', 'waveform', 'wavegram',
             'wavegram_logmel'.
         unused: reference modules that exist (and are checkpointed) but are never called.
+        clip_seconds: length of the clips the model was trained on (PANNs checkpoints: 10 s;
+            set by the converter, the trainer and finetune), or None when unknown. Inference
+            and export default their window to it and zero-pad shorter input to it.
     """
 
     name: str
@@ -180,6 +183,14 @@ class ModelSpec:
     mixup_domain: str = "logmel"
     num_classes: int = 527
     unused: tuple[str, ...] = ()
+    clip_seconds: float | None = None
+
+    @property
+    def clip_samples(self) -> int | None:
+        """``clip_seconds`` in samples (at least ``min_samples``), or None when unknown."""
+        if not self.clip_seconds:
+            return None
+        return max(round(float(self.clip_seconds) * self.sample_rate), self.min_samples)
 
     @property
     def min_samples(self) -> int:

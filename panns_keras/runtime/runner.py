@@ -40,6 +40,8 @@ class Runner:
       frame_hop_samples: samples between ``framewise_output`` rows (decision-level models).
       input_samples: fixed input length (TFLite) or None (any length).
       model: the Keras model for ``kind == "keras"``, else None.
+      clip_samples: the length of the clips the model was trained on, or None (unknown):
+        inference windows default to it and shorter input is zero-padded to it.
     """
 
     fn: Callable[[np.ndarray], dict]
@@ -52,6 +54,12 @@ class Runner:
     frame_hop_samples: int | None = None
     input_samples: int | None = None
     model: object = None
+    clip_samples: int | None = None
+
+    @property
+    def clip_seconds(self) -> float | None:
+        """``clip_samples`` in seconds (None when unknown)."""
+        return None if not self.clip_samples else self.clip_samples / self.sample_rate
 
     def __call__(self, waveform) -> dict[str, np.ndarray]:
         return self.fn(np.asarray(waveform, np.float32))
@@ -87,13 +95,14 @@ def from_keras(model) -> Runner:
 
     hop = spec.frontend.hop_size if spec.frontend is not None else None
     return Runner(fn, "keras", spec.name, names, int(spec.sample_rate), int(spec.min_samples),
-                  outputs, hop, None, model)  # fmt: skip
+                  outputs, hop, None, model, spec.clip_samples)  # fmt: skip
 
 
 def from_artifact(fn: Callable[[np.ndarray], dict], kind: str, info: ArtifactInfo) -> Runner:
     """A Runner over an exported file's ``fn`` and its :class:`ArtifactInfo`."""
     return Runner(fn, kind, info.model, list(info.labels), info.sample_rate, info.min_samples,
-                  info.outputs, info.frame_hop_samples, info.input_samples)  # fmt: skip
+                  info.outputs, info.frame_hop_samples, info.input_samples,
+                  clip_samples=info.clip_samples)  # fmt: skip
 
 
 def load_runner(model, num_threads: int | None = None) -> Runner:
@@ -108,7 +117,7 @@ def load_runner(model, num_threads: int | None = None) -> Runner:
         return from_keras(model)
     if not isinstance(model, (str, os.PathLike)):
         raise UserError(f"cannot use {type(model).__name__} as a model (give a path)")
-    from panns_keras.presets import resolve
+    from panns_keras.models.build import resolve
 
     path = Path(resolve(model))  # a preset name -> its cached model directory
     if not path.exists():
@@ -123,7 +132,7 @@ def load_runner(model, num_threads: int | None = None) -> Runner:
 
         return from_artifact(*load_savedmodel(path))
     if path.suffix == ".keras" or (path / "config.json").is_file():
-        from panns_keras.models.saving import load_model
+        from panns_keras.models.build import load_model
 
         return from_keras(load_model(str(path)))
     raise UserError(

@@ -188,11 +188,12 @@ def ap_figure(result: dict, names: Sequence[str]):
             and i not in set(result["excluded_classes"])]  # fmt: skip
     keep.sort(key=lambda i: -ap[i])
     k = len(keep)
-    fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, 0.3 * k + 2)), 4.5))
+    # labels at 9 pt; the legend right of the axes, clear of the bars
+    fig, ax = plt.subplots(figsize=(max(7.5, min(25.5, 0.3 * k + 3.5)), 4.5))
     if k <= 60:
         ax.bar(range(k), ap[keep], color="tab:blue")
         ax.set_xticks(range(k))
-        ax.set_xticklabels([names[i] for i in keep], rotation=90, fontsize=7)
+        ax.set_xticklabels([names[i] for i in keep], rotation=90, fontsize=AP_LABEL_POINTS)
     else:  # many classes (AudioSet): sorted AP curve
         ax.plot(range(k), ap[keep], color="tab:blue")
         ax.set_xlabel("classes sorted by AP")
@@ -200,6 +201,9 @@ def ap_figure(result: dict, names: Sequence[str]):
     ax.set_ylim(0, 1)
     ax.set_ylabel("average precision")
     ax.set_title(f"Per-class AP ({k} classes; {len(names) - k} excluded: no positives)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=AP_LABEL_POINTS)
     fig.tight_layout()
     return fig
+
+
+AP_LABEL_POINTS = 9  # class names and legend of the AP chart

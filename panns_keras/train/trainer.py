@@ -103,11 +103,14 @@ def build_for_training(config, init=None):
 
 
 def train(config: ml_collections.ConfigDict, workdir: str | Path,
-          on_step: Callable[[int], None] | None = None) -> dict[str, Any]:  # fmt: skip
+          on_step: Callable[[int], None] | None = None,
+          progress=None) -> dict[str, Any]:  # fmt: skip
     """Trains (or resumes) per ``config`` in ``workdir`` on the Keras backend in use.
 
     ``on_step(step)`` is called after each training step (1-based), before any evaluation
-    or checkpoint of that step.
+    or checkpoint of that step. ``progress``: an object with ``update(n, postfix=...)`` and
+    ``close()`` that shows the steps (default: a ``train`` :class:`Progress` of this run;
+    finetune passes one line for all its splits).
 
     Returns:
         ``{'step', 'loss', 'eval' (last evaluation or None), 'best_map', 'stopped_early',
@@ -180,8 +183,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
             return res
 
         num_steps = int(t.num_steps)
-        progress = Progress(num_steps - start, "train", unit="steps",
-                            enabled=bool(t.progress) and engine.chief)  # fmt: skip
+        if progress is None:
+            progress = Progress(num_steps - start, "train", unit="steps",
+                                enabled=bool(t.progress) and engine.chief)  # fmt: skip
         alpha, pairs = float(config.data.mixup_alpha), engine.spec.global_batch
         loss_value = float("nan")
         window_t, window_steps = time.perf_counter(), 0

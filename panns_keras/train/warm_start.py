@@ -94,6 +94,15 @@ def split_variables(model) -> tuple[list, list]:
     return base, head
 
 
+def clip_seconds_of(config) -> float | None:
+    """The training clip length in seconds (``data.clip_samples / data.sample_rate``), which
+    the trained model records as ``spec.clip_seconds``; None when the config has none."""
+    samples, rate = config.data.get("clip_samples"), config.data.get("sample_rate")
+    if not samples or not rate:
+        return None
+    return round(int(samples) / int(rate), 6)
+
+
 def build_model_from_config(config, init=None):
     """The model to train: ``config.model.name`` built anew, or (``config.model.init``) a
     transfer model from the initial model ``init`` (loaded from the config when None)."""
@@ -111,6 +120,7 @@ def build_model_from_config(config, init=None):
                 o.spec_augment else None  # fmt: skip
         if o.conv_dropout is not None:
             changes["conv_dropout"] = float(o.conv_dropout)
+        changes["clip_seconds"] = clip_seconds_of(config)
         model = transfer_model(
             init, int(config.data.num_classes), config.model.mode,
             hidden=int(config.model.mlp_hidden), seed=int(config.seed), spec_changes=changes,
@@ -123,7 +133,7 @@ def build_model_from_config(config, init=None):
 
         try:
             model = build_model(config.model.name, num_classes=int(config.data.num_classes),
-                                seed=int(config.seed),
+                                seed=int(config.seed), clip_seconds=clip_seconds_of(config),
                                 **config_lib.overrides_dict(config))  # fmt: skip
         except (KeyError, ValueError) as e:
             raise UserError(f"config.model.name: {e}") from None

@@ -64,8 +64,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          lower_bound=0)  # fmt: skip
     flags.DEFINE_float(
         _DEFINED_MARKER,
-        0.1,
-        "Exit non-zero when skipped inputs / all inputs exceeds this.",
+        0.0,
+        "Exit 1 (after writing every usable clip) when skipped inputs / all inputs exceeds "
+        "this; 0: when any input was skipped, the rule of every batch verb.",
         flag_values=fv,
         lower_bound=0.0,
         upper_bound=1.0,
