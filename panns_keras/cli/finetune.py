@@ -3,9 +3,13 @@
 [--config=finetune] [--config.train.num_steps=500 ...]
 
 Transfer learning with the trainer `panns-keras train` uses: --model (a model directory,
-.keras file or PANNs .pth) is the initial model, the data's classes get a new head. A class
-folder or a path,labels[,fold] CSV is first prepared into OUT/data at the model's sample
-rate; a folder written by `panns-keras prepare` is read as it is. Each split holds out one
+.keras file or PANNs .pth) is the initial model (its architecture, sample rate and the
+length of the clips it was trained on are the run's), the data's classes get a new head. A
+class folder or a path,labels[,fold] CSV is first prepared into OUT/data at the model's
+sample rate and clip length (--clip_seconds overrides it; PANNs checkpoints: 10 s); a folder
+written by `panns-keras prepare` is read as it is. Progress: one line for the whole run
+(split, step, eta); each split's result is printed as it finishes, then the path of
+results.json. Each split holds out one
 fold (--folds=all: every fold in turn) and is one training run in OUT/split_fold_<f>/
 (checkpoints, TensorBoard, model/); OUT/results.json has every split's accuracy and mAP and
 their means. A re-run skips finished splits and resumes an interrupted one.
@@ -18,10 +22,13 @@ resolved config (after the overrides, --model and --mode) and exits.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from absl import flags
 
 from panns_keras.cli.configflag import ConfigFlag
+from panns_keras.data import formats
 from panns_keras.errors import UsageError, UserError
 
 MODES = ("finetune", "freeze_l1", "freeze_l3", "scratch", "probe")
@@ -45,8 +52,13 @@ _ARCH = flags.DEFINE_string(
     "Not used by finetune (it starts from --model); "
     "to train an architecture from scratch use `panns-keras train`.",
 )
-_CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length when preparing a folder/CSV.",
-                           lower_bound=0.01)  # fmt: skip
+_CLIP = flags.DEFINE_float(
+    "clip_seconds",
+    None,
+    "Clip length when preparing a folder/CSV (default: the length of "
+    "the clips --model was trained on; 10 s when the model does not record it).",
+    lower_bound=0.01,
+)
 CONFIG = ConfigFlag("finetune", "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune).",
                     prog="panns-keras finetune", module_name=__name__)  # fmt: skip
 
@@ -64,6 +76,7 @@ def main(argv, verb="finetune"):
         config.model.init = _MODEL.value
     if _MODE.value:
         config.model.mode = _MODE.value
+    clip_seconds = _from_model(config)
     if CONFIG.print_requested():
         print(CONFIG.describe(config))
         return 0
@@ -73,15 +86,55 @@ def main(argv, verb="finetune"):
     for name, holder in (("data", _DATA), ("model", _MODEL)):  # before anything loads
         if not os.path.exists(holder.value):
             raise UserError(f"{holder.value}: no such file or folder (--{name})")
-    from panns_keras.train.finetune import finetune
+    from panns_keras.train.finetune import RESULTS, finetune
 
     res = finetune(_DATA.value, _OUT.value, config, folds=_FOLDS.value,
-                   clip_seconds=_CLIP.value)  # fmt: skip
-    for s in res["splits"]:
-        shown = ", ".join(f"{k} {s[k]:.4f}" for k in ("accuracy", "mAP") if k in s)
-        print(f"{s['split']}: {shown or 'trained (no held-out fold)'}")
+                   clip_seconds=clip_seconds, say=_say)  # fmt: skip
     if res["mean"]:
         shown = ", ".join(f"{k} {res['mean'][k]:.4f}" for k in ("accuracy", "mAP")
                           if k in res["mean"])  # fmt: skip
         print(f"mean over {len(res['splits'])} split(s): {shown}")
+    print(f"results: {os.path.join(_OUT.value, RESULTS)}")
     return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _from_model(config) -> float | None:
+    """Fills the config with what the run takes from --model and --data (architecture,
+    sample rate, clip length, classes), so --print_config shows what will run; returns the
+    clip length to prepare --data at (None: the model's own, resolved by finetune)."""
+    if not _MODEL.value or not os.path.exists(_MODEL.value):
+        return _CLIP.value
+    from panns_keras.train.finetune import DEFAULT_CLIP_SECONDS, init_spec
+
+    spec = init_spec(_MODEL.value)
+    config.model.name = spec["name"]
+    rate, trained = int(spec["sample_rate"]), spec.get("clip_seconds")
+    clip = _CLIP.value or trained or DEFAULT_CLIP_SECONDS
+    if _CLIP.value and trained and abs(_CLIP.value - trained) > 1e-6:
+        print(
+            f"panns-keras finetune: note: --clip_seconds {_CLIP.value:g}; the model was "
+            f"trained on {trained:g} s clips (the default)",
+            file=sys.stderr,
+        )
+    config.data.sample_rate, config.data.clip_samples = rate, round(clip * rate)
+    data = Path(_DATA.value) if _DATA.value else None
+    if data is not None and (data / formats.MANIFEST_NAME).is_file():  # prepared: as it is
+        manifest = formats.read_manifest(str(data))
+        config.data.sample_rate = int(manifest["sample_rate"])
+        config.data.clip_samples = int(manifest["clip_samples"])
+        config.data.num_classes = int(manifest["num_classes"])
+    elif data is not None and data.exists():  # the classes prepare will find (no decoding)
+        from panns_keras.data.prepare.inputs import list_class_folders, list_generic_csv
+
+        beside = data.parent / formats.LABELS_NAME
+        listing = (
+            list_class_folders(str(data))
+            if data.is_dir()
+            else list_generic_csv(str(data), str(beside) if beside.is_file() else "")
+        )
+        config.data.num_classes = len(listing.labels)
+    return clip

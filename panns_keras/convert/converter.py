@@ -17,6 +17,8 @@ from panns_keras.errors import UserError
 from panns_keras.labels import audioset
 from panns_keras.models.registry import canonical_name, infer_model_name, list_models
 
+PANNS_CLIP_SECONDS = 10.0  # AudioSet clips, the length every PANNs checkpoint was trained on
+
 
 def _num_classes(state_dict) -> int | None:
     for key in ("fc_audioset.weight", "att_block.cla.weight"):
@@ -52,7 +54,8 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None):
     from panns_keras.models.saving import build_model
 
     num_classes = _num_classes(state_dict) or 527
-    model = build_model(name, num_classes=num_classes)
+    # The released PANNs checkpoints were trained on 10 s AudioSet clips.
+    model = build_model(name, num_classes=num_classes, clip_seconds=PANNS_CLIP_SECONDS)
     try:
         assign_state_dict(model, state_dict)
     except ConversionError as e:

@@ -43,8 +43,10 @@ def _write_json(path: Path, value: Any) -> None:
     atomic_write(path, json.dumps(value, indent=2) + "\n")
 
 
-def init_sample_rate(init: str) -> int:
-    """The initial model's sample rate, without building it."""
+def init_spec(init: str) -> dict:
+    """The initial model's spec (:meth:`ModelSpec.to_dict` form), without building it when
+    the model says it in a file: ``name``, ``sample_rate``, ``clip_seconds`` (None when
+    unknown), ``num_classes``, ... A ``.pth`` is a PANNs checkpoint (trained on 10 s clips)."""
     from panns_keras.presets import resolve
     from panns_keras.train.warm_start import load_init
 
@@ -52,15 +54,22 @@ def init_sample_rate(init: str) -> int:
     if path.is_dir() and (path / "config.json").is_file():
         from panns_keras.models.saving import read_model_config
 
-        return int(read_model_config(path)["spec"]["sample_rate"])
+        return dict(read_model_config(path)["spec"])
     if path.suffix == ".pth":
+        from panns_keras.convert.converter import PANNS_CLIP_SECONDS
         from panns_keras.models.registry import get_spec, infer_model_name
 
         try:
-            return int(get_spec(infer_model_name(path.name)).sample_rate)
+            spec = get_spec(infer_model_name(path.name))
         except KeyError as e:
             raise UserError(str(e.args[0])) from None
-    return int(load_init(path).spec.sample_rate)
+        return {**spec.to_dict(), "clip_seconds": PANNS_CLIP_SECONDS}
+    return load_init(path).spec.to_dict()
+
+
+def init_sample_rate(init: str) -> int:
+    """The initial model's sample rate, without building it."""
+    return int(init_spec(init)["sample_rate"])
 
 
 def prepared_data(data: str, workdir: Path, sample_rate: int, clip_seconds: float) -> Path:
@@ -202,32 +211,90 @@ def _probe_summaries(cfg, split_dir: Path, model_name, res, fitted, logits, targ
     s.close()
 
 
+class SplitProgress:
+    """One progress line for every split of a run: ``finetune: 230/800 steps (28.8%) ...,
+    eta 3 min 10 s, split 2/4 fold_jackson, step 30/200, loss 0.41``; the trainer's
+    ``update`` / ``close`` calls of each split feed it (the eta is the whole run's)."""
+
+    def __init__(self, total_steps: int | None, num_splits: int, enabled: bool = True):
+        from panns_keras.progress import Progress
+
+        self.bar = Progress(total_steps, "finetune", unit="steps", enabled=enabled)
+        self.num_splits, self.index, self.name, self.steps = num_splits, 0, "", 0
+
+    def start_split(self, index: int, name: str, steps: int) -> None:
+        self.index, self.name, self.steps = index, name, steps
+        self.bar.update(0, postfix=self._where(), force=True)
+
+    def _where(self) -> str:
+        return f"split {self.index}/{self.num_splits} {self.name}"
+
+    def update(
+        self, n: float = 1, failed: int = 0, postfix: str | None = None, force: bool = False
+    ) -> None:
+        # the trainer's postfix is "step N, loss L": N of the split's steps
+        detail = postfix or ""
+        if postfix and postfix.startswith("step "):
+            step, _, rest = postfix[5:].partition(",")
+            detail = f"step {step}/{self.steps}" + (f",{rest}" if rest else "")
+        self.bar.update(n, failed, f"{self._where()}" + (f", {detail}" if detail else ""), force)
+
+    def close(self) -> None:  # the trainer's close at the end of a split: the line goes on
+        pass
+
+    def finish(self) -> None:
+        self.bar.close()
+
+
 def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.ConfigDict, *,
-             folds: str = "all", clip_seconds: float = 10.0) -> dict:  # fmt: skip
-    """Runs every split (see the module docstring); returns the ``results.json`` content."""
+             folds: str = "all", clip_seconds: float | None = None,
+             say=None) -> dict:  # fmt: skip
+    """Runs every split (see the module docstring); returns the ``results.json`` content.
+
+    ``clip_seconds``: clip length when ``data`` must be prepared (default: the length of the
+    clips the initial model was trained on, else 10 s). ``say(line)``: called with each
+    split's result as it finishes and with the path of ``results.json`` (default: logged).
+    """
     from panns_keras.train import trainer
 
+    say = say or (lambda line: logging.info("%s", line))
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     mode = str(config.model.mode)
     if not config.model.init:
         raise UserError("config.model.init is required: the model to start from")
-    data_dir = prepared_data(data, workdir, init_sample_rate(config.model.init), clip_seconds)
+    init = init_spec(config.model.init)
+    if clip_seconds is None:
+        clip_seconds = init.get("clip_seconds") or DEFAULT_CLIP_SECONDS
+    data_dir = prepared_data(data, workdir, int(init["sample_rate"]), clip_seconds)
     manifest = formats.read_manifest(str(data_dir))
+    held = splits(manifest, folds)
+    todo = [h for h in held if not (workdir / f"split_{_split_name(h)}" / SPLIT_RESULT).is_file()]
+    steps = int(config.train.num_steps)
+    progress = SplitProgress(
+        len(todo) * steps if mode != "probe" else len(todo),
+        len(held),
+        enabled=bool(config.train.get("progress", True)),
+    )
+    if mode == "probe":
+        progress.bar.unit = "splits"
     results, cache = [], {}
-    for held_out in splits(manifest, folds):
-        name = "all" if held_out is None else f"fold_{held_out}"
+    for index, held_out in enumerate(held, start=1):
+        name = _split_name(held_out)
         split_dir = workdir / f"split_{name}"
         done = split_dir / SPLIT_RESULT
         if done.is_file():
             results.append(json.loads(done.read_text()))
+            say(f"{name} ({index}/{len(held)}): {_shown(results[-1])} (finished before)")
             continue
         split_dir.mkdir(parents=True, exist_ok=True)
+        progress.start_split(index, name, steps)
         if mode == "probe":
             row = _probe_split(config, data_dir, manifest, held_out, cache, split_dir)
+            progress.update(1)
         else:
             cfg = split_config(config, data_dir, manifest, held_out)
-            out = trainer.train(cfg, split_dir)
+            out = trainer.train(cfg, split_dir, progress=progress)
             if out["stopped_early"]:  # SIGTERM: checkpointed; the split is not done
                 raise Stopped(
                     f"{split_dir}: stopped at step {out['step']} by a signal "
@@ -241,10 +308,26 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
         row = {"split": name, "held_out_fold": held_out, **row}
         _write_json(done, row)
         results.append(row)
-        logging.info("%s: %s", name, {k: row[k] for k in METRICS if k in row})
+        if progress.bar.tty:
+            progress.bar.stream.write("\n")  # the split's line stays above the result
+        say(f"{name} ({index}/{len(held)}): {_shown(row)}")
+    progress.finish()
     means = {k: float(np.mean([r[k] for r in results])) for k in METRICS
              if results and all(k in r for r in results)}  # fmt: skip
     summary = {"mode": mode, "init": str(config.model.init), "data": str(data_dir),
+               "clip_seconds": float(manifest["clip_samples"]) / float(manifest["sample_rate"]),
                "splits": results, "mean": means}  # fmt: skip
     _write_json(workdir / RESULTS, summary)
     return summary
+
+
+DEFAULT_CLIP_SECONDS = 10.0  # preparing data for a model that does not record its clip length
+
+
+def _split_name(held_out: str | None) -> str:
+    return "all" if held_out is None else f"fold_{held_out}"
+
+
+def _shown(row: dict) -> str:
+    shown = ", ".join(f"{k} {row[k]:.4f}" for k in ("accuracy", "mAP") if k in row)
+    return shown or "trained (no held-out fold)"
