@@ -36,6 +36,7 @@ VERBS = {
     "sed": ("panns_keras.cli.infer", "sound event detection on an audio file"),
     "embed": ("panns_keras.cli.infer", "clip embeddings to .npy"),
     "finetune": ("panns_keras.cli.finetune", "transfer learning on a new dataset"),
+    "teach": ("panns_keras.cli.teach", "teacher logits over prepared shards (distillation)"),
     "models": ("panns_keras.cli.models", "architectures and pretrained presets (cached or not)"),
 }
 QUIET_VERBOSITY = -1  # absl: warnings and errors

@@ -59,6 +59,10 @@ _CLIP = flags.DEFINE_float(
     "the clips --model was trained on; 10 s when the model does not record it).",
     lower_bound=0.01,
 )
+_TEACHER = flags.DEFINE_string(
+    "teacher", None, "Distil from teacher predictions: a folder written by `panns-keras "
+    "teach` over the prepared --data (sets config.data.teacher; the loss weights them by "
+    "config.train.distill.weight, 0.9).")  # fmt: skip
 CONFIG = ConfigFlag("finetune", "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune).",
                     prog="panns-keras finetune", module_name=__name__)  # fmt: skip
 
@@ -76,6 +80,11 @@ def main(argv, verb="finetune"):
         config.model.init = _MODEL.value
     if _MODE.value:
         config.model.mode = _MODE.value
+    if _TEACHER.value:
+        config.data.teacher = _TEACHER.value
+        if str(config.model.mode) == "probe":
+            raise UsageError("--teacher: mode probe fits a linear classifier on labels; distil "
+                             "with mode finetune, freeze_l1, freeze_l3 or scratch")  # fmt: skip
     clip_seconds = _from_model(config)
     if CONFIG.print_requested():
         print(CONFIG.describe(config))

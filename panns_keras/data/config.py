@@ -28,6 +28,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       eval_folds: comma list of held-out folds (`formats`: the fold of each clip): eval reads
         only these, train never reads them ('' = eval reads every fold).
       train_folds: comma list of folds train reads ('' = every fold not in eval_folds).
+      teacher: folder of teacher predictions written by `panns-keras teach` over the train
+        shards ('' = none): each batch then carries `teacher_logits` and the step distills
+        (config.train.distill).
     """
     c = ml_collections.ConfigDict()
     c.train_files = ""
@@ -47,6 +50,7 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.cycle_length = 4
     c.eval_folds = ""
     c.train_folds = ""
+    c.teacher = ""
     return c
 
 

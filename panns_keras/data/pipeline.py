@@ -6,6 +6,12 @@ Train: shards -> (per class group: shuffled shard list -> interleave -> repeat)
   mixup: the training step mixes them, in every mixup mode) -> prefetch. Infinite and seeded.
 Eval: every clip exactly once in file order; the last batch is padded and a
   `mask` marks real rows.
+Teacher predictions (`config.data.teacher`, written by `panns-keras teach`; format in
+  `data/teacher.py`): each shard's records are zipped with its `<shard>.logits` records
+  where the shard is read, so the clip and its teacher logits travel together through every
+  sampling mode (balanced, shuffled, folds, sharding over replicas); the batch gains
+  `teacher_logits` (float32 [B, K]) and a clip id that differs from its prediction's stops
+  the pipeline.
 
 Corrupted shards (bad CRC, truncation) are detected per file by comparing the bytes
 consumed by the reader with the file size: by default an InvalidArgumentError
@@ -22,6 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from panns_keras.data import formats, schema
+from panns_keras.data import teacher as teacher_lib
 
 MANIFEST_NAME = formats.MANIFEST_NAME
 _RECORD_OVERHEAD = 16  # 8-byte length + 4-byte length CRC + 4-byte data CRC
@@ -189,11 +196,18 @@ def _read_checked(filename, filesize, skip_corrupt: bool) -> tf.data.Dataset:
     return checked.filter(lambda r, is_end: tf.logical_not(is_end)).map(lambda r, is_end: r)
 
 
-def _file_dataset(files: list[str]) -> tf.data.Dataset:
+def _file_dataset(files: list[str], teacher: dict | None = None) -> tf.data.Dataset:
     sizes = [tf.io.gfile.stat(f).length for f in files]
-    return tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files, tf.string), tf.constant(sizes, tf.int64))
-    )
+    columns = (tf.constant(files, tf.string), tf.constant(sizes, tf.int64))
+    if teacher is not None:  # the shard's predictions file beside it
+        columns += (tf.constant([teacher[f] for f in files], tf.string),)
+    return tf.data.Dataset.from_tensor_slices(columns)
+
+
+def _read_with_teacher(filename, filesize, predictions, skip_corrupt: bool):
+    """(record, predictions record) pairs of one shard, in record order."""
+    records = _read_checked(filename, filesize, skip_corrupt)
+    return tf.data.Dataset.zip((records, tf.data.TFRecordDataset(predictions)))
 
 
 def _pipeline_info(input_context, global_batch: int):
@@ -213,9 +227,10 @@ def _shard_files_or_records(files, pid, n):
 
 
 def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_shard=None,
-             shuffle_seed=None, repeat=False):  # fmt: skip
-    """Records of ``files`` interleaved (files shuffled / repeated first when asked)."""
-    ds = _file_dataset(files)
+             shuffle_seed=None, repeat=False, teacher=None):  # fmt: skip
+    """Records of ``files`` interleaved (files shuffled / repeated first when asked); with
+    ``teacher`` (``{shard: predictions file}``) each element is ``(record, prediction)``."""
+    ds = _file_dataset(files, teacher)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(files), seed=shuffle_seed)
     if repeat:
@@ -223,8 +238,12 @@ def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_
     kwargs = (
         {} if parallel is None else {"num_parallel_calls": parallel, "deterministic": deterministic}
     )
+    if teacher is not None:
+        read = lambda f, s, t: _read_with_teacher(f, s, t, skip_corrupt)  # noqa: E731
+    else:
+        read = lambda f, s: _read_checked(f, s, skip_corrupt)  # noqa: E731
     ds = ds.interleave(
-        lambda f, s: _read_checked(f, s, skip_corrupt),
+        read,
         cycle_length=max(1, min(cycle_length, len(files))),
         block_length=1,
         **kwargs,
@@ -234,8 +253,10 @@ def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_
     return ds
 
 
-def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int):
-    """serialized -> {'waveform': int16 [clip_samples], 'target', 'clip_id'}.
+def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int,
+               teacher: bool = False):  # fmt: skip
+    """serialized -> {'waveform': int16 [clip_samples], 'target', 'clip_id'} (with
+    ``teacher``: ``(serialized, prediction)`` -> also 'teacher_logits', float16 [K]).
 
     The waveform stays int16 until after batching (half the bytes to copy); `_to_float`
     then divides by 32767.
@@ -255,7 +276,24 @@ def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int
         pcm = pcm[offset : offset + clip_samples]
         return tf.pad(pcm, [[0, clip_samples - tf.shape(pcm, out_type=tf.int64)[0]]])
 
+    parse_teacher = teacher_lib.parse_fn(num_classes) if teacher else None
+
     def decode(index, serialized):
+        if parse_teacher is not None:
+            serialized, prediction = serialized
+            out = decode_clip(index, serialized)
+            clip_id, logits = parse_teacher(prediction)
+            same = tf.debugging.Assert(
+                tf.equal(clip_id, out["clip_id"]),
+                ["teacher predictions out of step with the shard: clip", out["clip_id"],
+                 "has the prediction of clip", clip_id, "(run `panns-keras teach` again)"],
+            )  # fmt: skip
+            with tf.control_dependencies([same]):
+                out["teacher_logits"] = tf.identity(logits)
+            return out
+        return decode_clip(index, serialized)
+
+    def decode_clip(index, serialized):
         parsed = schema.parse_example(serialized)
         pcm = tf.io.decode_raw(parsed[schema.AUDIO], tf.int16, little_endian=True)
         n = tf.shape(pcm, out_type=tf.int64)[0]
@@ -279,7 +317,18 @@ def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int
 def _to_float(batch: dict) -> dict:
     out = dict(batch)
     out["waveform"] = tf.cast(batch["waveform"], tf.float32) / schema.INT16_SCALE
+    if "teacher_logits" in out:
+        out["teacher_logits"] = tf.cast(batch["teacher_logits"], tf.float32)
     return out
+
+
+def teacher_files(config, files: list[str]) -> dict | None:
+    """``{shard: predictions file}`` of ``config.data.teacher`` (None without a teacher);
+    a shard without predictions is a one-line ``UserError`` naming it."""
+    directory = str(config.data.get("teacher", "") or "")
+    if not directory:
+        return None
+    return teacher_lib.prediction_files(files, directory, int(config.data.num_classes))
 
 
 def _options(deterministic: bool) -> tf.data.Options:
@@ -303,6 +352,7 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
     files = list_files(d.train_files)
     folds, exclude_folds = fold_selection(config, "train")
     files = select_fold_files(files, folds, exclude_folds, d.get("manifest_dir", ""))
+    teacher = teacher_files(config, files)
 
     if d.balanced:
         groups = _shard_groups(files, d.get("manifest_dir", ""))
@@ -312,7 +362,8 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
         streams = []
         for i, g in enumerate(sorted(by_group)):
             gfiles, rshard = _shard_files_or_records(by_group[g], pid, npipes)
-            recs = _records(gfiles, skip, cycle, None, True, rshard, shuffle_seed=seed + 7919 * i)
+            recs = _records(gfiles, skip, cycle, None, True, rshard, shuffle_seed=seed + 7919 * i,
+                            teacher=teacher)  # fmt: skip
             streams.append(recs.repeat())
         logging.info("balanced train input: %d class groups, %d shards", len(streams), len(files))
         ds = tf.data.Dataset.sample_from_datasets(
@@ -321,7 +372,7 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
     else:
         pfiles, rshard = _shard_files_or_records(files, pid, npipes)
         ds = _records(pfiles, skip, cycle, parallel, deterministic, rshard, shuffle_seed=seed,
-                      repeat=True)  # fmt: skip
+                      repeat=True, teacher=teacher)  # fmt: skip
 
     if int(d.shuffle_buffer) > 1:
         ds = ds.shuffle(int(d.shuffle_buffer), seed=seed + 1)
@@ -329,7 +380,8 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
     if mode not in ("in_model", "logmel", "waveform", "none"):
         raise ValueError(f"config.data.mixup must be in_model|waveform|none, got {d.mixup!r}")
     batch = per_replica * 2 if mode != "none" else per_replica
-    decode = _decode_fn(clip_samples, int(d.num_classes), bool(d.get("random_crop", True)), seed)
+    decode = _decode_fn(clip_samples, int(d.num_classes), bool(d.get("random_crop", True)), seed,
+                        teacher=teacher is not None)  # fmt: skip
     ds = ds.enumerate().map(
         decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
     )
@@ -337,7 +389,8 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
         ds = ds.ignore_errors()  # unparsable records
     if folds or exclude_folds:
         ds = ds.filter(_fold_filter(folds, exclude_folds))
-    ds = ds.map(lambda e: {"waveform": e["waveform"], "target": e["target"]})
+    keep = ("waveform", "target", "teacher_logits") if teacher else ("waveform", "target")
+    ds = ds.map(lambda e: {k: e[k] for k in keep})
     ds = ds.batch(batch, drop_remainder=True)
     ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(tf.data.AUTOTUNE)

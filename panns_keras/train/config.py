@@ -74,6 +74,11 @@ def base_config() -> ml_collections.ConfigDict:
     # than the reference's (fails the Wavegram-Logmel training-trajectory check); off = exact.
     t.fused_batchnorm = False
     t.loss = "bce_prob"  # bce_prob (reference: BCE on sigmoid outputs) | bce_logits
+    # Knowledge distillation from config.data.teacher (train/distill.py): loss =
+    # (1 - weight) * BCE(labels) + weight * BCE(sigmoid(teacher_logits / temperature)).
+    t.distill = ml_collections.ConfigDict()
+    t.distill.weight = config_dict.placeholder(float)  # None: 0.9 with a teacher, else 0
+    t.distill.temperature = 1.0
 
     t.optimizer = "adam"  # adam | adamw | sgd
     t.learning_rate = 1e-3
@@ -143,11 +148,43 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if fixed:
             raise UserError(f"config.model.overrides: {fixed} do not apply with "
                             "config.model.init (the initial model fixes them)")  # fmt: skip
+    _validate_distill(config, source)
     if float(config.model.base_lr_scale) <= 0:
         raise UserError("config.model.base_lr_scale: must be > 0")
     from panns_keras.train.profiler import parse_profile_steps
 
     parse_profile_steps(config.train.get("profile_steps", ""))
+
+
+def distill_settings(config) -> tuple[bool, float, float]:
+    """``(distills, weight, temperature)``: a run distills when ``data.teacher`` is given, or
+    on the synthetic source when ``train.distill.weight`` is set (random teacher logits, to
+    measure the step)."""
+    d = config.train.get("distill", None)
+    weight = None if d is None else d.get("weight", None)
+    temperature = 1.0 if d is None else float(d.get("temperature", 1.0))
+    teacher = bool(config.data.get("teacher", ""))
+    synthetic = str(config.data.get("source", "tfrecord")) == "synthetic"
+    distills = teacher or (synthetic and weight is not None)
+    if not distills:
+        return False, 0.0, temperature
+    return True, 0.9 if weight is None else float(weight), temperature
+
+
+def _validate_distill(config, source: str) -> None:
+    from panns_keras.errors import UserError
+
+    d = config.train.get("distill", None)
+    if d is None:
+        return
+    weight = d.get("weight", None)
+    if weight is not None and not 0.0 <= float(weight) <= 1.0:
+        raise UserError(f"config.train.distill.weight: {weight} is not in [0, 1]")
+    if not float(d.get("temperature", 1.0)) > 0.0:
+        raise UserError(f"config.train.distill.temperature: {d.temperature} must be > 0")
+    if weight is not None and source != "synthetic" and not config.data.get("teacher", ""):
+        raise UserError("config.train.distill.weight: set, but config.data.teacher is empty "
+                        "(a folder written by `panns-keras teach`)")  # fmt: skip
 
 
 def overrides_dict(config: ml_collections.ConfigDict) -> dict:

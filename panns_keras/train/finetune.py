@@ -263,6 +263,9 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
     mode = str(config.model.mode)
     if not config.model.init:
         raise UserError("config.model.init is required: the model to start from")
+    if mode == "probe" and config.data.get("teacher", ""):
+        raise UserError("config.data.teacher: mode probe fits a linear classifier on labels; "
+                        "distil with mode finetune, freeze_l1, freeze_l3 or scratch")  # fmt: skip
     init = init_spec(config.model.init)
     if clip_seconds is None:
         clip_seconds = init.get("clip_seconds") or DEFAULT_CLIP_SECONDS

@@ -55,6 +55,7 @@ def check_shards(config, model_sample_rate: int) -> None:
     if is_synthetic(config):
         return
     files = train_files(config)
+    check_teacher(config, files)
     manifest_dir = config.data.get("manifest_dir", "") or os.path.dirname(files[0])
     path = formats.manifest_path(manifest_dir)
     if not os.path.isfile(path):
@@ -72,6 +73,29 @@ def check_shards(config, model_sample_rate: int) -> None:
     if k is not None and int(k) != int(config.data.num_classes):
         raise UserError(f"{path}: {k} classes, but config.data.num_classes is "
                         f"{config.data.num_classes}")  # fmt: skip
+
+
+def check_teacher(config, files: list[str]) -> None:
+    """With ``config.data.teacher``: every training shard of the selected folds has its
+    predictions there, for the data's classes (one line naming the first that has not)."""
+    if not config.data.get("teacher", ""):
+        return
+    from panns_keras.data import teacher
+
+    folds = formats.fold_list(config.data.get("train_folds", ""))
+    held = formats.fold_list(config.data.get("eval_folds", ""))
+    manifest_dir = config.data.get("manifest_dir", "") or os.path.dirname(files[0])
+    if folds or held:  # held-out shards need no predictions
+        entries = {}
+        if os.path.isfile(formats.manifest_path(manifest_dir)):
+            entries = {s["file"]: s for s in formats.read_manifest(manifest_dir)["shards"]}
+
+        def keep(f):  # as pipeline.select_fold_files: shards without a fold are read
+            fold = entries.get(os.path.basename(f), {}).get("fold", formats.NO_FOLD)
+            return fold == formats.NO_FOLD or formats.fold_selected(fold, folds, held)
+
+        files = [f for f in files if keep(f)]
+    teacher.prediction_files(files, str(config.data.teacher), int(config.data.num_classes))
 
 
 def dataset_fn(config):

@@ -12,6 +12,13 @@ One step of the reference recipe (``pytorch/main.py`` of the PANNs reference):
 5. the optimizer update, per variable group (finetune's base layers have their own
    learning rate; see :func:`variable_groups`).
 
+Distillation (``config.data.teacher``, ``config.train.distill``; EfficientAT's
+``ex_audioset.py``): the batch also holds the teacher's clip logits; the teacher targets
+``sigmoid(logits / T)`` (temperature on the teacher only, as EfficientAT) are mixed in pairs
+with the same lambdas as the labels, and the loss is ``(1 - w) * BCE(labels) + w *
+BCE(teacher targets)``, both with the step's loss kind. Mixing the targets equals
+EfficientAT's ``lam * BCE(y, t_a) + (1 - lam) * BCE(y, t_b)``: BCE is linear in its target.
+
 What differs per backend (how gradients are taken, how the step is compiled and spread over
 devices) lives in ``train/backends/``; they call :func:`compute_loss` with a ``call`` that
 runs the model their way (stateful on TensorFlow, ``stateless_call`` on JAX).
@@ -45,22 +52,34 @@ class StepSpec:
         training: run the model in training mode (False in the frozen transfer modes).
         mixup: ``in_model`` (the model mixes in its own domain), ``waveform`` (mixed here,
             before the model) or ``none``.
+        distill: the batch carries ``teacher_logits`` and the loss distills from them.
+        distill_weight: ``w`` of the teacher part (the label part has ``1 - w``).
+        distill_temperature: ``T`` of the teacher targets ``sigmoid(logits / T)``.
     """
 
     global_batch: int
     loss: str = "bce_prob"
     training: bool = True
     mixup: str = "in_model"
+    distill: bool = False
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
 
     @classmethod
     def from_config(cls, config) -> StepSpec:
         mixup = str(config.data.mixup)
         mixup = "in_model" if mixup == "logmel" else mixup  # 'logmel': in_model's old name
+        from panns_keras.train.config import distill_settings
+
+        distill, weight, temperature = distill_settings(config)
         return cls(
             global_batch=int(config.train.batch_size),
             loss=str(config.train.loss),
             training=not str(config.model.get("mode", "scratch")).startswith("freeze"),
             mixup=mixup,
+            distill=distill,
+            distill_weight=weight,
+            distill_temperature=temperature,
         )
 
     @property
@@ -96,6 +115,19 @@ def per_example_loss(target, outputs: dict, kind: str):
 
 def compute_loss(call: Callable[..., tuple[dict, Any]], waveform, target, lam,
                  spec: StepSpec):  # fmt: skip
+    """:func:`compute_losses` without a teacher: ``(loss, clipwise_output, aux)``."""
+    loss, _, clipwise, aux = compute_losses(call, waveform, target, lam, spec)
+    return loss, clipwise, aux
+
+
+def teacher_targets(teacher_logits, temperature: float):
+    """``sigmoid(teacher_logits / T)``, float32 (the teacher's soft multi-label targets)."""
+    z = ops.cast(teacher_logits, "float32")
+    return ops.sigmoid(z / float(temperature))
+
+
+def compute_losses(call: Callable[..., tuple[dict, Any]], waveform, target, lam,
+                   spec: StepSpec, teacher_logits=None):  # fmt: skip
     """Forward and loss of one (per-replica) batch.
 
     Args:
@@ -105,20 +137,46 @@ def compute_loss(call: Callable[..., tuple[dict, Any]], waveform, target, lam,
         target: ``(2B, K)`` multi-hot (``(B, K)`` without mixup).
         lam: ``(2B,)`` lambdas or None.
         spec: the step's :class:`StepSpec`.
+        teacher_logits: ``(2B, K)`` (``(B, K)`` without mixup) when ``spec.distill``.
 
     Returns:
-        ``(loss, clipwise_output, aux)``: the loss is this replica's share of the global
-        mean (summed over replicas it is the reference's mean over ``B x K``).
+        ``(loss, parts, clipwise_output, aux)``: the loss is this replica's share of the
+        global mean (summed over replicas it is the reference's mean over ``B x K``);
+        ``parts`` is ``{}``, or with a teacher ``{'label_loss', 'teacher_loss'}`` (each
+        unweighted, this replica's share; ``loss = (1 - w) * label + w * teacher``).
     """
+    target = ops.cast(target, "float32")
+    soft = None
+    if spec.distill:
+        if teacher_logits is None:
+            raise ValueError("spec.distill: the batch has no teacher_logits")
+        soft = teacher_targets(teacher_logits, spec.distill_temperature)
     if lam is not None:
-        target = do_mixup(ops.cast(target, "float32"), lam)
+        target = do_mixup(target, lam)
+        if soft is not None:
+            soft = do_mixup(soft, lam)  # the same lambdas as inputs and labels
         if spec.mixup == "waveform":
             waveform = do_mixup(waveform, lam)
             lam = None
     outputs, aux = call(waveform, lam)
-    per_example = per_example_loss(target, outputs, spec.loss)
-    loss = ops.sum(per_example) / float(spec.global_batch)
-    return loss, outputs["clipwise_output"], aux
+    n = float(spec.global_batch)
+    label_loss = ops.sum(per_example_loss(target, outputs, spec.loss)) / n
+    if soft is None:
+        return label_loss, {}, outputs["clipwise_output"], aux
+    teacher_loss = ops.sum(per_example_loss(soft, outputs, spec.loss)) / n
+    w = float(spec.distill_weight)
+    loss = (1.0 - w) * label_loss + w * teacher_loss
+    parts = {"label_loss": label_loss, "teacher_loss": teacher_loss}
+    return loss, parts, outputs["clipwise_output"], aux
+
+
+def split_losses(out) -> tuple[Any, dict]:
+    """A compiled step's loss output -> ``(loss, parts)``: a distilling step returns the
+    dict ``{'loss', 'label_loss', 'teacher_loss'}``, the others the loss alone."""
+    if isinstance(out, dict):
+        parts = dict(out)
+        return parts.pop("loss"), parts
+    return out, {}
 
 
 def variable_groups(model, optimizer, base_optimizer=None, base_variables=None) -> list:

@@ -148,9 +148,11 @@ class Summaries:
             self._text("train", step, "config", f"```\n{text}\n```")
 
     def train_step(self, step: int, loss: float, learning_rate: float,
-                   clips_per_second: float) -> None:  # fmt: skip
+                   clips_per_second: float, parts: Mapping | None = None) -> None:  # fmt: skip
+        """``parts``: the loss's parts when distilling (``label_loss``, ``teacher_loss``)."""
         if self.enabled:
-            self._scalars("train", step, {"loss": loss, "learning_rate": learning_rate,
+            self._scalars("train", step, {"loss": loss, **(parts or {}),
+                                          "learning_rate": learning_rate,
                                           "clips_per_second": clips_per_second})  # fmt: skip
 
     def evaluation(self, step: int, result: Mapping, names: Sequence[str]) -> None:

@@ -212,7 +212,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
                 loss_value = float(np.asarray(loss))
                 now = time.perf_counter()
                 rate = window_steps * engine.spec.global_batch / max(now - window_t, 1e-9)
-                summaries.train_step(done, loss_value, engine.learning_rate(), rate)
+                parts = {k: float(np.asarray(v)) for k, v in engine.loss_parts.items()}
+                summaries.train_step(done, loss_value, engine.learning_rate(), rate, parts)
                 logging.info("step %d loss %.5f  %.1f clips/s", done, loss_value, rate)
                 window_t, window_steps = now, 0
             progress.update(1, postfix=f"step {done}, loss {loss_value:.4f}")

@@ -34,6 +34,8 @@ class Engine(Protocol):
         groups: ``[(optimizer, variables), ...]`` (after :meth:`build`; the last group's
             optimizer gives :meth:`learning_rate`).
         best_map: the best evaluation mAP so far (-1 before any), saved in checkpoints.
+        loss_parts: the last :meth:`train_step`'s parts of the loss (``{}``, or when
+            distilling ``{'label_loss', 'teacher_loss'}``; lazy device values).
     """
 
     backend: str
@@ -44,6 +46,7 @@ class Engine(Protocol):
     model: Any
     groups: list
     best_map: float
+    loss_parts: dict
 
     def __init__(self, config, workdir: Path) -> None:
         """Checks the config against the devices (a batch that does not split over the

@@ -31,7 +31,9 @@ from panns_keras.train.checkpoints import NpzCheckpoints
 
 
 def make_step_fn(model, groups, spec: step_lib.StepSpec, *, with_outputs: bool = False):
-    """``step(state, waveform, target, lam) -> (state, loss[, clipwise])``, jitted.
+    """``step(state, waveform, target, lam, teacher=None) -> (state, loss[, clipwise])``,
+    jitted. With ``spec.distill`` the loss is ``{'loss', 'label_loss', 'teacher_loss'}``
+    (``teacher``: the batch's teacher logits; see ``step.split_losses``).
 
     ``state`` is ``(trainable, non_trainable, optimizer_values)``: lists of arrays in the
     order of ``model.trainable_variables``, ``model.non_trainable_variables`` and, per group
@@ -41,22 +43,25 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, *, with_outputs: bool =
     index = [[position[id(v)] for v in vs] for _, vs in groups]
     intermediates = spec.loss == "bce_logits"
 
-    def loss_fn(trainable, non_trainable, waveform, target, lam):
+    def loss_fn(trainable, non_trainable, waveform, target, lam, teacher):
         def call(x, mix):
             return model.stateless_call(trainable, non_trainable, x, training=spec.training,
                                         mixup_lambda=mix,
                                         return_intermediates=intermediates)  # fmt: skip
 
-        loss, clipwise, new_non_trainable = step_lib.compute_loss(call, waveform, target, lam, spec)
-        return loss, (clipwise, new_non_trainable)
+        loss, parts, clipwise, new_non_trainable = step_lib.compute_losses(
+            call, waveform, target, lam, spec, teacher)  # fmt: skip
+        return loss, (clipwise, new_non_trainable, parts)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def step(state, waveform, target, lam):
+    def step(state, waveform, target, lam, teacher=None):
         trainable, non_trainable, opt_values = state
-        (loss, (clipwise, non_trainable)), grads = grad_fn(
-            trainable, non_trainable, waveform, target, lam
+        (loss, (clipwise, non_trainable, parts)), grads = grad_fn(
+            trainable, non_trainable, waveform, target, lam, teacher
         )
+        if spec.distill:
+            loss = {"loss": loss, **parts}
         trainable = list(trainable)
         new_opt_values = []
         for (opt, _), idx, values in zip(groups, index, opt_values):
@@ -155,6 +160,7 @@ class JaxEngine:
         self._step = 0
         self.best_map = -1.0
         self._state = None
+        self.loss_parts: dict = {}  # the last step's label / teacher losses when distilling
 
     def device_kind(self) -> str:
         return jax.default_backend()
@@ -210,7 +216,9 @@ class JaxEngine:
         batch = next(self._batches)
         wav, target = self._put(batch["waveform"]), self._put(batch["target"])
         mix = None if lam is None else jax.numpy.asarray(lam)
-        self._state, loss = self._run(self._state, wav, target, mix)
+        teacher = self._put(batch["teacher_logits"]) if self.spec.distill else None
+        self._state, out = self._run(self._state, wav, target, mix, teacher)
+        loss, self.loss_parts = step_lib.split_losses(out)
         self._step += 1
         local = None
         if keep_batch:
@@ -264,8 +272,12 @@ def synthetic_batches(config, spec: step_lib.StepSpec):
     n = spec.clips_per_step
     key = jax.random.PRNGKey(int(config.seed))
     k1, k2 = jax.random.split(key)
+    k = int(config.data.num_classes)
     wav = 0.1 * jax.random.normal(k1, (n, int(config.data.clip_samples)), "float32")
-    target = (jax.random.uniform(k2, (n, int(config.data.num_classes))) < 0.02).astype("float32")
+    target = (jax.random.uniform(k2, (n, k)) < 0.02).astype("float32")
     batch = {"waveform": wav, "target": target}
+    if spec.distill:  # random teacher logits: the distilling step's cost
+        k3 = jax.random.fold_in(key, 3)
+        batch["teacher_logits"] = 2.0 * jax.random.normal(k3, (n, k), "float32") - 3.0
     while True:
         yield batch

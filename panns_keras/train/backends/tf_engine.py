@@ -92,11 +92,12 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_c
                     return_intermediates=intermediates)  # fmt: skip
         return out, None
 
-    def forward_backward(waveform, target, lam):
+    def forward_backward(waveform, target, lam, teacher=None):
         with tf.GradientTape() as tape:
-            loss, clipwise, _ = step_lib.compute_loss(call, waveform, target, lam, spec)
+            loss, parts, clipwise, _ = step_lib.compute_losses(call, waveform, target, lam, spec,
+                                                               teacher)  # fmt: skip
             scaled = groups[0][0].scale_loss(loss) if scale else loss
-        return loss, tape.gradient(scaled, variables), clipwise
+        return loss, parts, tape.gradient(scaled, variables), clipwise
 
     if jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True, autograph=False)
@@ -105,17 +106,22 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_c
         if lam is not None:
             rid = tf.distribute.get_replica_context().replica_id_in_sync_group
             lam = lam[rid * 2 * per_replica_pairs : (rid + 1) * 2 * per_replica_pairs]
-        loss, grads, clipwise = forward_backward(batch["waveform"], batch["target"], lam)
+        teacher = batch["teacher_logits"] if spec.distill else None
+        loss, parts, grads, clipwise = forward_backward(batch["waveform"], batch["target"], lam,
+                                                        teacher)  # fmt: skip
         start = 0
         for opt, vs in groups:
             opt.apply_gradients(zip(grads[start : start + len(vs)], vs))
             start += len(vs)
-        return loss, clipwise
+        return {"loss": loss, **parts}, clipwise
 
     @tf.function(autograph=False)
     def run(batch, lam=None):
-        loss, clipwise = strategy.run(replica_step, args=(batch, lam))
-        loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        losses, clipwise = strategy.run(replica_step, args=(batch, lam))
+        losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                  for k, v in losses.items()}  # fmt: skip
+        # A distilling step returns {'loss', 'label_loss', 'teacher_loss'} (step.split_losses).
+        loss = losses if spec.distill else losses["loss"]
         if with_outputs:
             return loss, strategy.gather(clipwise, axis=0)
         return loss
@@ -149,6 +155,7 @@ class TFEngine:
                             f"divisible by {self.replicas} replicas")  # fmt: skip
         self.workdir = workdir
         self._scratch = None
+        self.loss_parts: dict = {}  # the last step's label / teacher losses when distilling
 
     def device_kind(self) -> str:
         return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
@@ -234,7 +241,8 @@ class TFEngine:
     def train_step(self, lam: np.ndarray | None, keep_batch: bool = False):
         """One step on the next batch; ``(loss, batch or None)``; the loss stays lazy."""
         batch = next(self.iterator)
-        loss = self._run(batch, None if lam is None else tf.constant(lam))
+        loss, self.loss_parts = step_lib.split_losses(
+            self._run(batch, None if lam is None else tf.constant(lam)))  # fmt: skip
         self._step.assign_add(1)
         local = None
         if keep_batch:
@@ -270,4 +278,7 @@ def _synthetic_dataset(config, spec: step_lib.StepSpec) -> tf.data.Dataset:
     gen = np.random.default_rng(int(config.seed))
     wav = (0.1 * gen.standard_normal((n, samples))).astype(np.float32)
     target = (gen.random((n, k)) < 0.02).astype(np.float32)
-    return tf.data.Dataset.from_tensors({"waveform": wav, "target": target}).repeat()
+    batch = {"waveform": wav, "target": target}
+    if spec.distill:  # random teacher logits: the distilling step's cost
+        batch["teacher_logits"] = (2.0 * gen.standard_normal((n, k)) - 3.0).astype(np.float32)
+    return tf.data.Dataset.from_tensors(batch).repeat()
