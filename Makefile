@@ -97,6 +97,7 @@ test-jax: setup-jax
 	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) \
 		tests/convert/test_backends.py tests/train/test_parity.py \
 		tests/train/test_trainer_backends.py::test_synthetic_source_trains_without_data \
+		tests/models/test_tagger_keras.py tests/models/test_keras_metrics.py \
 		tests/train/test_distill_step.py
 
 # The lower end of pyproject.toml's ranges: a venv that already holds the lowest supported

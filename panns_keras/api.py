@@ -1,7 +1,6 @@
 """Public entry points, re-exported: build / list / load models, tag, detect events, embed."""
 
 from panns_keras.inference.calls import detect_events, embed, tag
-from panns_keras.models.saving import build_model, list_models
-from panns_keras.presets import load_model
+from panns_keras.models.build import build_model, list_models, load_model
 
 __all__ = ["build_model", "detect_events", "embed", "list_models", "load_model", "tag"]

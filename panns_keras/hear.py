@@ -136,11 +136,11 @@ def load_model(model_file_path: str = "", sample_rate: int | None = None) -> Hea
         except ValueError:
             raise UserError(f"{RATE_ENV}={os.environ[RATE_ENV]!r} is not a sample rate") from None
     if model_file_path:
-        from panns_keras.presets import load_model as _load  # a path or a preset name
+        from panns_keras.models.build import load_model  # a path or a preset name
 
-        model = _load(model_file_path)
+        model = load_model(model_file_path)
     else:
-        from panns_keras.models.saving import build_model
+        from panns_keras.models.build import build_model
 
         model = build_model("cnn14", seed=0)
     return HearModel(model, sample_rate)

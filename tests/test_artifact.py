@@ -4,7 +4,7 @@ import pytest
 
 from panns_keras.artifact import ArtifactInfo
 from panns_keras.errors import UserError
-from panns_keras.models.saving import build_model
+from panns_keras.models.build import build_model
 
 LABELS = ("a", "b", "c")
 

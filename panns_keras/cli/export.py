@@ -116,7 +116,7 @@ def main(argv, verb="export"):
     from panns_keras.cli.quiet import native_quiet
     from panns_keras.export.representative import calibration_windows
     from panns_keras.export.tflite import window_length
-    from panns_keras.models.saving import load_model
+    from panns_keras.models.build import load_model
     from panns_keras.progress import Progress
 
     model = load_model(_MODEL.value)

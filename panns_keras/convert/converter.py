@@ -1,89 +1,51 @@
-"""Convert an official PANNs PyTorch checkpoint into a panns-keras model directory.
+"""Convert an official PANNs (or EfficientAT) PyTorch checkpoint into a panns-keras model.
 
-The checks a user's mistake fails (no such file, not a checkpoint, an architecture the file
-name does not tell) run before Keras is imported, so they answer in a fraction of a second.
+The ``convert`` verb's and the trainer's door: :mod:`panns_keras.convert.checkpoint` does the
+work for any model class, and this module passes ``AudioTagger`` (imported only once the
+checks a user's mistake fails have passed, so those answer in a fraction of a second).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from absl import logging
+from panns_keras.convert import checkpoint
+from panns_keras.convert.checkpoint import PANNS_CLIP_SECONDS
 
-from panns_keras.convert.torch_format import CheckpointError, load_state_dict_from_checkpoint
-from panns_keras.data.formats import read_labels_csv
-from panns_keras.errors import UserError
-from panns_keras.labels import audioset
-from panns_keras.models.registry import canonical_name, infer_model_name, list_models
-
-PANNS_CLIP_SECONDS = 10.0  # AudioSet clips, the length every PANNs checkpoint was trained on
+__all__ = ["PANNS_CLIP_SECONDS", "convert_checkpoint", "load_checkpoint_into_model"]
 
 
-def _num_classes(state_dict) -> int | None:
-    for key in ("fc_audioset.weight", "att_block.cla.weight"):
-        if key in state_dict:
-            return int(state_dict[key].shape[0])
-    return None
+def _tagger():
+    from panns_keras.models.tagger import AudioTagger
+
+    return AudioTagger
 
 
-def load_checkpoint_into_model(path: str | Path, model_name: str | None = None):
-    """Read ``path`` and return an AudioTagger holding its weights (strict, exact).
+def load_checkpoint_into_model(path: str | Path, model_name: str | None = None, cls=None):
+    """Read ``path`` and return an AudioTagger (or ``cls``) holding its weights (strict, exact).
 
     Raises:
         UserError: unreadable checkpoint, unknown model, or weights that do not fit.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: checkpoint not found")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, not a checkpoint file")
-    try:
-        name = canonical_name(model_name) if model_name else infer_model_name(path.name)
-    except KeyError as e:
-        if model_name:
-            raise UserError(f"--arch {model_name}: {e.args[0]}") from None
-        raise UserError(f"{path.name}: cannot infer the architecture from the file name; pass "
-                        f"--arch (one of: {', '.join(list_models())})") from None  # fmt: skip
-    try:
-        state_dict, extra = load_state_dict_from_checkpoint(path)
-    except CheckpointError as e:
-        raise UserError(str(e)) from None
-    # Keras (and its backend) only now: every check above answers without it.
-    from panns_keras.convert.mapping import ConversionError, assign_state_dict
-    from panns_keras.models.saving import build_model
-
-    num_classes = _num_classes(state_dict) or 527
-    # The released PANNs checkpoints were trained on 10 s AudioSet clips.
-    model = build_model(name, num_classes=num_classes, clip_seconds=PANNS_CLIP_SECONDS)
-    try:
-        assign_state_dict(model, state_dict)
-    except ConversionError as e:
-        raise UserError(f"{path}: {e}") from None
-    logging.info("loaded %d tensors from %s into %s (%s)", len(state_dict), path, name,
-                 {k: v for k, v in extra.items() if np.isscalar(v)})  # fmt: skip
-    return model
+    return checkpoint.load_checkpoint_into_model(path, model_name, cls=cls or _tagger)
 
 
-def convert_checkpoint(path: str | Path, out_dir: str | Path, model_name: str | None = None,
-                       labels_csv: str | Path | None = None) -> Path:  # fmt: skip
+def convert_checkpoint(
+    path: str | Path,
+    out_dir: str | Path,
+    model_name: str | None = None,
+    labels_csv: str | Path | None = None,
+    *,
+    cls=None,
+    source: str | None = None,
+    license: str | None = None,
+) -> Path:
     """Convert ``path`` (zip or legacy torch format) into ``out_dir``.
 
-    The output directory holds ``model.weights.h5``, ``config.json`` and ``labels.csv``
-    and loads with :func:`panns_keras.load_model`. Labels default to AudioSet's 527.
+    The output directory holds ``model.weights.h5``, ``config.json``, ``labels.csv`` and
+    ``metadata.json`` (``source``, default the file name, and ``license`` of the weights) and
+    loads with :func:`panns_keras.load_model`. Labels default to AudioSet's 527.
     """
-    from panns_keras.models.saving import save_model_dir
-
-    model = load_checkpoint_into_model(path, model_name)
-    labels = read_labels_csv(labels_csv) if labels_csv else audioset()
-    if len(labels) != model.spec.num_classes:
-        raise UserError(
-            f"the checkpoint has {model.spec.num_classes} classes but the label list has "
-            f"{len(labels)}; pass --labels with a matching index,mid,display_name CSV"
-        )
-    # A smoke run: a converted model must give finite scores.
-    x = np.random.default_rng(0).uniform(-0.1, 0.1, (1, model.spec.sample_rate)).astype("f4")
-    scores = np.asarray(model(x)["clipwise_output"])
-    if not np.all(np.isfinite(scores)):
-        raise UserError(f"{path}: converted model gives non-finite scores")
-    return save_model_dir(model, out_dir, labels, extra={"source": str(Path(path).name)})
+    return checkpoint.convert_checkpoint(
+        path, out_dir, model_name, labels_csv, cls=cls or _tagger, source=source, license=license
+    )

@@ -251,10 +251,10 @@ class AudioTagger(keras.Model):
                               ops.shape(segmentwise)[1] - 1)  # fmt: skip
             out = {"clipwise_output": head["clipwise_output"],
                    "framewise_output": ops.take(segmentwise, idx, axis=1)}  # fmt: skip
-        if return_intermediates:
+        if return_intermediates or self._output_logits:  # single-label compile: logits too
             out["logits"] = head["logits"]
-            if logmel is not None:
-                out["logmel"] = logmel
+        if return_intermediates and logmel is not None:
+            out["logmel"] = logmel
         return out
 
     # ------------------------------------------------------------------ labels
@@ -310,14 +310,201 @@ class AudioTagger(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
+    # ------------------------------------------------------------------ presets (keras-hub)
     @classmethod
-    def from_preset(cls, name_or_path: str) -> AudioTagger:
+    def from_preset(cls, name_or_path: str, tables: list[str] | None = None) -> AudioTagger:
         """A pretrained model by preset name (``"cnn14"``), model directory or ``.keras`` file.
 
-        keras-hub style; the same as :func:`panns_keras.load_model`.
+        keras-hub style; the same as :func:`panns_keras.load_model`. The loader sits below
+        this class (:func:`panns_keras.models.loader.load_as`), which is passed down.
         """
-        # models/ is the bottom floor and imports nothing above it at module level; the
-        # presets package (download, convert, cache) is imported only when this is called.
-        from panns_keras.presets import load_preset
+        from panns_keras.models.loader import load_as
 
-        return load_preset(name_or_path)
+        return load_as(cls, name_or_path, tables)
+
+    def save_to_preset(self, preset_dir, *, source: str | None = None, license: str | None = None):
+        """Write the whole model folder (keras-hub's ``save_to_preset``): ``config.json``,
+        ``labels.csv``, ``model.weights.h5`` and ``metadata.json`` (Keras and package
+        versions, parameter count, date, ``source`` and ``license`` of the weights, sample
+        rate, class count), atomically. :meth:`from_preset` and ``load_model`` read it back.
+        """
+        from panns_keras.errors import UserError
+        from panns_keras.models.saving import save_model_dir
+
+        if self.class_labels is None:
+            raise UserError(f"{self.name}: no labels to save; set model.labels first")
+        return save_model_dir(self, preset_dir, self.class_labels, source=source, license=license)
+
+    # ------------------------------------------------------------------ the Keras way
+    _output_logits = False  # set by compile(task="single_label"): call() adds "logits"
+    _task_output = None  # the output(s) compile()'s loss and metrics read (None: all)
+
+    def compile(
+        self, optimizer="adam", loss=None, metrics=None, *, task: str = "multi_label", **kwargs
+    ):
+        """``keras.Model.compile`` with defaults for tagging; anything given overrides them.
+
+        Args:
+            optimizer: default ``"adam"`` (Keras's Adam, learning rate 1e-3).
+            loss: default, by ``task``: binary cross-entropy on the probabilities
+                ``clipwise_output`` (``"multi_label"``; the model outputs probabilities, so
+                ``from_logits=False``), or categorical cross-entropy on the ``logits`` with
+                ``from_logits=True`` (``"single_label"``: softmax over the classes). A loss
+                given here reads the same output (``loss="binary_crossentropy"`` is applied
+                to ``clipwise_output``); a dict keyed by output names is passed to Keras
+                with those outputs only.
+            metrics: default ``[mAP, mAUC]`` (:mod:`panns_keras.models.keras_metrics`, the
+                definitions of :mod:`panns_keras.metrics`; ``val_mAP`` in ``fit``'s logs)
+                for ``"multi_label"``, ``["categorical_accuracy"]`` (logged as
+                ``categorical_accuracy``) for ``"single_label"``; ``[]`` for none.
+            task: ``"multi_label"`` (targets multi-hot, AudioSet style) or ``"single_label"``
+                (targets one-hot, one class per clip: environmental sound or keyword sets).
+            **kwargs: the rest of ``keras.Model.compile`` (``jit_compile``,
+                ``steps_per_execution``, ...).
+
+        Example:
+            >>> model.compile()  # Adam, BCE on clipwise_output, mAP and mAUC
+            >>> model.fit(waveforms, multi_hot, epochs=3, validation_split=0.2)
+        """
+        from panns_keras.errors import UserError
+        from panns_keras.models import keras_metrics
+
+        if task not in ("multi_label", "single_label"):
+            raise UserError(f"task={task!r}: use 'multi_label' or 'single_label'")
+        single = task == "single_label"
+        key = "logits" if single else "clipwise_output"
+        if loss is None:
+            loss = (
+                keras.losses.CategoricalCrossentropy(from_logits=True)
+                if single
+                else keras.losses.BinaryCrossentropy(from_logits=False)
+            )
+        if metrics is None:
+            n = int(self.spec.num_classes)
+            metrics = (
+                ["categorical_accuracy"]
+                if single
+                else [keras_metrics.MeanAveragePrecision(n), keras_metrics.MeanAUC(n)]
+            )
+        self._output_logits = single
+        self._task_output = tuple(loss) if isinstance(loss, dict) else key
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config and self._output_logits:
+            config["task"] = "single_label"
+        return config
+
+    def compile_from_config(self, config):
+        """Re-compiles a ``.keras`` file's model as it was compiled (task included)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _select(self, y_pred):
+        """The output(s) compile()'s loss and metrics read: one, or those a dict loss names."""
+        if self._task_output is None or not isinstance(y_pred, dict):
+            return y_pred
+        if isinstance(self._task_output, tuple):
+            return {k: y_pred[k] for k in self._task_output}
+        return y_pred[self._task_output]
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, y, self._select(y_pred), sample_weight, training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, self._select(y_pred), sample_weight)
+
+    @staticmethod
+    def _keras_data(data, with_targets=True):
+        """A dataset of ``panns_keras.data``'s dict batches (``waveform``, ``target``) as
+        ``(x, y)`` pairs (``x`` alone for predict); the padded clips of an eval dataset's
+        last batch (``mask`` 0) dropped. Anything else is returned unchanged."""
+        spec = getattr(data, "element_spec", None)
+        if not isinstance(spec, dict) or "waveform" not in spec:
+            return data
+        if "mask" in spec:  # make_eval_dataset: every clip once, the last batch padded
+            batch = spec["mask"].shape[0]
+            data = data.unbatch().filter(lambda b: b["mask"] > 0).batch(batch)
+        if not with_targets:
+            return data.map(lambda b: b["waveform"])
+        return data.map(lambda b: (b["waveform"], b["target"]))
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        """``keras.Model.fit``; ``x`` (and ``validation_data``) may also be a dataset from
+        :mod:`panns_keras.data` (dict batches of ``waveform`` and ``target``)."""
+        if validation_data is not None:
+            validation_data = self._keras_data(validation_data)
+        return super().fit(self._keras_data(x), y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.evaluate``; ``x`` may be a :mod:`panns_keras.data` dataset (the
+        padded clips of its last batch are left out)."""
+        return super().evaluate(self._keras_data(x), y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """``keras.Model.predict`` on waveforms ``(B, samples)``: the output dict of numpy
+        arrays (``clipwise_output``, ...). A :mod:`panns_keras.data` dataset works too."""
+        return super().predict(self._keras_data(x, with_targets=False), *args, **kwargs)
+
+    # ------------------------------------------------------------------ transfer, the Keras way
+    def freeze_backbone(self, until: str | None = None) -> list[str]:
+        """Freeze the front end's batch norm (``bn0``; and the Wavegram branch of Wavegram
+        models) and the backbone's layers with weights, from the first up to (not including)
+        the first layer whose name starts with ``until``
+        (``until=None``: the whole backbone, as ``model.backbone.trainable = False``).
+        Frozen BatchNorm layers run in inference mode. Returns the frozen layer names.
+
+        Example:
+            >>> model.freeze_backbone(until="conv_block3")  # Cnn6: blocks 1 and 2 frozen
+        """
+        from panns_keras.errors import UserError
+
+        layers = [layer for layer in self.backbone.layers if layer.weights]
+        names = [layer.name for layer in layers]
+        stop = len(layers)
+        if until is not None:
+            stop = next((i for i, n in enumerate(names) if n.startswith(until)), None)
+            if stop is None:
+                raise UserError(
+                    f"until={until!r}: no backbone layer of that name ({', '.join(names[:6])}, ...)"
+                )
+        frozen = [layer for layer in (self.bn0, self.wavegram) if layer is not None]
+        frozen += layers[:stop]
+        for layer in frozen:
+            layer.trainable = False
+        return [layer.name for layer in frozen]
+
+    def with_new_head(
+        self,
+        num_classes: int,
+        labels=None,
+        *,
+        seed: int | None = None,
+        hidden: tuple[int, ...] = (),
+    ) -> AudioTagger:
+        """A new model for ``num_classes`` new classes: this model's front end, backbone and
+        embedding weights, a freshly initialised classifier (and ``hidden`` MLP layers before
+        it, as ``panns-keras finetune``'s ``freeze_l3``). This model is not modified.
+
+        Example:
+            >>> digits = panns_keras.load_model("cnn14").with_new_head(10, labels=names)
+            >>> digits.backbone.trainable = False  # a linear probe; leave it for fine-tuning
+        """
+        head = dataclasses.replace(self.spec.head, hidden=tuple(int(h) for h in hidden))
+        spec = dataclasses.replace(self.spec, num_classes=int(num_classes), head=head)
+        model = type(self)(spec, seed=seed, labels=labels)
+        theirs = self.weight_layers()
+        for name, layer in model.weight_layers().items():
+            old = theirs.get(name)
+            if name in CLASSIFIER_LAYERS or old is None:
+                continue
+            values = old.get_weights()
+            if [v.shape for v in values] == [tuple(w.shape) for w in layer.weights]:
+                layer.set_weights(values)
+        return model
+
+
+# The layers a new label set replaces (train/warm_start.py's CLASSIFIER names the same).
+CLASSIFIER_LAYERS = ("fc_audioset", "att_block_att", "att_block_cla", "att_block_bn_att")

@@ -1,8 +1,10 @@
-"""Name or path -> a local model: the one resolver every ``--model`` and ``load_model`` use.
+"""Name or path -> a local model file or folder: file work only (find, download, verify, cache).
 
 ``resolve("models/cnn14")`` returns the path unchanged (a local path always wins);
-``resolve("cnn14")`` returns the cached model directory of preset ``cnn14``, downloading,
-checking and converting the checkpoint first if it is not cached yet.
+``resolve("cnn14", convert=...)`` returns the cached model directory of preset ``cnn14``,
+downloading and checking the checkpoint and having it converted first if it is not cached yet.
+The conversion (a PyTorch checkpoint -> a model directory) is model code, so the caller passes
+it down (:func:`panns_keras.models.saving.resolve` does); this package imports no model code.
 """
 
 from __future__ import annotations
@@ -92,12 +94,18 @@ def _fetch_file(preset: table.Preset) -> dict:
     return digests
 
 
-def fetch(preset: table.Preset) -> Path:
-    """The loadable model of ``preset``: fetched, checked and converted once, then cached."""
+def fetch(preset: table.Preset, convert=None) -> Path:
+    """The loadable model of ``preset``: fetched, checked and converted once, then cached.
+
+    ``convert(preset, checkpoint, out_dir)`` writes the model directory of a PyTorch
+    checkpoint (``preset.kind == "pth"``); it runs under the preset's cache lock.
+    """
     if is_cached(preset):
         return model_path(preset)
     if preset.kind == "dir":
         raise UserError(f"{preset.path}: preset {preset.name}'s model directory not found")
+    if preset.kind == "pth" and convert is None:
+        raise ValueError(f"preset {preset.name} is a PyTorch checkpoint: pass convert=")
     folder = cache.preset_dir(preset.name)
 
     def waiting():
@@ -112,11 +120,8 @@ def fetch(preset: table.Preset) -> Path:
         try:
             digests = _fetch_file(preset)
             if preset.kind == "pth":
-                from panns_keras.convert.converter import convert_checkpoint
-
                 try:
-                    convert_checkpoint(checkpoint_path(preset), model_path(preset), preset.arch,
-                                       preset.labels)  # fmt: skip
+                    convert(preset, checkpoint_path(preset), model_path(preset))
                 except UserError:  # not a usable checkpoint: do not keep it
                     checkpoint_path(preset).unlink(missing_ok=True)
                     raise
@@ -136,9 +141,10 @@ def fetch(preset: table.Preset) -> Path:
     return model_path(preset)
 
 
-def resolve(model, tables: list[str] | None = None):
+def resolve(model, tables: list[str] | None = None, convert=None):
     """``model`` unchanged if it is not a string / path, or a path that exists, or not a
-    preset name; else the cached model of that preset (see :func:`fetch`)."""
+    preset name; else the cached model of that preset (see :func:`fetch`, which takes
+    ``convert``)."""
     if not isinstance(model, (str, os.PathLike)):
         return model
     text = os.fspath(model)
@@ -147,22 +153,5 @@ def resolve(model, tables: list[str] | None = None):
     preset = table.find(text, tables)
     if preset is None:
         return model
-    return str(fetch(preset))
+    return str(fetch(preset, convert))
 
-
-def load_preset(name_or_path, tables: list[str] | None = None):
-    """A built :class:`AudioTagger` from a preset name, a model directory or a ``.keras`` file."""
-    from panns_keras.models.saving import load_model
-
-    return load_model(resolve(name_or_path, tables))
-
-
-def load_model(name_or_path, tables: list[str] | None = None):
-    """Load a model directory written by the converter or trainer, a ``.keras`` file, or a
-    preset by name (``"cnn14"``; ``panns-keras models`` lists them), downloaded, checked and
-    converted on first use, then cached. A local path always wins over a name.
-
-    The model's ``class_labels`` (and their views ``labels``, the display names, and
-    ``label_ids``) are set in every case.
-    """
-    return load_preset(name_or_path, tables)

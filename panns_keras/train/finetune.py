@@ -47,7 +47,7 @@ def init_spec(init: str) -> dict:
     """The initial model's spec (:meth:`ModelSpec.to_dict` form), without building it when
     the model says it in a file: ``name``, ``sample_rate``, ``clip_seconds`` (None when
     unknown), ``num_classes``, ... A ``.pth`` is a PANNs checkpoint (trained on 10 s clips)."""
-    from panns_keras.presets import resolve
+    from panns_keras.models.build import resolve
     from panns_keras.train.warm_start import load_init
 
     path = Path(resolve(init))

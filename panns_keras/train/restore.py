@@ -27,8 +27,8 @@ def _checkpoint_and_workdir(path: Path) -> tuple[str, Path]:
 def load_for_eval(path: str | Path):
     """Returns (model, display names). ``path``: model dir, workdir, checkpoints dir or
     ``.../checkpoints/ckpt-N``. For checkpoints the workdir's config.json rebuilds the model."""
-    from panns_keras.models.saving import CONFIG, load_model
-    from panns_keras.presets import resolve
+    from panns_keras.models.build import load_model, resolve
+    from panns_keras.models.saving import CONFIG
 
     path = Path(resolve(path))
     if not path.exists() and not Path(f"{path}.index").is_file():

@@ -30,14 +30,13 @@ CLASSIFIER = ("fc_audioset", "att_block_att", "att_block_cla", "att_block_bn_att
 def load_init(path: str | Path):
     """The initial model: a model directory, a ``.keras`` file, a PANNs ``.pth`` file or a
     preset name (``cnn14``)."""
-    from panns_keras.presets import resolve
+    from panns_keras.models.build import load_model, resolve
 
     path = Path(resolve(path))
     if path.suffix == ".pth":
         from panns_keras.convert.converter import load_checkpoint_into_model
 
         return load_checkpoint_into_model(path)
-    from panns_keras.models.saving import load_model
 
     return load_model(path)
 
@@ -129,7 +128,7 @@ def build_model_from_config(config, init=None):
                  if is_head(name) or config.model.mode == "scratch"]  # fmt: skip
         seeded_glorot(fresh, int(config.seed))
     else:
-        from panns_keras.models.saving import build_model
+        from panns_keras.models.build import build_model
 
         try:
             model = build_model(config.model.name, num_classes=int(config.data.num_classes),

@@ -21,8 +21,9 @@ from warm_python import python
 import panns_keras
 from panns_keras.convert.converter import convert_checkpoint
 from panns_keras.errors import UserError
-from panns_keras.models.saving import load_model as load_model_dir
-from panns_keras.presets import cache, find, resolve
+from panns_keras.models.build import load_model as load_model_dir
+from panns_keras.models.build import resolve
+from panns_keras.presets import cache, find
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "tests" / "assets" / "audio" / "ovos_rooster.wav"
