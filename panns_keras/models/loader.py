@@ -30,7 +30,9 @@ def _convert(cls):
         from panns_keras.convert.checkpoint import convert_checkpoint
 
         # the entry's own (EfficientAT: MIT), else the PANNs release's for a built-in one
-        license = preset.license or (PANNS_LICENSE if preset.source == "built-in" else None)
+        license = getattr(preset, "license", None) or (
+            PANNS_LICENSE if preset.source == "built-in" else None
+        )
         convert_checkpoint(
             checkpoint,
             out_dir,
