@@ -90,6 +90,12 @@ SWAPS = [
     ("models/cnn14_sed", "models/cnn6"),
     ("models/cnn14", "models/cnn6"),  # the golden Cnn6 (AudioSet labels, 32 kHz)
     ("--config=audioset:cnn14", "--config=demo"),
+    # distillation: the bundled digits are prepared as written; the teacher and its
+    # predictions are a tiny Cnn6 on the 3-class demo shards the student trains on (EXTRA)
+    ("demo_data/fsdd/", f"{ROOT}/demo_data/fsdd/"),
+    ("--model=runs/demo/model --data=data/digits --out=data/digits_teacher",
+     "--model=models/demo_teacher --data=data/demo --out=data/demo_teacher"),
+    ("--config.data.teacher=data/digits_teacher", "--config.data.teacher=data/demo_teacher"),
 ]
 # Flags appended per verb: a training run takes two steps on the tiny data, export works on
 # 1 s windows (every format of the line, at a tenth of the conversion and calibration time).
@@ -110,6 +116,7 @@ WRITES = {
     "sed": ["{out_tsv}", "{scores_dir}", "{plot}"],
     "embed": ["{out}", "{out_npz}"],
     "finetune": ["{out}/results.json"],
+    "teach": ["{out}/teacher.json"],
 }
 SLOW = {"export", "finetune", "train"}
 
@@ -177,6 +184,17 @@ def _digits_files(d: Path) -> None:
     shutil.copytree(trained.data_dir, d / "digits")
 
 
+def _teacher_files(d: Path, predictions: bool) -> None:
+    """models/demo_teacher (a tiny Cnn6 at the demo shards' 8 kHz and 3 classes) and, for
+    the student's line, its predictions in data/demo_teacher (what the teach line writes)."""
+    from tests.helpers.teacher_data import make_teacher, tiny_teacher
+
+    tiny_teacher(str(d / "models" / "demo_teacher"))
+    if predictions and not (d / "data" / "demo_teacher" / "teacher.json").is_file():
+        make_teacher(str(d / "data" / "demo"), str(d / "data" / "demo_teacher"),
+                     str(d / "models" / "demo_teacher"))  # fmt: skip
+
+
 def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     """Runs one README line through bash (globs, quotes and VAR=value as a user's shell)."""
     command = line.replace("panns-keras ", f"{shlex.join(python())} -m panns_keras ", 1)
@@ -206,6 +224,8 @@ def test_readme_command_line_runs(line, scratch):
     line = f"{line} {EXTRA.get(verb, '')}".strip()
     if "--check digits/" in line:
         _digits_files(scratch)
+    if "demo_teacher" in line:
+        _teacher_files(scratch, predictions="data.teacher=" in line)
     p = run_line(line, scratch)
     assert p.returncode == 0, f"{line}\n{p.stderr[-3000:]}"
     assert "Traceback" not in p.stderr
