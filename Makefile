@@ -1,6 +1,7 @@
 # `make demo`: set up and run the main job on the bundled real recordings.
-# `make test`: set up and run the test suite (what CI runs): `make test-main` beside
-# `make test-jax`, `make test-pythons` and `make test-lowest`.
+# `make test`: set up and run the test suite (what CI runs, all of it): `make test-main` beside
+# `make test-jax`, `make test-pythons` and `make test-lowest`. `make test-quick`: the main
+# suite without the tests marked slow, for local work (under 5 minutes).
 # Installs use the exact pins of requirements.txt (runtime) and requirements-test.txt (test
 # tools, optional extras); pyproject.toml holds the supported ranges.
 PYTHON ?= python3
@@ -16,10 +17,9 @@ DEMO_OUT ?= demo_out
 # runtime, about 1-2 GB); `make test WORKERS=0` runs the suite in the pytest process.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 4 ? 4 : n )))
 XDIST := -n $(WORKERS)
-TEST_TARGETS := test-main test-envs test-jax test-pythons test-lowest test-fast
 
 .PHONY: setup setup-test setup-all setup-jax setup-pythons setup-lowest test test-main test-envs \
-	test-fast test-jax test-pythons test-lowest lint demo bench clean
+	test-quick test-jax test-pythons test-lowest lint demo bench clean
 
 $(VENV)/.runtime: $(METADATA)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,20 +51,6 @@ test:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && \
 	$(MAKE) --no-print-directory -j 2 --output-sync=target test-main test-envs; rc=$$?; \
 	echo "make test: tests took $$(( $$(date +%s) - t0 )) s after setup (exit $$rc)"; exit $$rc
-
-# glibc's allocator keeps freed memory in the process (no per-array mmap / munmap, no trimming)
-# in every test process: on a VM whose freed guest pages go back to the host, each page the
-# suite touched again cost a host fault (first touch of 2 GiB: 6.9 s here, reuse 0.5 s).
-# Eight Cnn14-size goldens in one process: 53 s -> 43 s. glibc's own variables, one each (a
-# GLIBC_TUNABLES list showed cut at its first ':' in the suite's /proc/PID/environ); other C
-# libraries ignore them.
-$(TEST_TARGETS): export MALLOC_MMAP_MAX_ := 0
-$(TEST_TARGETS): export MALLOC_TRIM_THRESHOLD_ := 4294967295
-$(TEST_TARGETS): export MALLOC_TOP_PAD_ := 67108864
-# NumPy's and SciPy's OpenBLAS on one thread in the test processes: its idle worker threads
-# spin after each call (blas_thread_server: 3.6% of all CPU samples of `perf record -a` while
-# the main suite and test-jax ran side by side), CPU the other test processes needed.
-$(TEST_TARGETS): export OPENBLAS_NUM_THREADS := 1
 
 test-main: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)
@@ -158,7 +144,9 @@ test-pythons: setup-pythons
 	done; \
 	if [ -n "$$failed" ]; then echo "test-pythons: failed under Python$$failed"; exit 1; fi
 
-test-fast: setup-test
+# The slow tests (Cnn14-size models, multi-process training, whole README lines) stay in
+# `make test`; `make test-quick` leaves them out.
+test-quick: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider $(XDIST) -m "not slow"
 
 demo: setup

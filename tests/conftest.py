@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+
+import pytest
+
+# The test process is as quiet as the command line it runs in-process (panns_keras.cli sets
+# the same before TensorFlow loads): TensorFlow's C++ log lines (oneDNN, cuInit) would mix into
+# the output the CLI tests read. The tests about those lines run a subprocess with their own
+# environment.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # One XLA compilation cache (JAX's persistent cache) for the test session, its xdist workers
 # and the training subprocesses they start: the tiny test config's JAX training step is
@@ -15,11 +24,10 @@ os.environ.setdefault(
 )
 
 
-def pytest_collection_finish(session):
-    """Move what collection imported (TensorFlow, Keras, JAX) out of the
-    garbage collector's reach: every full collection after it would walk them all again (7% of
-    a golden test's time was the collector). Objects made by the tests are collected as usual."""
-    import gc
+@pytest.fixture
+def cli(capfd):
+    """``cli(*args, cwd=None)``: ``panns-keras *args`` run in-process (tests/helpers/cli.py);
+    a ``subprocess.CompletedProcess`` with returncode, stdout and stderr."""
+    from tests.helpers.cli import run_cli
 
-    gc.collect()
-    gc.freeze()
+    return functools.partial(run_cli, capfd)

@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from golden import load_golden
-from warm_python import python
-
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
 from panns_keras.labels import audioset_labels
 from panns_keras.models.registry import get_spec
 from panns_keras.models.saving import save_model_dir
+from tests.helpers.golden import load_golden
 
 AUDIO = Path(__file__).resolve().parent / "assets" / "audio"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -39,15 +35,20 @@ def model_dir(tmp_path_factory):
     return save_model_dir(model, tmp_path_factory.mktemp("models") / "cnn6", audioset_labels())
 
 
-def cli(*args, check_rc=None):
-    p = subprocess.run([*python(), "-m", "panns_keras", *map(str, args)],
-                       capture_output=True, text=True, env=ENV, timeout=600)  # fmt: skip
-    if check_rc is not None:
-        assert p.returncode == check_rc, p.stderr[-2000:]
-    return p
+@pytest.fixture
+def run(cli):
+    """``run(*args, check_rc=None)``: ``panns-keras *args`` in-process, its exit code checked."""
+
+    def run(*args, check_rc=None):
+        p = cli(*args)
+        if check_rc is not None:
+            assert p.returncode == check_rc, p.stderr[-2000:]
+        return p
+
+    return run
 
 
-def test_tag_formats_and_errors(model_dir, tmp_path):
+def test_tag_formats_and_errors(model_dir, tmp_path, run):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     nan = tmp_path / "nan.wav"
@@ -61,28 +62,29 @@ def test_tag_formats_and_errors(model_dir, tmp_path):
         nan,
         tmp_path,
     ]
-    p = cli("tag", *files, "--model", model_dir, "--format", "json", "--top_k", "3",
+    p = run("tag", *files, "--model", model_dir, "--format", "json", "--top_k", "3",
             "--window_seconds", "2", check_rc=1)  # fmt: skip
     doc = json.loads(p.stdout)
     assert [Path(d["file"]).name for d in doc] == [f.name for f in files[:3]]
     assert all(len(d["labels"]) == 3 for d in doc)
     errors = [line for line in p.stderr.splitlines() if "error:" in line]
     assert len(errors) == 4
-    for line, want in zip(errors, ["missing", "zero-length", "not finite", "is a directory"]):
+    # missing, empty files and directories are reported before the model loads
+    for line, want in zip(errors, ["missing", "zero-length", "is a directory", "not finite"]):
         assert want in line and "Traceback" not in p.stderr
-    p = cli("tag", AUDIO / "ovos_rooster.wav", "--model", model_dir, "--format", "csv",
+    p = run("tag", AUDIO / "ovos_rooster.wav", "--model", model_dir, "--format", "csv",
             "--top_k", "2", check_rc=0)  # fmt: skip
     assert p.stdout.splitlines()[0] == "file,rank,label,score" and len(p.stdout.splitlines()) == 3
-    p = cli("tag", AUDIO / "ovos_rooster.wav", check_rc=2)  # usage: a required flag is missing
+    p = run("tag", AUDIO / "ovos_rooster.wav", check_rc=2)  # usage: a required flag is missing
     assert "--model" in p.stderr
 
 
-def test_sed_csv_and_plot(tmp_path):
+def test_sed_csv_and_plot(tmp_path, run):
     model = panns_keras.build_model("cnn14_decision_level_max", seed=0)
     labels = audioset_labels()
     d = save_model_dir(model, tmp_path / "sed_model", labels)
     out_tsv, png = tmp_path / "ev.tsv", tmp_path / "sed.png"
-    cli("sed", AUDIO / "ovos_rooster.wav", "--model", d, "--out_tsv", out_tsv, "--plot", png,
+    run("sed", AUDIO / "ovos_rooster.wav", "--model", d, "--out_tsv", out_tsv, "--plot", png,
         "--threshold", "0.3", "--window_seconds", "1", check_rc=0)  # fmt: skip
     rows = [r.split("\t") for r in out_tsv.read_text().splitlines()]
     assert rows[0] == ["filename", "onset", "offset", "event_label", "score"]
@@ -93,10 +95,10 @@ def test_sed_csv_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_embed(model_dir, tmp_path):
+def test_embed(model_dir, tmp_path, run):
     out = tmp_path / "emb"
-    cli("embed", AUDIO / "ovos_sheep.wav", AUDIO / "freedesktop_camera-shutter_22k.mp3",
-        "--model", model_dir, "--out", out, check_rc=0)  # fmt: skip
+    run("embed", AUDIO / "ovos_sheep.wav", AUDIO / "freedesktop_camera-shutter_22k.mp3",
+        "--model", model_dir, "--out", out, "--window_embeddings", check_rc=0)  # fmt: skip
     e = np.load(out / "ovos_sheep.npy")
     assert e.shape == (512,) and np.all(np.isfinite(e))
     assert np.load(out / "freedesktop_camera-shutter_22k.windows.npy").shape == (1, 512)

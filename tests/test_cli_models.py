@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
-
-from warm_python import python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _models(*args, env=None):
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([*python(), "-m", "panns_keras", "models", *args], cwd=ROOT,
-                          env=environ, capture_output=True, text=True, timeout=120)  # fmt: skip
-
-
-def test_models_lists_architectures_and_presets(tmp_path):
+def test_models_lists_architectures_and_presets(tmp_path, cli, monkeypatch):
     home = tmp_path / "home"
     # a preset marked cached (as fetch() leaves it), and one of a user table
     (home / "presets" / "cnn6" / "model").mkdir(parents=True)
@@ -30,8 +20,9 @@ def test_models_lists_architectures_and_presets(tmp_path):
     user = tmp_path / "ours.json"
     user.write_text(json.dumps({"ours": {"url": "https://models.example.com/ours.pth",
                                          "arch": "cnn14", "size": 12_000_000}}))  # fmt: skip
-    p = _models(f"--presets={user}", env={"PANNS_KERAS_HOME": str(home),
-                                          "PANNS_KERAS_PRESETS": ""})  # fmt: skip
+    monkeypatch.setenv("PANNS_KERAS_HOME", str(home))
+    monkeypatch.setenv("PANNS_KERAS_PRESETS", "")
+    p = cli("models", f"--presets={user}", cwd=ROOT)
     assert p.returncode == 0, p.stderr
     lines = [line.split() for line in p.stdout.splitlines() if line.startswith("  ")]
     rows = {fields[0]: fields for fields in lines}  # a preset row comes after its architecture
@@ -44,10 +35,8 @@ def test_models_lists_architectures_and_presets(tmp_path):
     assert "presets (17;" in p.stdout and "architectures (29;" in p.stdout
 
 
-def test_models_help_and_listed_verb():
-    p = _models("--help")
+def test_models_help_and_listed_verb(cli):
+    p = cli("models", "--help", cwd=ROOT)
     assert p.returncode == 0 and "--presets" in p.stdout and "PANNS_KERAS_HOME" in p.stdout
-    top = subprocess.run([*python(), "-m", "panns_keras", "--help"], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                         text=True)  # fmt: skip
+    top = cli("--help", cwd=ROOT)
     assert "  models " in top.stdout

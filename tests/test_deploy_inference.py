@@ -6,19 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from golden import load_golden
-from small_models import small_sed_model
-from warm_python import python
 
 import panns_keras
 from panns_keras.audio import load_audio, resample
@@ -33,18 +25,24 @@ from panns_keras.inference import (
 from panns_keras.labels import audioset_labels
 from panns_keras.models.saving import save_model_dir
 from panns_keras.runtime import Runner, load_runner
+from tests.helpers.golden import load_golden
+from tests.helpers.small_models import small_sed_model
 
 AUDIO = Path(__file__).resolve().parent / "assets" / "audio"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 CLIPS = ["ovos_rooster.wav", "librosa_robin.wav", "ovos_sheep.wav"]
 
 
-def cli(*args, check_rc=0):
-    p = subprocess.run([*python(), "-m", "panns_keras", *map(str, args)],
-                       capture_output=True, text=True, env=ENV, timeout=600)  # fmt: skip
-    if check_rc is not None:
-        assert p.returncode == check_rc, p.stderr[-2000:]
-    return p
+@pytest.fixture
+def run(cli):
+    """``run(*args, check_rc=0)``: ``panns-keras *args`` in-process, its exit code checked."""
+
+    def run(*args, check_rc=0):
+        p = cli(*args)
+        if check_rc is not None:
+            assert p.returncode == check_rc, p.stderr[-2000:]
+        return p
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +69,7 @@ def formats(cnn6, tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- loaders
-def test_tag_cli_on_every_format(cnn6, formats):
+def test_tag_cli_on_every_format(cnn6, formats, run):
     """`tag --model` takes a model directory, .keras, SavedModel and .tflite alike."""
     files = [AUDIO / c for c in CLIPS]
     ref = [load_audio(f, 32000) for f in files]
@@ -81,7 +79,7 @@ def test_tag_cli_on_every_format(cnn6, formats):
             docs[kind] = [{"labels": [{"label": n, "score": v} for n, v in r.top(3)]}
                           for r in panns_keras.tag(path, files, window_seconds=2.0)]  # fmt: skip
             continue
-        p = cli("tag", *files, "--model", path, "--format", "json", "--top_k", "3",
+        p = run("tag", *files, "--model", path, "--format", "json", "--top_k", "3",
                 "--window_seconds", "2")  # fmt: skip
         docs[kind] = json.loads(p.stdout)
         assert [Path(d["file"]).name for d in docs[kind]] == CLIPS
@@ -123,10 +121,10 @@ def test_load_runner_reads_labels_and_rate(formats):
         load_runner(AUDIO / "nothing.tflite")
 
 
-def test_embed_consolidated_npz(formats, tmp_path):
+def test_embed_consolidated_npz(formats, tmp_path, run):
     files = [AUDIO / "ovos_sheep.wav", AUDIO / "missing.wav", AUDIO / "ovos_rooster.wav"]
     out = tmp_path / "emb" / "all.npz"
-    p = cli("embed", *files, "--model", formats["savedmodel"], "--out_npz", out, check_rc=1)
+    p = run("embed", *files, "--model", formats["savedmodel"], "--out_npz", out, check_rc=1)
     assert "missing.wav: missing" in p.stderr
     with np.load(out) as z:
         assert list(z["ids"]) == [str(files[0]), str(files[2])]
@@ -256,10 +254,10 @@ def read_sed_scores_dir(path):
     return out
 
 
-def test_sed_scores_dir_round_trip(formats, tmp_path):
+def test_sed_scores_dir_round_trip(formats, tmp_path, run):
     files = [AUDIO / "ovos_rooster.wav", AUDIO / "librosa_robin.wav"]
     scores_dir = tmp_path / "scores"
-    p = cli("sed", *files, "--model", formats["tflite"], "--scores_dir", scores_dir,
+    p = run("sed", *files, "--model", formats["tflite"], "--scores_dir", scores_dir,
             "--out_csv", tmp_path / "ev.tsv", "--hop_seconds", "0.5",
             "--median_filter", "1.0")  # fmt: skip
     assert "2 score files" in p.stdout

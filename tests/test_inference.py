@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from golden import load_golden
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
@@ -21,6 +16,7 @@ from panns_keras.inference import (
     events_from_framewise,
     tag_files,
 )
+from tests.helpers.golden import load_golden
 
 AUDIO = Path(__file__).resolve().parent / "assets" / "audio"
 

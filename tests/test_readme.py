@@ -14,15 +14,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from golden import load_golden
-from warm_python import python
-
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
 from panns_keras.labels import audioset_labels
 from panns_keras.models.saving import save_model_dir
+from tests.helpers.golden import load_golden
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "tests" / "assets" / "audio"
@@ -144,8 +140,7 @@ COMMANDS = readme_command_lines()
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     """A working directory with every file the README's commands name."""
-    sys.path.insert(0, str(ROOT / "tests" / "train"))
-    from conftest_train import write_data
+    from tests.helpers.train_data import write_data
 
     d = tmp_path_factory.mktemp("readme")
     model = panns_keras.build_model("cnn6")
@@ -197,7 +192,7 @@ def _teacher_files(d: Path, predictions: bool) -> None:
 
 def run_line(line: str, cwd: Path) -> subprocess.CompletedProcess:
     """Runs one README line through bash (globs, quotes and VAR=value as a user's shell)."""
-    command = line.replace("panns-keras ", f"{shlex.join(python())} -m panns_keras ", 1)
+    command = line.replace("panns-keras ", f"{shlex.quote(sys.executable)} -m panns_keras ", 1)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=900)  # fmt: skip

@@ -1,6 +1,6 @@
 """`convert` of a genuine PANNs checkpoint and a 2-step training run, each through the command
-line: part of the smoke subset `make test-pythons` runs under every supported Python (and
-`make test` under the main one)."""
+line (the installed entry point, in a fresh interpreter): part of the smoke subset `make
+test-pythons` runs under every supported Python (and `make test` under the main one)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "train"))
+from tests.helpers.golden import check_outputs, load_golden
+from tests.helpers.train_data import write_data
 
-from conftest_train import write_data  # noqa: E402
-from golden import check_outputs, load_golden  # noqa: E402
-from warm_python import python  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
@@ -30,7 +27,7 @@ def test_convert_a_genuine_checkpoint_from_the_command_line(tmp_path):
 
     pth = tmp_path / "LeeNet11_mAP=0.000.pth"
     pth.write_bytes((REPO / "tests/assets/ckpt/LeeNet11_golden_zip.pth").read_bytes())
-    cmd = [*python(), "-m", "panns_keras", "convert", str(pth), "--out", "m"]
+    cmd = [sys.executable, "-m", "panns_keras", "convert", str(pth), "--out", "m"]
     p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout == f"converted {pth} -> m\n"
@@ -42,7 +39,7 @@ def test_convert_a_genuine_checkpoint_from_the_command_line(tmp_path):
 
 def test_two_step_train_from_the_command_line(tmp_path):
     write_data(str(tmp_path / "data"), clips_per_class=4, sample_rate=8000, clip=8000)
-    cmd = [*python(), "-m", "panns_keras", "train", "--config=demo",
+    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=demo",
            f"--config.data.train_files={tmp_path / 'data'}/*.tfrecord",
            "--config.data.num_classes=3", "--config.train.num_steps=2",
            "--config.train.batch_size=4",

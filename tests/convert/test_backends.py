@@ -16,11 +16,11 @@ from pathlib import Path
 
 import keras
 import pytest
-from golden import check_outputs, load_golden
 
 import panns_keras
 from panns_keras.convert.converter import convert_checkpoint
 from panns_keras.convert.mapping import assign_state_dict
+from tests.helpers.golden import check_outputs, load_golden
 
 TESTS = Path(__file__).resolve().parents[1]
 BACKEND_GOLDENS = ["cnn6", "resnet22", "mobilenet_v1", "res1dnet31", "wavegram_logmel_cnn14",
@@ -60,10 +60,9 @@ def test_runs_without_tensorflow(tmp_path):
     script = textwrap.dedent(f"""
         import json, sys
         sys.modules["tensorflow"] = None  # any `import tensorflow` now raises ImportError
-        sys.path.insert(0, {str(TESTS)!r})
         import keras
         import panns_keras
-        from golden import check_outputs, load_golden
+        from tests.helpers.golden import check_outputs, load_golden
         from panns_keras.convert.converter import convert_checkpoint
 
         out = convert_checkpoint({str(TESTS / "assets/ckpt/LeeNet11_golden_zip.pth")!r},
@@ -75,7 +74,7 @@ def test_runs_without_tensorflow(tmp_path):
         print(json.dumps({{"backend": keras.backend.backend(), "label": model.labels[0],
                           "tf": [m for m in sys.modules if m.split(".")[0] == "tensorflow"]}}))
     """)
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(TESTS.parent)}
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]

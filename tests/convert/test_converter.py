@@ -2,18 +2,16 @@
 
 import os
 import pickle
-import subprocess
 import zipfile
 
 import numpy as np
 import pytest
-from golden import check_outputs, load_golden
-from warm_python import python
 
 import panns_keras
 from panns_keras.convert.converter import convert_checkpoint
 from panns_keras.convert.mapping import ConversionError, assign_state_dict
 from panns_keras.errors import UserError
+from tests.helpers.golden import check_outputs, load_golden
 
 
 @pytest.mark.parametrize("fmt", ["zip", "legacy"])
@@ -125,35 +123,29 @@ def test_num_batches_tracked_is_optional():
     check_outputs(model, outputs, tols, waveform, "clip")
 
 
-def test_cli_convert_one_line_errors(leenet11_ckpts, tmp_path):
-    cmd = [*python(), "-m", "panns_keras", "convert"]
-    ok = subprocess.run(cmd + [str(leenet11_ckpts["legacy"]), "--out", str(tmp_path / "m")],
-                        capture_output=True, text=True)  # fmt: skip
+def test_cli_convert_one_line_errors(leenet11_ckpts, tmp_path, cli):
+    ok = cli("convert", str(leenet11_ckpts["legacy"]), "--out", str(tmp_path / "m"))
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "m" / "model.weights.h5").is_file()
-    bad = subprocess.run(cmd + [str(tmp_path / "nope.pth"), "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True)  # fmt: skip
+    bad = cli("convert", str(tmp_path / "nope.pth"), "--out", str(tmp_path / "x"))
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].endswith("nope.pth: checkpoint not found")
     # Not a checkpoint at all: the problem is said once, in the one-line form.
     text = tmp_path / "Cnn6_notes.pth"
     text.write_text("not a checkpoint\n")
-    bad = subprocess.run(cmd + [str(text), "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True)  # fmt: skip
+    bad = cli("convert", str(text), "--out", str(tmp_path / "x"))
     assert bad.returncode == 1
     assert bad.stderr == (f"panns-keras convert: error: {text}: not a PyTorch checkpoint: "
                           "neither a zip archive nor a pickle\n")  # fmt: skip
     # An architecture the file name does not tell: --arch (the old --model still works).
     anon = tmp_path / "weights.pth"
     anon.write_bytes(leenet11_ckpts["zip"].read_bytes())
-    bad = subprocess.run(cmd + [str(anon), "--out", str(tmp_path / "y")],
-                         capture_output=True, text=True)  # fmt: skip
+    bad = cli("convert", str(anon), "--out", str(tmp_path / "y"))
     assert bad.returncode == 1 and bad.stderr.startswith(
         "panns-keras convert: error: weights.pth: cannot infer the architecture from the file "
         "name; pass --arch (one of: cnn10, ")  # fmt: skip
-    old = subprocess.run(cmd + [str(anon), "--model", "leenet11", "--out", str(tmp_path / "y")],
-                         capture_output=True, text=True)  # fmt: skip
+    old = cli("convert", str(anon), "--model", "leenet11", "--out", str(tmp_path / "y"))
     assert old.returncode == 0, old.stderr
     assert old.stderr == (
         "panns-keras convert: note: --model is deprecated and goes away in the next release; "

@@ -4,10 +4,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_shards import write_shards
 
 from panns_keras.data import config as config_lib
 from panns_keras.data import pipeline
+from tests.helpers.data_shards import write_shards
 
 COUNTS = {0: 500, 1: 50, 2: 5, 3: 5}  # class 0 is 100x the rarest
 

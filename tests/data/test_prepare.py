@@ -3,13 +3,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 import soxr
 import tensorflow as tf
-from warm_python import python
 
 from panns_keras.audio import fit_length
 from panns_keras.data import schema
@@ -205,7 +205,7 @@ prep.prepare({out!r}, class_dir={class_dir!r}, clip_seconds=1.0, clips_per_shard
 
 def _run_dying(out, class_dir, n):
     code = _DIE_AFTER.format(n=n, out=str(out), class_dir=str(class_dir))
-    return subprocess.run([*python(), "-c", code], check=False, cwd=REPO,
+    return subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO,
                           env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
                           text=True, timeout=240)  # fmt: skip
 
@@ -213,7 +213,7 @@ def _run_dying(out, class_dir, n):
 def _run_cli(out, class_dir, env_extra=None):
     env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
     cmd = [
-        *python(), "-m", "data_prep", f"--out={out}",
+        sys.executable, "-m", "data_prep", f"--out={out}",
         f"--class_dir={class_dir}", "--clip_seconds=1", "--clips_per_shard=1",
         "--num_workers=2", "--max_fail_fraction=0.5",
     ]  # fmt: skip
@@ -279,15 +279,12 @@ def test_files_sharing_a_stem_both_land(tmp_path, assets_dir):
     assert sorted(_records(str(tmp_path / "out3"), m3)) == ["dog/a.flac"]
 
 
-def test_cli_failure_threshold_is_one_line(class_dir, tmp_path):
+def test_cli_failure_threshold_is_one_line(class_dir, tmp_path, cli):
     """More failures than --max_fail_fraction: one error line naming the manifest and the
     count; an old flag spelling still works with a one-line note."""
     out = tmp_path / "out"
-    cmd = [*python(), "-m", "data_prep", f"--prepare_output_dir={out}",
-           f"--class_dir={class_dir}", "--clip_seconds=1", "--num_workers=1",
-           "--max_fail_fraction=0.1"]  # fmt: skip
-    r = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=REPO),
-                       capture_output=True, text=True, timeout=240)  # fmt: skip
+    flags = ["--clip_seconds=1", "--num_workers=1", "--max_fail_fraction=0.1"]
+    r = cli("prepare", f"--prepare_output_dir={out}", f"--class_dir={class_dir}", *flags)
     assert r.returncode == 1, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
     assert lines[0] == ("panns-keras prepare: note: --prepare_output_dir is deprecated and goes "

@@ -1,16 +1,10 @@
 """Fixtures shared by the export tests."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from golden import load_golden
+from tests.helpers.golden import load_golden
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from golden import load_golden
-from small_models import small_sed_model
 
 import panns_keras
 from panns_keras.audio import fit_length
@@ -20,6 +14,8 @@ from panns_keras.convert.mapping import assign_state_dict
 from panns_keras.export import ExportVerificationError, common, export_savedmodel
 from panns_keras.export import tflite as T
 from panns_keras.export.representative import representative_windows
+from tests.helpers.golden import load_golden
+from tests.helpers.small_models import small_sed_model
 
 AUDIO = Path(__file__).resolve().parents[1] / "assets" / "audio"
 WINDOW_S = 2.0

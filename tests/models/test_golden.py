@@ -2,11 +2,11 @@
 the reference's trainable parameter count."""
 
 import pytest
-from golden import TRAINABLE_PARAMS, check_outputs, load_golden, trainable_params
 
 import panns_keras
 from panns_keras.convert.mapping import assign_state_dict
 from panns_keras.models.registry import MODEL_SPECS
+from tests.helpers.golden import TRAINABLE_PARAMS, check_outputs, load_golden, trainable_params
 
 SMALL = {"cnn6", "cnn10", "mobilenet_v1", "mobilenet_v2", "leenet11", "leenet24", "dainet19"}
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from golden import load_golden
-from narrow import narrow_model
 
 import panns_keras
 from panns_keras.models.layers import LogMelSpectrogram, SpecAugment, do_mixup
+from tests.helpers.golden import load_golden
+from tests.helpers.narrow import narrow_model
 
 FRONTEND_CLIPS = Path(__file__).parents[1] / "assets" / "frontend"
 # sample rate -> (window, hop, fmax) as the reference variants

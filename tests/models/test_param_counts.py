@@ -4,9 +4,8 @@ The count of each model is checked where the full-width model is built anyway:
 ``tests/models/test_golden.py`` (every model, against ``golden.TRAINABLE_PARAMS``).
 """
 
-from golden import TRAINABLE_PARAMS
-
 from panns_keras.models.registry import MODEL_SPECS, PAPER_SYSTEMS
+from tests.helpers.golden import TRAINABLE_PARAMS
 
 
 def test_table_covers_registry():

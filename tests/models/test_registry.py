@@ -1,9 +1,9 @@
 import pytest
-from narrow import narrow_model
 
 import panns_keras
 from panns_keras.errors import UserError
 from panns_keras.models.registry import canonical_name, infer_model_name
+from tests.helpers.narrow import narrow_model
 
 
 def test_list_models_has_all_29_reference_classes():

@@ -133,10 +133,9 @@ def test_export_traces_keep_convolutions(monkeypatch):
     Cnn14's stages at 1/16 width (tests/narrow.py) with the im2col thresholds scaled the same
     way: the layers that take the matmul are those of full-width Cnn14 (blocks 5-6), and the
     model builds and traces in a fraction of full width's time."""
-    from narrow import narrow_model
-
     from panns_keras.export import tflite as T
     from panns_keras.models import conv
+    from tests.helpers.narrow import narrow_model
 
     monkeypatch.setattr(conv, "IM2COL_MIN_IN", conv.IM2COL_MIN_IN // 16)
     monkeypatch.setattr(conv, "IM2COL_MIN_OUT", conv.IM2COL_MIN_OUT // 16)

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from checkpoint_server import CKPT, FILE, CheckpointServer
-
 from panns_keras.presets import download
+from tests.helpers.checkpoint_server import CKPT, FILE, CheckpointServer
 
 
 @pytest.fixture(scope="session")

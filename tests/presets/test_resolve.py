@@ -13,17 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from checkpoint_server import CKPT, FILE
-from warm_python import python
-
 import panns_keras
 from panns_keras.convert.converter import convert_checkpoint
 from panns_keras.errors import UserError
 from panns_keras.models.build import load_model as load_model_dir
 from panns_keras.models.build import resolve
 from panns_keras.presets import cache, find
+from tests.helpers.checkpoint_server import CKPT, FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "tests" / "assets" / "audio" / "ovos_rooster.wav"
@@ -89,14 +85,9 @@ def test_every_door_takes_a_preset_name(env, tiny):
     assert hear.load_model("tiny").model.spec.name == "leenet11"
 
 
-def test_tag_verb_takes_a_preset_name(env, server, tiny):
+def test_tag_verb_takes_a_preset_name(env, server, tiny, cli):
     env({"tiny": tiny})
-    environ = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run(
-        [*python(), "-m", "panns_keras", "tag", str(CLIP), "--model", "tiny", "--top_k=2",
-         "--format=json"],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    p = cli("tag", CLIP, "--model", "tiny", "--top_k=2", "--format=json", cwd=ROOT)
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout)[0]["labels"]
     assert server.full_gets(FILE) == 1
@@ -276,12 +267,12 @@ def test_two_processes_at_once_leave_a_good_cache(env, server, tiny, ckpt_sha256
     (tmp_path / "ready").mkdir()
     environ = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "PYTHONPATH": str(ROOT),
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     procs = [
         subprocess.Popen(
-            [*python(), "-c", code, str(tmp_path / "ready"), str(i)],
+            [sys.executable, "-c", code, str(tmp_path / "ready"), str(i)],
             env=environ,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -302,7 +293,7 @@ def test_two_processes_at_once_leave_a_good_cache(env, server, tiny, ckpt_sha256
 
 
 def test_a_served_keras_file_is_cached_as_is(env, server, tmp_path):
-    from narrow import narrow_model
+    from tests.helpers.narrow import narrow_model
 
     model = narrow_model("cnn6", num_classes=3, labels=["dog", "cat", "bird"])
     model.save(tmp_path / "ours.keras")

@@ -16,8 +16,8 @@ import socket
 
 import numpy as np
 import pytest
-from conftest_train import REPO, run_py, write_data
-from warm_python import python
+
+from tests.helpers.train_data import REPO, run_py, write_data
 
 TOL = 1e-4  # loss, relative
 WTOL = 5e-4  # weights, absolute (measured 1.1e-4)
@@ -25,7 +25,7 @@ WTOL = 5e-4  # weights, absolute (measured 1.1e-4)
 _COMMON = """
 import json, sys
 import numpy as np
-from conftest_train import tiny_config
+from tests.helpers.train_data import tiny_config
 from panns_keras.train.trainer import train
 
 def run(data, workdir, init="", **kw):
@@ -57,10 +57,9 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def init_dir(tmp_path_factory):
     """A 5-class model of the tiny config's architecture, as a model directory."""
-    from conftest_train import tiny_config
-
     import panns_keras
     from panns_keras.models.saving import save_model_dir
+    from tests.helpers.train_data import tiny_config
 
     o = {k: v for k, v in tiny_config("x").model.overrides.items() if v is not None}
     model = panns_keras.build_model("cnn6", num_classes=5, seed=7, **o)
@@ -104,6 +103,7 @@ def _free_ports(n):
 @pytest.mark.slow
 def test_multi_worker_two_processes_equals_one_device(data, tmp_path):
     import subprocess
+    import sys
 
     # Every clip is the same (per-worker file sharding and shuffles then cannot change the
     # batch), so what is tested is the cross-worker gradient all-reduce, the GLOBAL-batch loss
@@ -114,8 +114,8 @@ def test_multi_worker_two_processes_equals_one_device(data, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
-    env_base = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.dirname(__file__)]),
-                    TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")  # fmt: skip
+    env_base = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3",
+                    CUDA_VISIBLE_DEVICES="")  # fmt: skip
     for i in range(2):
         code = (
             body
@@ -131,7 +131,7 @@ print("RESULT", json.dumps([l, np.concatenate(w).tolist()[:2000]]))
         )
         procs.append(
             subprocess.Popen(
-                [*python(), "-c", code],
+                [sys.executable, "-c", code],
                 env=env,
                 text=True,
                 stdout=subprocess.PIPE,

@@ -8,12 +8,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest_train import read_events, read_hparams, tiny_config
 
 import panns_keras
 from panns_keras.data import formats, schema
 from panns_keras.models.saving import save_model_dir
 from panns_keras.train.finetune import finetune
+from tests.helpers.train_data import read_events, read_hparams, tiny_config
 
 SR, CLIP, K = 8000, 4000, 3
 

@@ -15,7 +15,10 @@ import json
 
 import keras
 import pytest
-from golden_train import (
+
+from panns_keras.models.registry import MODEL_SPECS
+from panns_keras.train import trainer
+from tests.helpers.golden_train import (
     Trajectory,
     adam_probe,
     check,
@@ -26,9 +29,6 @@ from golden_train import (
     summary,
     trajectory_names,
 )
-
-from panns_keras.models.registry import MODEL_SPECS
-from panns_keras.train import trainer
 
 BY_REFERENCE = {s.reference_name: s.name for s in MODEL_SPECS.values()}
 FAST = {"Cnn6"}  # the others take 15-60 s each on 2 cores

@@ -16,13 +16,13 @@ import os
 
 import numpy as np
 import pytest
-from golden import load_golden
 from scipy.optimize import minimize
 
 import panns_keras
 from panns_keras import audio
 from panns_keras.convert.mapping import assign_state_dict
 from panns_keras.train import finetune, probe
+from tests.helpers.golden import load_golden
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FSDD = os.path.join(ROOT, "demo_data", "fsdd", "recordings")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
-from conftest_train import HPARAMS_TAG, REPO, read_events, run_py, tiny_config, write_data
-from warm_python import python
+
+from tests.helpers.train_data import HPARAMS_TAG, read_events, run_py, tiny_config, write_data
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +21,7 @@ def data(tmp_path_factory):
     return str(root / "train"), str(root / "eval")
 
 
-def test_event_files_read_back(data, tmp_path):
+def test_event_files_read_back(data, tmp_path, cli):
     from tensorboard.plugins.hparams import metadata as hp_metadata
 
     from panns_keras.train.trainer import train
@@ -86,10 +85,8 @@ def test_event_files_read_back(data, tmp_path):
 
     # panns-keras evaluate writes the same eval summaries under --out/eval, at step 3.
     out = tmp_path / "report"
-    cmd = [*python(), "-m", "panns_keras", "evaluate", f"--model={wd}",
-           f"--data={data[1]}/*.tfrecord", f"--out={out}"]  # fmt: skip
-    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240,
-                       env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
+    p = cli("evaluate", f"--model={wd}", f"--data={data[1]}/*.tfrecord", f"--out={out}",
+            cwd=tmp_path)  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"TensorBoard events in {out / 'eval'}" in p.stdout
     got = read_events(out)

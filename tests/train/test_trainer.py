@@ -5,12 +5,11 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
-from conftest_train import REPO, run_py, tiny_config, write_data
-from warm_python import python
+
+from tests.helpers.train_data import REPO, run_py, tiny_config, write_data
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def test_same_seed_same_weights_and_summaries(data, tmp_path):
 
 _RUN = """
 import os, signal, sys
-from conftest_train import tiny_config
+from tests.helpers.train_data import tiny_config
 from panns_keras.train.trainer import train
 
 
@@ -94,12 +93,10 @@ def test_resume_after_kill9_matches_uninterrupted(data, tmp_path):
     assert diff < 1e-6, diff
 
 
-def test_missing_override_field_is_one_line_error(tmp_path):
-    cmd = [*python(), "-m", "panns_keras", "train", "--config=demo",
-           "--config.train.no_such_field=1", f"--out={tmp_path}"]  # fmt: skip
+def test_missing_override_field_is_one_line_error(tmp_path, cli):
     # From outside the checkout: the packaged recipe is found by name.
-    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, PYTHONPATH=REPO))  # fmt: skip
+    p = cli("train", "--config=demo", "--config.train.no_such_field=1", f"--out={tmp_path}",
+            cwd=tmp_path)  # fmt: skip
     assert p.returncode != 0
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, p.stderr
@@ -130,11 +127,9 @@ def test_config_files_load(tmp_path):
         configs.resolve("nope.py:cnn14")
 
 
-def test_packaged_config_from_any_directory(tmp_path):
+def test_packaged_config_from_any_directory(tmp_path, cli):
     """--config=NAME:ARG works outside the checkout (a one-line error for an unknown one)."""
-    cmd = [*python(), "-m", "panns_keras", "train", "--config=nope:cnn6", f"--out={tmp_path}"]
-    env = dict(os.environ, PYTHONPATH=REPO)
-    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    p = cli("train", "--config=nope:cnn6", f"--out={tmp_path}", cwd=tmp_path)
     assert p.returncode == 2
     assert p.stderr.strip() == (
         "panns-keras train: error: nope: no such config file or packaged recipe (packaged: "
@@ -143,15 +138,13 @@ def test_packaged_config_from_any_directory(tmp_path):
     )
 
 
-def test_evaluate_cli_writes_report(data, tmp_path):
+def test_evaluate_cli_writes_report(data, tmp_path, cli):
     from panns_keras.train.trainer import train
 
     train(tiny_config(*data, num_steps=2), tmp_path / "wd")
     out = tmp_path / "report"
-    cmd = [*python(), "-m", "panns_keras", "evaluate", f"--model={tmp_path / 'wd'}",
-           f"--data={data[1]}/*.tfrecord", f"--out={out}"]  # fmt: skip
-    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))  # fmt: skip
+    p = cli("evaluate", f"--model={tmp_path / 'wd'}", f"--data={data[1]}/*.tfrecord",
+            f"--out={out}", cwd=REPO)  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
     assert "mAP" in p.stdout and "d-prime" in p.stdout
     metrics = json.loads((out / "metrics.json").read_text())

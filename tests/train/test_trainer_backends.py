@@ -11,12 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest_train import REPO, run_py, tiny_config, write_data
-from warm_python import python
 
 from panns_keras.errors import UserError
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from tests.helpers.train_data import REPO, run_py, tiny_config, write_data
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +27,7 @@ def data(tmp_path_factory):
 _TRAIN = """
 import json, os, signal, sys
 import numpy as np
-from conftest_train import tiny_config
+from tests.helpers.train_data import tiny_config
 from panns_keras.train.trainer import train
 
 cfg = tiny_config({train!r}, {eval!r}, num_steps={steps}, checkpoint_every=2)
@@ -102,7 +99,7 @@ sys.exit(main(["panns-keras", "train", "--config={config}", "--out={workdir}"]))
 """
 
 _CONFIG_FILE = """
-from conftest_train import tiny_config
+from tests.helpers.train_data import tiny_config
 
 
 def get_config():
@@ -142,9 +139,9 @@ def test_sigterm_exits_143_and_rerun_resumes_exactly(data, tmp_path, backend):
 
 
 def _cli(args, env=None, timeout=300):
-    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, HERE]),
-                    TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **(env or {}))  # fmt: skip
-    command = [*python(full_env.get("KERAS_BACKEND")), "-m", "panns_keras", *args]
+    full_env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3",
+                    CUDA_VISIBLE_DEVICES="", **(env or {}))  # fmt: skip
+    command = [sys.executable, "-m", "panns_keras", *args]
     return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -183,7 +180,7 @@ sys.exit(main(["panns-keras", *sys.argv[1:]]))
 def _cli_without_keras(args):
     """The CLI in a process where importing TensorFlow or Keras fails: what it reports here
     it reports before either loads."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, HERE]))
+    env = dict(os.environ, PYTHONPATH=REPO)
     return subprocess.run([sys.executable, "-c", _WITHOUT_KERAS, *args], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
@@ -269,7 +266,7 @@ def test_synthetic_source_trains_without_data(tmp_path):
 
 _DATA_PARALLEL = """
 import json, numpy as np
-from conftest_train import tiny_config
+from tests.helpers.train_data import tiny_config
 from panns_keras.train.trainer import train
 import jax
 

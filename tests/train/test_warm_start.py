@@ -6,11 +6,11 @@ import os
 
 import numpy as np
 import pytest
-from conftest_train import run_py, tiny_config, write_data
 
 import panns_keras
 from panns_keras.models.saving import save_model_dir
 from panns_keras.train.warm_start import is_head
+from tests.helpers.train_data import run_py, tiny_config, write_data
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,10 +112,9 @@ def test_base_learning_rate_scale(data, init_dir, tmp_path):
 
 def test_warm_start_from_a_pth(tmp_path):
     """The genuine LeeNet11 checkpoint as init, freeze_l1 on 32 kHz clips."""
-    from golden import load_golden
-
     from panns_keras.models.blocks import layer_name
     from panns_keras.train.trainer import train
+    from tests.helpers.golden import load_golden
 
     write_data(str(tmp_path / "d"), clips_per_class=4, sample_rate=32000, clip=32000)
     cfg = _warm_config(
@@ -139,7 +138,7 @@ def test_warm_start_from_a_pth(tmp_path):
 _KILL_AFTER_SAVE = """
 import os, signal, sys
 import tensorflow as tf
-from conftest_train import tiny_config
+from tests.helpers.train_data import tiny_config
 from panns_keras.train.trainer import train
 save = tf.train.CheckpointManager.save
 def save_then_die(self, *a, **k):  # SIGKILL right after the first checkpoint is written

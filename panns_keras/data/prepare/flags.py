@@ -76,6 +76,4 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 def options_from_flags(fv: flags.FlagValues = flags.FLAGS) -> PrepareOptions:
     """The run's :class:`PrepareOptions` from parsed flags (every field is a flag of the same
     name)."""
-    return PrepareOptions(
-        **{f.name: fv[f.name].value for f in dataclasses.fields(PrepareOptions)}
-    )
+    return PrepareOptions(**{f.name: fv[f.name].value for f in dataclasses.fields(PrepareOptions)})

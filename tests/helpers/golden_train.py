@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from golden import golden_state
+
+from tests.helpers.golden import golden_state
 
 GOLDENS_ENV = "PANNS_KERAS_TRAIN_GOLDENS"
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "golden" / "train"
