@@ -178,7 +178,7 @@ def run_row(row: str, mode: str, model: dict, target: Path, init: Path, out: Pat
         return json.loads(done.read_text())
     wall, cpu = time.perf_counter(), time.process_time()
     res = finetune(str(target), work, _config(s, init=str(init), mode=mode, **model),
-                   folds="all")  # fmt: skip
+                   folds="all", say=lambda line: say(f"  {line}"))  # fmt: skip
     record = {"row": row, "mode": mode, "metric": "accuracy", "mean": res["mean"]["accuracy"],
               "folds": {r["held_out_fold"]: {"accuracy": r["accuracy"]} for r in res["splits"]},
               "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
@@ -198,7 +198,8 @@ def markdown(summary: dict) -> str:
         f"Target: digits 5-9, {summary['target_clips']} clips, fold = speaker; every mode "
         f"{s['steps']} steps per fold, batch {s['batch_size']}, lr {s['lr']} ({s['schedule']}), "
         f"seed {s['seed']}. Accuracy on the held-out speaker; chance is "
-        f"{1 / len(TARGET_DIGITS):.2f}.",
+        f"{1 / len(TARGET_DIGITS):.2f}. Measured on {summary.get('machine', 'this machine')}"
+        f" in {summary.get('wall_s', 0):.0f} s.",
         "",
         "| mode | mean accuracy | " + " | ".join(s["speakers"]) + " | wall s |",
         "| --- | --- | " + " | ".join("---" for _ in s["speakers"]) + " | --- |",
@@ -218,6 +219,7 @@ def markdown(summary: dict) -> str:
 
 def run(out, settings: Settings | None = None, fresh: bool = False, say=print) -> dict:
     s = settings or Settings()
+    t0 = time.perf_counter()
     out = Path(out)
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
@@ -238,6 +240,8 @@ def run(out, settings: Settings | None = None, fresh: bool = False, say=print) -
         "settings": {**dataclasses.asdict(s), "speakers": list(s.speakers)},
         "target_clips": int(F.read_manifest(str(target))["num_clips"]),
         "rows": rows,
+        "wall_s": time.perf_counter() - t0,
+        "machine": machine(),
     }
     for name, text in (("results.json", json.dumps(summary, indent=2) + "\n"),
                        ("results.md", markdown(summary))):  # fmt: skip
@@ -245,6 +249,20 @@ def run(out, settings: Settings | None = None, fresh: bool = False, say=print) -
         tmp.write_text(text)
         tmp.replace(out / name)
     return summary
+
+
+def machine() -> str:
+    """Where the run was measured: CPU model and logical cores (the figures depend on it)."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} logical cores (CPU only)"
 
 
 def define_flags() -> None:
@@ -269,9 +287,19 @@ def main(argv) -> int:
         logging.error("%s", e)
         return 2
     print(markdown(summary))
+    out = Path(F.out).resolve()
+    print(
+        f"results: {out / 'results.md'} and {out / 'results.json'}; every fold's model, "
+        f"checkpoints and TensorBoard events: {out / 'runs'}/<mode>/split_fold_<speaker>/; "
+        f"total {summary['wall_s']:.0f} s"
+    )
     return 0
 
 
 if __name__ == "__main__":
+    from panns_keras.cli import quiet
+
+    quiet.setup(-1)  # before TensorFlow is imported: no native log lines (CUDA probing, oneDNN)
+    logging.set_verbosity(logging.WARNING)
     define_flags()
     app.run(main)

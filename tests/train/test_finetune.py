@@ -117,7 +117,7 @@ def test_a_split_stopped_by_a_signal_is_not_marked_done(folded, init_dir, tmp_pa
     from panns_keras.errors import UserError
     from panns_keras.train import trainer
 
-    def stopped(cfg, workdir):  # what train() returns after SIGTERM (checkpoint saved)
+    def stopped(cfg, workdir, progress=None):  # train() after SIGTERM (checkpointed)
         return {"step": 3, "loss": 0.5, "eval": None, "stopped_early": True, "model": None}
 
     monkeypatch.setattr(trainer, "train", stopped)
