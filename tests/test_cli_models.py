@@ -32,7 +32,12 @@ def test_models_lists_architectures_and_presets(tmp_path, cli, monkeypatch):
     assert rows["ours"][:6] == ["ours", "cnn14", "-", "12", "MB", "no"]
     assert rows["leenet11"][:3] == ["leenet11", "LeeNet11", "0.266"]  # an architecture row
     assert f"cache: {home}" in p.stdout
-    assert "presets (17;" in p.stdout and "architectures (29;" in p.stdout
+    from panns_keras.models.registry import MODEL_SPECS
+
+    # 16 PANNs presets, the EfficientAT ones and the user's; 29 PANNs classes and EfficientAT's
+    assert f"presets ({17 + len(table.EFFICIENTAT)};" in p.stdout
+    assert f"architectures ({len(MODEL_SPECS)};" in p.stdout and len(MODEL_SPECS) > 29
+    assert rows["mn10_as"][:5] == ["mn10_as", "mn10", "0.471", "~20", "MB"]
 
 
 def test_models_help_and_listed_verb(cli):

@@ -20,13 +20,20 @@ from panns_keras.convert.torch_format import CheckpointError, load_state_dict_fr
 from panns_keras.data.formats import read_labels_csv
 from panns_keras.errors import UserError
 from panns_keras.labels import audioset
-from panns_keras.models.registry import canonical_name, infer_model_name, list_models
+from panns_keras.models.registry import (
+    canonical_name,
+    checkpoint_overrides,
+    infer_model_name,
+    list_models,
+)
 
 PANNS_CLIP_SECONDS = 10.0  # AudioSet clips, the length every PANNs checkpoint was trained on
 
 
 def _num_classes(state_dict) -> int | None:
-    for key in ("fc_audioset.weight", "att_block.cla.weight"):
+    # PANNs heads, then EfficientAT's mlp (classifier.5) and fully-convolutional (classifier.0)
+    heads = ("fc_audioset", "att_block.cla", "classifier.5", "classifier.0")
+    for key in (f"{head}.weight" for head in heads):
         if key in state_dict:
             return int(state_dict[key].shape[0])
     return None
@@ -62,7 +69,9 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None, 
 
     num_classes = _num_classes(state_dict) or 527
     # The released PANNs checkpoints were trained on 10 s AudioSet clips.
-    model = build(cls, name, num_classes=num_classes, clip_seconds=PANNS_CLIP_SECONDS)
+    # (EfficientAT's released AudioSet checkpoints were trained on the same clips.)
+    overrides = checkpoint_overrides(path.name, name)
+    model = build(cls, name, num_classes=num_classes, clip_seconds=PANNS_CLIP_SECONDS, **overrides)
     try:
         assign_state_dict(model, state_dict)
     except ConversionError as e:

@@ -10,9 +10,12 @@ from panns_keras.errors import UserError
 from panns_keras.models.spec import (
     ConvNetSpec,
     DaiNetSpec,
+    DyMNSpec,
+    EATLogMelSpec,
     HeadSpec,
     LeeNetSpec,
     LogMelSpec,
+    MNSpec,
     MobileNetV1Spec,
     MobileNetV2Spec,
     ModelSpec,
@@ -20,6 +23,7 @@ from panns_keras.models.spec import (
     ResNetSpec,
     SpecAugmentSpec,
     WavegramSpec,
+    make_divisible,
 )
 
 _CNN14 = ModelSpec(name="cnn14", reference_name="Cnn14", family="convnet", backbone=ConvNetSpec())
@@ -103,7 +107,46 @@ def _specs() -> dict[str, ModelSpec]:
                   spec_augment=SpecAugmentSpec(freq_drop_width=16),
                   mixup_domain="wavegram_logmel"),
     ]  # fmt: skip
-    return {spec.name: spec for spec in s}
+    return {spec.name: spec for spec in s + _efficientat_specs()}
+
+
+# EfficientAT (Schmid et al., github.com/fschmid56/EfficientAT): every architecture of a
+# released AudioSet checkpoint. The digits are the width: mn04 = width_mult 0.4.
+MN_WIDTHS = {"mn01": 0.1, "mn02": 0.2, "mn04": 0.4, "mn05": 0.5, "mn10": 1.0, "mn20": 2.0,
+             "mn30": 3.0, "mn40": 4.0}
+DYMN_WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
+EAT_HOPS_MS = (5, 15, 20, 25)  # mn10_hop_N: hop N ms (N * 32 samples at 32 kHz)
+EAT_MELS = (40, 64, 256)  # mn10_mels_N: N mel bands
+
+
+def efficientat_spec(name: str, family: str, backbone, frontend: EATLogMelSpec | None = None
+                     ) -> ModelSpec:
+    """An EfficientAT model: its front end (default: 128 mel bands, hop 10 ms), no bn0 or
+    SpecAugment, log-mel mixup (the reference's AudioSet recipe mixes log-mels)."""
+    frontend = frontend or EATLogMelSpec()
+    embedding = 6 * make_divisible(160 * backbone.width_mult, 8)  # pooled features.16 width
+    return ModelSpec(name=name, reference_name=name, family=family, backbone=backbone,
+                     head=HeadSpec(embedding_size=embedding, pre_dropout=False),
+                     frontend=frontend, sample_rate=frontend.sample_rate, spec_augment=None,
+                     conv_dropout=0.0, mixup_domain="logmel", reference="efficientat")
+
+
+def _efficientat_specs() -> list[ModelSpec]:
+    fc = dict(head_type="fully_convolutional")
+    return [
+        *(efficientat_spec(name, "mn", MNSpec(width_mult=w)) for name, w in MN_WIDTHS.items()),
+        efficientat_spec("mn10_fc", "mn", MNSpec(**fc)),
+        efficientat_spec("mn10_fc_s2221", "mn", MNSpec(strides=(2, 2, 2, 1), **fc)),
+        efficientat_spec("mn10_fc_s2211", "mn", MNSpec(strides=(2, 2, 1, 1), **fc)),
+        *(efficientat_spec(f"mn10_hop_{ms}", "mn", MNSpec(), EATLogMelSpec(hop_size=32 * ms))
+          for ms in EAT_HOPS_MS),
+        *(efficientat_spec(f"mn10_mels_{n}", "mn", MNSpec(), EATLogMelSpec(mel_bins=n))
+          for n in EAT_MELS),
+        # dymn: temperature 30 (get_model's T_max, a fresh model); the converter sets 1 for
+        # released AudioSet checkpoints, as the reference does when it loads one.
+        *(efficientat_spec(name, "dymn", DyMNSpec(width_mult=w))
+          for name, w in DYMN_WIDTHS.items()),
+    ]
 
 
 MODEL_SPECS: dict[str, ModelSpec] = _specs()
@@ -172,8 +215,12 @@ def infer_model_name(filename: str) -> str:
         KeyError: when no registered reference name matches.
     """
     stem = re.sub(r"\.(pth|pt|ckpt|tar)$", "", filename.rsplit("/", 1)[-1], flags=re.I)
+    eat = _efficientat_name(stem)
+    if eat is not None:
+        return eat
     stem = re.split(r"_mAP=", stem, flags=re.I)[0]
-    refs = sorted(MODEL_SPECS.values(), key=lambda s: -len(s.reference_name))
+    refs = sorted((s for s in MODEL_SPECS.values() if s.reference == "panns"),
+                  key=lambda s: -len(s.reference_name))  # fmt: skip
     for spec in refs:  # the longest reference name that prefixes the stem
         if stem.lower() == spec.reference_name.lower():
             return spec.name
@@ -184,3 +231,57 @@ def infer_model_name(filename: str) -> str:
         f"cannot infer the model from file name {filename!r}; pass --arch "
         f"(one of: {', '.join(sorted(MODEL_SPECS))})"
     )
+
+
+_EAT_FILE = re.compile(r"(dymn|mn)(\d\d)(?:_(?:as|im))?((?:_[a-z0-9]+)*)", re.I)
+# Words of EfficientAT release names that do not change the architecture: training data
+# (ext: AudioSet + extra data; no_im_pre: no ImageNet pretraining), golden / pytorch tags.
+_EAT_NEUTRAL = ("ext", "no", "im", "pre", "golden", "pytorch")
+
+
+def _efficientat_name(stem: str) -> str | None:
+    """Registry name of an EfficientAT release name (``mn10_as_mAP_471``,
+    ``mn40_as_ext_mAP_487``, ``mn10_as_fc_s2221_mAP_466``, ``mn10_as_hop_15_mAP_463``,
+    ``mn10_as_mels_64_mAP_461``, ``dymn10_as``), None when ``stem`` is not one.
+
+    Raises:
+        KeyError: an EfficientAT name whose architecture the registry does not have.
+    """
+    stem = re.sub(r"\(\d+\)$", "", stem)  # "mn40_as_mAP_483(2)"
+    stem = re.sub(r"_mAP_\d+$", "", stem, flags=re.I)
+    match = _EAT_FILE.fullmatch(stem)
+    if match is None:
+        return None
+    family, digits, rest = match.group(1).lower(), match.group(2), match.group(3).lower()
+    words, parts, i = rest.split("_")[1:], [], 0
+    while i < len(words):
+        word = words[i]
+        if word in ("hop", "mels") and i + 1 < len(words) and words[i + 1].isdigit():
+            parts.append(f"{word}_{words[i + 1]}")
+            i += 2
+            continue
+        if word == "fc" or re.fullmatch(r"s[12]{4}", word):
+            parts.append(word)
+        elif word not in _EAT_NEUTRAL:
+            raise KeyError(f"{stem}: EfficientAT name with an unknown part {word!r}; pass --arch")
+        i += 1
+    name = "_".join([family + digits, *parts])
+    if name not in MODEL_SPECS:
+        known = sorted(n for n, s in MODEL_SPECS.items() if s.reference == "efficientat")
+        raise KeyError(f"{stem}: no EfficientAT architecture {name} (known: {', '.join(known)})")
+    return name
+
+
+def checkpoint_overrides(filename: str, name: str) -> dict:
+    """Spec overrides that a checkpoint's file name implies beyond its architecture ``name``.
+
+    A released EfficientAT dymn AudioSet checkpoint (``dymn10_as.pt``,
+    ``dymn20_as_mAP_493.pt``) runs its dynamic convolutions at temperature 1: the reference's
+    ``get_model`` sets ``pretrain_final_temp`` (1) whenever it loads one. Any other file keeps
+    the registry's spec (a freshly built dymn: temperature 30).
+    """
+    spec = get_spec(name)
+    stem = filename.rsplit("/", 1)[-1].lower()
+    if spec.family == "dymn" and re.search(r"(^|_)as(_|\.|\(|$)", stem):
+        return {"backbone": replace(spec.backbone, temperature=1.0)}
+    return {}

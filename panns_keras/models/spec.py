@@ -124,6 +124,62 @@ class WavegramSpec:
     block4_width: int = 64
 
 
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to a multiple of ``divisor`` (at least ``divisor``), never more than
+    10% below ``value``: the MobileNet channel rule (EfficientAT ``make_divisible``)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+@dataclass(frozen=True)
+class EATLogMelSpec:
+    """EfficientAT's front end (``models/preprocess.AugmentMelSTFT``).
+
+    Pre-emphasis ``[-0.97, 1]`` (one sample shorter), centred STFT (reflect padding of
+    ``n_fft // 2``) with a symmetric Hann window of ``window_size`` samples centred in the
+    ``n_fft`` frame, power, Kaldi mel banks (``fmin`` .. ``fmax``, plus a zero column for the
+    Nyquist bin), ``log(x + 1e-5)`` and ``(x + 4.5) / 5``. ``freq_mask`` / ``time_mask`` are
+    the widest training masks (torchaudio ``FrequencyMasking`` / ``TimeMasking``, one per
+    example); 0 turns one off, as the reference's AudioSet recipe does (``ex_audioset.py``:
+    ``--freqm 0 --timem 0``; ``AugmentMelSTFT``'s own defaults are 48 and 192). Field names
+    shared with :class:`LogMelSpec` mean the same.
+    """
+
+    sample_rate: int = 32000
+    window_size: int = 800
+    hop_size: int = 320
+    mel_bins: int = 128
+    fmin: float = 0.0
+    fmax: float = 15000.0
+    n_fft: int = 1024
+    freq_mask: int = 0
+    time_mask: int = 0
+
+
+@dataclass(frozen=True)
+class MNSpec:
+    """EfficientAT ``mn``: MobileNetV3 (``models/mn/model.py``, ``get_model``).
+
+    The inverted-residual table is MobileNetV3-Large's, every width scaled by ``width_mult``
+    (rounded to a multiple of 8); ``strides`` are those of the four stride-2 blocks
+    (``(2, 2, 2, 1)`` keeps more time frames). ``head_type``: 'mlp' (mean over frequency
+    and time, Linear, hard-swish, dropout, Linear) or 'fully_convolutional' (1x1 conv, BN,
+    mean); the reference's third, ``multihead_attention_pooling``, is not ported (no released
+    checkpoint uses it). Squeeze-excitation on channels (``se_dims='c'``) or none
+    (``'none'``); the reference's frequency / time variants fix the input size and are not
+    ported either.
+    """
+
+    width_mult: float = 1.0
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    head_type: str = "mlp"
+    reduced_tail: bool = False
+    dilated: bool = False
+    se_dims: str = "c"
+    se_r: int = 4
+    dropout: float = 0.2
+
+
 @dataclass(frozen=True)
 class HeadSpec:
     """Pooling and classifier head.
@@ -143,7 +199,7 @@ class HeadSpec:
 
 BackboneSpec = (
     ConvNetSpec | ResNetSpec | MobileNetV1Spec | MobileNetV2Spec | LeeNetSpec | DaiNetSpec
-    | Res1dNetSpec
+    | Res1dNetSpec | MNSpec
 )  # fmt: skip
 
 
@@ -168,6 +224,9 @@ class ModelSpec:
         clip_seconds: length of the clips the model was trained on (PANNs checkpoints: 10 s;
             set by the converter, the trainer and finetune), or None when unknown. Inference
             and export default their window to it and zero-pad shorter input to it.
+        reference: which reference the model follows: 'panns' (Kong et al.: Slaney log-mel,
+            bn0, SpecAugment) or 'efficientat' (Schmid et al.: :class:`EATLogMelSpec` front
+            end, no bn0 and no SpecAugment; families 'mn' and 'dymn').
     """
 
     name: str
@@ -184,6 +243,7 @@ class ModelSpec:
     num_classes: int = 527
     unused: tuple[str, ...] = ()
     clip_seconds: float | None = None
+    reference: str = "panns"
 
     @property
     def clip_samples(self) -> int | None:
@@ -195,8 +255,11 @@ class ModelSpec:
     @property
     def min_samples(self) -> int:
         """Shortest input the model accepts (reflect padding needs > n_fft / 2 samples)."""
-        if self.frontend is not None:
-            return max(self.frontend.window_size // 2 + 1, self.frontend.hop_size * 32)
+        fe = self.frontend
+        if isinstance(fe, EATLogMelSpec):  # pre-emphasis takes one sample, then n_fft / 2 + 1
+            return max(fe.n_fft // 2 + 2, fe.hop_size * 32)
+        if fe is not None:
+            return max(fe.window_size // 2 + 1, fe.hop_size * 32)
         return self.sample_rate  # 1 s for waveform models: enough for every stride
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,7 +275,10 @@ def _to_jsonable(value: Any) -> Any:
 
 
 # Flat override names accepted by build_model(name, **overrides) and where they live.
-FRONTEND_FIELDS = tuple(f.name for f in dataclasses.fields(LogMelSpec))
+_LOGMEL_FIELDS = tuple(f.name for f in dataclasses.fields(LogMelSpec))
+FRONTEND_FIELDS = _LOGMEL_FIELDS + tuple(
+    f.name for f in dataclasses.fields(EATLogMelSpec) if f.name not in _LOGMEL_FIELDS
+)
 HEAD_FIELDS = ("embedding_size", "hidden")
 
 
@@ -242,6 +308,9 @@ def apply_overrides(spec: ModelSpec, **overrides: Any) -> ModelSpec:
                 raise ValueError(f"{spec.name} has no log-mel front end to override")
             overrides["sample_rate"] = frontend_kw["sample_rate"]
         else:
+            own = {f.name for f in dataclasses.fields(spec.frontend)}
+            if set(frontend_kw) - own:
+                raise ValueError(f"{spec.name}'s front end has no {sorted(set(frontend_kw) - own)}")
             overrides["frontend"] = dataclasses.replace(spec.frontend, **frontend_kw)
             overrides["sample_rate"] = overrides["frontend"].sample_rate
     if head_kw:

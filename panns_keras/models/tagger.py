@@ -24,9 +24,11 @@ from panns_keras.models import blocks as B
 from panns_keras.models import spec as S
 from panns_keras.models.convnet import convnet_backbone, convnet_unused, time_ratio
 from panns_keras.models.dainet import dainet_backbone, dainet_unused
+from panns_keras.models.eat_frontend import EATLogMel
 from panns_keras.models.heads import build_head, head_unused
 from panns_keras.models.layers import LogMelSpectrogram, SpecAugment, do_mixup
 from panns_keras.models.leenet import leenet_backbone
+from panns_keras.models.mn import dymn_backbone, dymn_head, mn_backbone, mn_head
 from panns_keras.models.mobilenet import mobilenet_v1_backbone, mobilenet_v2_backbone
 from panns_keras.models.res1dnet import res1dnet_backbone
 from panns_keras.models.resnet import resnet_backbone
@@ -36,12 +38,17 @@ BACKBONES = {
     "convnet": convnet_backbone, "resnet": resnet_backbone,
     "mobilenet_v1": mobilenet_v1_backbone, "mobilenet_v2": mobilenet_v2_backbone,
     "leenet": leenet_backbone, "dainet": dainet_backbone, "res1dnet": res1dnet_backbone,
+    "mn": mn_backbone, "dymn": dymn_backbone,
 }  # fmt: skip
+# Families with their own head (EfficientAT's classifier); the others take heads.build_head.
+HEADS = {"mn": mn_head, "dymn": dymn_head}
 _FAMILY_SPECS = {
     "convnet": S.ConvNetSpec, "resnet": S.ResNetSpec, "mobilenet_v1": S.MobileNetV1Spec,
     "mobilenet_v2": S.MobileNetV2Spec, "leenet": S.LeeNetSpec, "dainet": S.DaiNetSpec,
-    "res1dnet": S.Res1dNetSpec,
+    "res1dnet": S.Res1dNetSpec, "mn": S.MNSpec, "dymn": S.DyMNSpec,
 }  # fmt: skip
+# The front-end spec of each reference (ModelSpec.reference).
+_FRONTEND_SPECS = {"panns": S.LogMelSpec, "efficientat": S.EATLogMelSpec}
 LOGMEL_MIXUP = ("logmel", "wavegram_logmel")
 WAVEGRAM_MIXUP = ("wavegram", "wavegram_logmel")
 
@@ -58,7 +65,7 @@ def spec_from_dict(d: dict[str, Any]) -> S.ModelSpec:
 
     d["backbone"] = build(_FAMILY_SPECS[d["family"]], d["backbone"])
     d["head"] = build(S.HeadSpec, d["head"])
-    d["frontend"] = build(S.LogMelSpec, d.get("frontend"))
+    d["frontend"] = build(_FRONTEND_SPECS[d.get("reference", "panns")], d.get("frontend"))
     d["wavegram"] = build(S.WavegramSpec, d.get("wavegram"))
     d["spec_augment"] = build(S.SpecAugmentSpec, d.get("spec_augment"))
     d["unused"] = tuple(d.get("unused", ()))
@@ -125,7 +132,11 @@ class AudioTagger(keras.Model):
         seeds = B.Seeds(seed)
         fe = spec.frontend
         self.logmel_extractor = self.bn0 = self.spec_augmenter = self.wavegram = None
-        if fe is not None:
+        if isinstance(fe, S.EATLogMelSpec):
+            self.logmel_extractor = EATLogMel(
+                **dataclasses.asdict(fe), seed=seed, name="logmel_extractor"
+            )
+        elif fe is not None:
             self.logmel_extractor = LogMelSpectrogram(
                 fe.sample_rate,
                 fe.window_size,
@@ -135,7 +146,8 @@ class AudioTagger(keras.Model):
                 fe.fmax,
                 name="logmel_extractor",
             )
-        if fe is not None or "bn0" in spec.unused:  # Wavegram-CNN14 has an unused bn0
+        # EfficientAT models have no bn0; Wavegram-CNN14 has an unused one.
+        if (fe is not None and spec.reference == "panns") or "bn0" in spec.unused:
             self.bn0 = B.batch_norm("bn0", dtype="float32")
             self.bn0.build((None, None, fe.mel_bins if fe is not None else 64))
         if spec.spec_augment is not None and "spec_augmenter" not in spec.unused:
@@ -147,7 +159,9 @@ class AudioTagger(keras.Model):
         if spec.wavegram is not None:
             self.wavegram = wavegram_frontend(spec)
         self.backbone = BACKBONES[spec.family](spec, seeds)
-        self.head = build_head(spec, seeds, int(self.backbone.output.shape[-1]))
+        self.head = HEADS.get(spec.family, build_head)(
+            spec, seeds, int(self.backbone.output.shape[-1])
+        )
         # Modules the reference creates (and checkpoints) but never calls.
         unused = {"convnet": convnet_unused, "dainet": dainet_unused}.get(spec.family)
         unused = (unused(spec) if unused else []) + head_unused(spec)
@@ -221,8 +235,8 @@ class AudioTagger(keras.Model):
             return wave, None  # the 1-D nets read the waveform
         inputs, logmel = [], None
         if spec.frontend is not None:
-            logmel = self.logmel_extractor(wave)  # (B, T, mel)
-            x = self.bn0(logmel, training=training)
+            logmel = self.logmel_extractor(wave, training=training)  # (B, T, mel)
+            x = self.bn0(logmel, training=training) if self.bn0 is not None else logmel
             if self.spec_augmenter is not None:
                 x = self.spec_augmenter(x, training=training)
             if mixing and spec.mixup_domain in LOGMEL_MIXUP:

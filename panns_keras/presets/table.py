@@ -91,9 +91,65 @@ BUILTIN: dict[str, tuple] = {
                               "17fa9ab65af3c0eb5ffbc5f65552c4e1", 329, "third-party code"),
 }  # fmt: skip
 
+# EfficientAT (Schmid et al., github.com/fschmid56/EfficientAT): the AudioSet checkpoints of
+# its GitHub release v0.0.1, by the names of its models/mn/model.py and models/dymn/model.py
+# ``pretrained_models`` (the file names there). mAP, parameters (millions) and MACs (billions,
+# 10 s clip) from the reference README's table; for the checkpoints the table does not list,
+# the mAP in the file name, the parameter count of the architecture here (the reference's
+# own count, tests/models/test_efficientat.py) and no MACs. Licence: the repository's MIT
+# licence; the release states no other terms for the weights. No checksum is published: the
+# sha256 is recorded on first download.
+EFFICIENTAT_BASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1"
+EFFICIENTAT_LICENSE = "MIT"
+_EAT = "EfficientAT log-mel, 32 kHz, {} bins, hop {} ms"
+_README = "reference README table"
+_FILE_NAME = "mAP from the file name; parameters counted here; MACs not published"
+# name: (file, architecture, front end, mAP, params (M), MACs (G) or None, source)
+EFFICIENTAT: dict[str, tuple] = {
+    "mn01_as": ("mn01_as_mAP_298.pt", "mn01", _EAT.format(128, 10), 0.298, 0.124, None,
+                _FILE_NAME),
+    "mn02_as": ("mn02_as_mAP_378.pt", "mn02", _EAT.format(128, 10), 0.378, 0.325, None,
+                _FILE_NAME),
+    "mn04_as": ("mn04_as_mAP_432.pt", "mn04", _EAT.format(128, 10), 0.432, 0.983, 0.11, _README),
+    "mn05_as": ("mn05_as_mAP_443.pt", "mn05", _EAT.format(128, 10), 0.443, 1.43, 0.16, _README),
+    "mn10_as": ("mn10_as_mAP_471.pt", "mn10", _EAT.format(128, 10), 0.471, 4.88, 0.54, _README),
+    "mn20_as": ("mn20_as_mAP_478.pt", "mn20", _EAT.format(128, 10), 0.478, 17.91, 2.06, _README),
+    "mn30_as": ("mn30_as_mAP_482.pt", "mn30", _EAT.format(128, 10), 0.482, 39.09, 4.55, _README),
+    "mn40_as": ("mn40_as_mAP_484.pt", "mn40", _EAT.format(128, 10), 0.484, 68.43, 8.03, _README),
+    "mn40_as_ext": ("mn40_as_ext_mAP_487.pt", "mn40", _EAT.format(128, 10), 0.487, 68.43, 8.03,
+                    _README),
+    "mn40_as_no_im_pre": ("mn40_as_no_im_pre_mAP_483.pt", "mn40", _EAT.format(128, 10), 0.483,
+                          68.43, 8.03, _README),
+    "mn10_as_hop_5": ("mn10_as_hop_5_mAP_475.pt", "mn10_hop_5", _EAT.format(128, 5), 0.475, 4.88,
+                      None, _FILE_NAME),
+    "mn10_as_hop_15": ("mn10_as_hop_15_mAP_463.pt", "mn10_hop_15", _EAT.format(128, 15), 0.463,
+                       4.88, 0.36, _README),
+    "mn10_as_hop_20": ("mn10_as_hop_20_mAP_456.pt", "mn10_hop_20", _EAT.format(128, 20), 0.456,
+                       4.88, 0.27, _README),
+    "mn10_as_hop_25": ("mn10_as_hop_25_mAP_447.pt", "mn10_hop_25", _EAT.format(128, 25), 0.447,
+                       4.88, 0.22, _README),
+    "mn10_as_mels_40": ("mn10_as_mels_40_mAP_453.pt", "mn10_mels_40", _EAT.format(40, 10), 0.453,
+                        4.88, 0.21, _README),
+    "mn10_as_mels_64": ("mn10_as_mels_64_mAP_461.pt", "mn10_mels_64", _EAT.format(64, 10), 0.461,
+                        4.88, 0.27, _README),
+    "mn10_as_mels_256": ("mn10_as_mels_256_mAP_474.pt", "mn10_mels_256", _EAT.format(256, 10),
+                         0.474, 4.88, 1.08, _README),
+    "mn10_as_fc": ("mn10_as_fc_mAP_465.pt", "mn10_fc", _EAT.format(128, 10), 0.465, 3.48, None,
+                   _FILE_NAME),
+    "mn10_as_fc_s2221": ("mn10_as_fc_s2221_mAP_466.pt", "mn10_fc_s2221", _EAT.format(128, 10),
+                         0.466, 3.48, None, _FILE_NAME),
+    "mn10_as_fc_s2211": ("mn10_as_fc_s2211_mAP_466.pt", "mn10_fc_s2211", _EAT.format(128, 10),
+                         0.466, 3.48, None, _FILE_NAME),
+    "dymn04_as": ("dymn04_as.pt", "dymn04", _EAT.format(128, 10), 0.450, 1.97, 0.12, _README),
+    "dymn10_as": ("dymn10_as.pt", "dymn10", _EAT.format(128, 10), 0.477, 10.57, 0.58, _README),
+    "dymn20_as": ("dymn20_as_mAP_493.pt", "dymn20", _EAT.format(128, 10), 0.491, 40.02, 2.2,
+                  _README),
+}  # fmt: skip
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
 _FIELDS = {"url", "path", "file", "md5", "sha256", "size", "arch", "architecture", "labels",
-           "map", "frontend", "description", "approx_mb"}  # fmt: skip
+           "map", "frontend", "description", "approx_mb", "params", "macs",
+           "license"}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +167,8 @@ class Preset:
       size: exact size in bytes, where known; approx_mb: a size estimate in MB.
       map: the paper's (or the table author's) mAP; frontend: a short description.
       labels: an ``index,mid,display_name`` CSV (default: AudioSet's 527 classes).
+      params: parameters in millions, macs: multiply-accumulates per 10 s clip in billions,
+        license: the weights' licence, where the table states them.
       source: ``built-in`` or the JSON table it came from; note: caveats on its fields.
     """
 
@@ -129,6 +187,9 @@ class Preset:
     description: str = ""
     source: str = "built-in"
     note: str = ""
+    params: float | None = None
+    macs: float | None = None
+    license: str | None = None
 
     @property
     def location(self) -> str:
@@ -163,6 +224,13 @@ def builtin_presets() -> dict[str, Preset]:
                            md5=md5, approx_mb=mb, map=map_, frontend=frontend,
                            description=f"{file[:-4]} (Zenodo record {ZENODO_RECORD})",
                            note=note)  # fmt: skip
+    eat = os.environ.get(BASE_URL_ENV, "").rstrip("/") or EFFICIENTAT_BASE_URL
+    for name, (file, arch, frontend, map_, params, macs, origin) in EFFICIENTAT.items():
+        out[name] = Preset(name=name, file=file, url=f"{eat}/{quote(file)}", arch=arch,
+                           approx_mb=round(4 * params, 1), map=map_, frontend=frontend,
+                           description=f"EfficientAT {file[:-3]} (GitHub release v0.0.1)",
+                           note=f"{origin}; no published checksum", params=params, macs=macs,
+                           license=EFFICIENTAT_LICENSE)  # fmt: skip
     return out
 
 
@@ -212,7 +280,9 @@ def _entry(name: str, raw, table: Path) -> Preset:
                   size=int(raw["size"]) if raw.get("size") is not None else None,
                   approx_mb=raw.get("approx_mb"), map=raw.get("map"),
                   frontend=raw.get("frontend", ""), labels=labels,
-                  description=raw.get("description", ""), source=str(table))  # fmt: skip
+                  description=raw.get("description", ""), source=str(table),
+                  params=raw.get("params"), macs=raw.get("macs"),
+                  license=raw.get("license"))  # fmt: skip
 
 
 def read_table(path: str | Path) -> dict[str, Preset]:

@@ -21,7 +21,7 @@ SMALL = {"cnn6", "cnn10", "mobilenet_v1", "mobilenet_v2", "leenet11", "leenet24"
 
 
 def _params():
-    for name in sorted(MODEL_SPECS):
+    for name in sorted(n for n, s in MODEL_SPECS.items() if s.reference == "panns"):
         yield pytest.param(name, marks=() if name in SMALL else (pytest.mark.slow,))
 
 

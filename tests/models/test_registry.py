@@ -7,7 +7,16 @@ from tests.helpers.narrow import narrow_model
 
 
 def test_list_models_has_all_29_reference_classes():
-    assert len(panns_keras.list_models()) == 29
+    from panns_keras.models.registry import MODEL_SPECS
+
+    names = panns_keras.list_models()
+    assert len([n for n in names if MODEL_SPECS[n].reference == "panns"]) == 29
+    # and every EfficientAT architecture of a released AudioSet checkpoint
+    released = {"mn01", "mn02", "mn04", "mn05", "mn10", "mn20", "mn30", "mn40", "mn10_fc"}
+    released |= {"mn10_fc_s2221", "mn10_fc_s2211", "dymn04", "dymn10", "dymn20"}
+    released |= {f"mn10_hop_{ms}" for ms in (5, 15, 20, 25)}
+    released |= {f"mn10_mels_{n}" for n in (40, 64, 256)}
+    assert {n for n in names if MODEL_SPECS[n].reference == "efficientat"} == released
 
 
 @pytest.mark.parametrize("name", sorted(panns_keras.list_models()))

@@ -38,7 +38,7 @@ def _builtin_only(monkeypatch):
 
 
 def test_one_preset_per_released_checkpoint():
-    presets = table.presets()
+    presets = {n: p for n, p in table.presets().items() if n in table.BUILTIN}  # PANNs
     assert {p.file.removesuffix(".pth"): p.map for p in presets.values()} == RELEASED
     assert {n: p.md5 for n, p in presets.items() if p.md5} == MD5
     for name, p in presets.items():
@@ -88,3 +88,62 @@ def test_readme_first_example_loads_cnn14_by_name_with_the_tables_facts():
     assert f"Zenodo\n# record {table.ZENODO_RECORD}" in first
     assert f"lists the {len(table.BUILTIN)}\n# presets" in first
     assert "No command downloads anything" not in text
+
+
+# EfficientAT's AudioSet checkpoints: models/mn/model.py's and models/dymn/model.py's
+# pretrained_models (the first of each name; name -> file), and the README table's mAP.
+EFFICIENTAT_RELEASED = {
+    "mn01_as": "mn01_as_mAP_298.pt",
+    "mn02_as": "mn02_as_mAP_378.pt",
+    "mn04_as": "mn04_as_mAP_432.pt",
+    "mn05_as": "mn05_as_mAP_443.pt",
+    "mn10_as": "mn10_as_mAP_471.pt",
+    "mn20_as": "mn20_as_mAP_478.pt",
+    "mn30_as": "mn30_as_mAP_482.pt",
+    "mn40_as": "mn40_as_mAP_484.pt",
+    "mn40_as_ext": "mn40_as_ext_mAP_487.pt",
+    "mn40_as_no_im_pre": "mn40_as_no_im_pre_mAP_483.pt",
+    "mn10_as_hop_5": "mn10_as_hop_5_mAP_475.pt",
+    "mn10_as_hop_15": "mn10_as_hop_15_mAP_463.pt",
+    "mn10_as_hop_20": "mn10_as_hop_20_mAP_456.pt",
+    "mn10_as_hop_25": "mn10_as_hop_25_mAP_447.pt",
+    "mn10_as_mels_40": "mn10_as_mels_40_mAP_453.pt",
+    "mn10_as_mels_64": "mn10_as_mels_64_mAP_461.pt",
+    "mn10_as_mels_256": "mn10_as_mels_256_mAP_474.pt",
+    "mn10_as_fc": "mn10_as_fc_mAP_465.pt",
+    "mn10_as_fc_s2221": "mn10_as_fc_s2221_mAP_466.pt",
+    "mn10_as_fc_s2211": "mn10_as_fc_s2211_mAP_466.pt",
+    "dymn04_as": "dymn04_as.pt",
+    "dymn10_as": "dymn10_as.pt",
+    "dymn20_as": "dymn20_as_mAP_493.pt",
+}
+README_MAP = {
+    "dymn04_as": 0.450,
+    "dymn10_as": 0.477,
+    "dymn20_as": 0.491,
+    "mn04_as": 0.432,
+    "mn10_as": 0.471,
+    "mn40_as_ext": 0.487,
+    "mn10_as_mels_64": 0.461,
+}
+
+
+def test_efficientat_presets_are_the_released_audioset_checkpoints():
+    presets = {n: p for n, p in table.presets().items() if n not in table.BUILTIN}
+    assert {n: p.file for n, p in presets.items()} == EFFICIENTAT_RELEASED
+    for name, p in presets.items():
+        assert (
+            p.url == f"https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/{p.file}"
+        )
+        assert p.arch in MODEL_SPECS and MODEL_SPECS[p.arch].reference == "efficientat"
+        assert infer_model_name(p.file) == p.arch
+        assert p.license == "MIT" and p.md5 is None and p.sha256 is None  # none published
+        assert p.params and p.map and p.frontend and "no published checksum" in p.note
+        mAP = re.search(r"_mAP_(\d+)", p.file)  # the file name's mAP where it has one
+        if mAP and name not in ("dymn20_as",):
+            assert p.map == int(mAP.group(1)) / 1000
+        if name in README_MAP:
+            assert p.map == README_MAP[name]
+    assert presets["mn10_as"].params == 4.88 and presets["mn10_as"].macs == 0.54
+    assert presets["mn04_as"].params == 0.983 and presets["mn40_as"].macs == 8.03
+    assert table.find("mn10_as_mAP_471.pt").name == "mn10_as"
