@@ -186,6 +186,9 @@ def mn_last_channel(b: MNSpec) -> int:
 def mn_head(spec: ModelSpec, seeds: B.Seeds, channels: int) -> keras.Model:
     """The reference ``classifier`` on ``(B, T', C)`` -> ``{'embedding', 'logits'}``.
 
+    ``spec.head.hidden`` (transfer mode freeze_l3, mlp head only) inserts Dense + ReLU layers
+    ``mlp_1``, ``mlp_2``, ... before ``classifier.5``.
+
     The embedding is the reference's second output (``features.16`` averaged over frequency
     and time). 'mlp': ``classifier.2`` (Linear), hard-swish, dropout, ``classifier.5``.
     'fully_convolutional': ``classifier.0`` (1x1 conv, no bias), ``classifier.1`` (BN),
@@ -194,13 +197,15 @@ def mn_head(spec: ModelSpec, seeds: B.Seeds, channels: int) -> keras.Model:
     ``frame_logits`` ``(B, T', classes)``.
     """
     b, k = spec.backbone, spec.num_classes
-    if spec.head.hidden:
-        raise ValueError(f"{spec.name}: extra head layers (hidden) need a PANNs clip head")
+    if spec.head.hidden and b.head_type != "mlp":
+        raise ValueError(f"{spec.name}: extra head layers (hidden) need the mlp head")
     x = inputs = keras.Input((None, channels), name="features")
     embedding = ops.mean(x, axis=1)  # (B, C)
     if b.head_type == "mlp":
         h = hard_swish(B.dense("classifier.2", mn_last_channel(b))(embedding))
         h = L.Dropout(b.dropout, seed=seeds.next())(h)
+        for i, width in enumerate(spec.head.hidden, start=1):  # transfer MLP (freeze_l3)
+            h = ops.relu(B.dense(f"mlp_{i}", width)(h))
         logits = B.dense("classifier.5", k)(h)
         outputs = {"embedding": embedding, "logits": logits}
     elif b.head_type == "fully_convolutional":

@@ -24,7 +24,17 @@ from panns_keras.errors import UserError
 
 MODES = ("scratch", "finetune", "freeze_l1", "freeze_l3")
 # Layers a new label set replaces (layer names); `mlp_*` are new in freeze_l3.
-CLASSIFIER = ("fc_audioset", "att_block_att", "att_block_cla", "att_block_bn_att")
+CLASSIFIER = (
+    "fc_audioset",
+    "att_block_att",
+    "att_block_cla",
+    "att_block_bn_att",
+    # EfficientAT: the mlp head's last Linear, the fully-convolutional head's conv and BN
+    # (what the reference itself drops for a new label set)
+    "classifier_5",
+    "classifier_0",
+    "classifier_1",
+)
 
 
 def load_init(path: str | Path):

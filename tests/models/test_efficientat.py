@@ -259,3 +259,28 @@ def test_unconsumed_or_missing_keys_fail_loudly():
     missing = {k: v for k, v in state.items() if not k.startswith("features.3.block.2")}
     with pytest.raises(ConversionError, match="lacks .*features_3_block_2"):
         assign_state_dict(model, missing)
+
+
+@pytest.mark.parametrize("mode", ["finetune", "freeze_l1", "freeze_l3"])
+def test_transfer_modes_replace_the_reference_classifier(mode):
+    """A new label set replaces classifier.5 (the reference's own rule when its class count
+    differs); freeze_l3 adds mlp_1, mlp_2 before it; frozen modes train the head only."""
+    from panns_keras.train.warm_start import transfer_model
+
+    narrow = dataclasses.replace(MODEL_SPECS["mn04"].backbone, width_mult=0.1)
+    init = panns_keras.build_model("mn04", backbone=narrow, seed=0)
+    model = transfer_model(init, 3, mode, hidden=8, seed=1)
+    layers, theirs = model.weight_layers(), init.weight_layers()
+    assert layers["classifier_5"].kernel.shape[-1] == 3
+    assert ("mlp_1" in layers and "mlp_2" in layers) == (mode == "freeze_l3")
+    same = np.array_equal(
+        layers["features_1_block_0_0"].kernel, theirs["features_1_block_0_0"].kernel
+    )
+    assert same == (mode != "scratch")
+    trainable = {n for n, layer in layers.items() if layer.trainable_weights}
+    if mode.startswith("freeze"):
+        assert trainable == {"classifier_5"} | (
+            {"mlp_1", "mlp_2"} if mode == "freeze_l3" else set()
+        )
+    x = np.random.default_rng(0).uniform(-0.1, 0.1, (2, 16000)).astype("float32")
+    assert model(x)["clipwise_output"].shape == (2, 3)
