@@ -39,7 +39,7 @@ as one matmul (``models/layers.py``; XNNPACK ran the strided 1-channel CONV_2D i
 slower than TensorFlow), and :func:`split_wide_convolutions` cuts each convolution with more
 than 1024 input channels into 1024-channel groups (XNNPACK's float convolution slows down
 5x past that). Cnn14, 10 s, 2 threads, same run: TFLite float32 183 ms, SavedModel 229 ms
-(BUILD_NOTES.md, "Issue 14").
+(BUILD_NOTES.md, "Deployment").
 
 Every file carries metadata (:func:`add_metadata`): MediaPipe's ``TFLITE_METADATA`` with
 the sample rate (AudioProperties of the input) and ``labels.txt`` on the score output, plus
