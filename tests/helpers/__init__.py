@@ -9,6 +9,9 @@
 - ``golden_train``: the reference training trajectories and their replay check.
 - ``data_shards``: small shard sets for the input-pipeline tests.
 - ``checkpoint_server``: a local HTTP server for the preset download tests.
+- ``trained_models``: small models trained on the bundled spoken digits (quantized exports
+  judged on accuracy).
+- ``teacher_data``: a tiny teacher and its stored predictions (distillation tests).
 - ``cli``: ``panns-keras`` run in-process through ``panns_keras.cli.main`` (the ``cli``
   fixture of tests/conftest.py).
 """
