@@ -386,6 +386,11 @@ class AudioTagger(keras.Model):
         if task not in ("multi_label", "single_label"):
             raise UserError(f"task={task!r}: use 'multi_label' or 'single_label'")
         single = task == "single_label"
+        if single and self.spec.head.kind != "clip":
+            raise UserError(
+                f"{self.spec.name}: task='single_label' needs a clip-level model "
+                "(a decision-level model's logits are per frame)"
+            )
         key = "logits" if single else "clipwise_output"
         if loss is None:
             loss = (

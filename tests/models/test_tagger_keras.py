@@ -102,6 +102,14 @@ def test_what_compile_is_given_overrides_the_defaults():
     assert np.isfinite(history.history["loss"][0])
     with pytest.raises(UserError, match="task='multi_class'"):
         model.compile(task="multi_class")
+    narrow = dataclasses.replace(
+        get_spec("cnn14_decision_level_att").backbone, widths=(8, 16, 16, 32, 32, 64)
+    )
+    sed = panns_keras.build_model(
+        "cnn14_decision_level_att", num_classes=CLASSES, **{**SMALL, "backbone": narrow}
+    )
+    with pytest.raises(UserError, match="needs a clip-level model"):
+        sed.compile(task="single_label")
 
 
 def test_single_label_softmax_cross_entropy_and_accuracy():
