@@ -161,8 +161,9 @@ def _check(model, artifacts, out, window) -> None:
     from panns_keras.export.tflite import window_length
 
     with native_quiet():
-        report = check_exports(model, artifacts, _CHECK.value, window_length(model, window),
-                               out, _MIN_RELATIVE.value)
+        report = check_exports(
+            model, artifacts, _CHECK.value, window_length(model, window), out, _MIN_RELATIVE.value
+        )
     print(format_table(report))
     print(f"wrote {out / 'check.json'}")
     line = failure_line(report)
