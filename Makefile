@@ -63,8 +63,9 @@ test-envs:
 
 # The model layer, the converter, model directories and the trainer in an environment WITHOUT
 # TensorFlow, under the JAX backend: goldens of six families, converted .pth files, the
-# trainer's step against every reference training trajectory and the optimizer probe, and a
-# training run on the synthetic source (summaries as JSON lines).
+# trainer's step against every reference training trajectory and the optimizer probe, a
+# training run on the synthetic source (summaries as JSON lines), and the EfficientAT goldens
+# (mn and dymn through the tagger, front end included) and converted .pt files.
 JAX_VENV ?= .venv-jax
 JAX_PACKAGES := keras jax jaxlib numpy h5py absl-py ml-collections soundfile pytest \
 	pytest-xdist wheel
@@ -84,7 +85,10 @@ test-jax: setup-jax
 		tests/convert/test_backends.py tests/train/test_parity.py \
 		tests/train/test_trainer_backends.py::test_synthetic_source_trains_without_data \
 		tests/models/test_tagger_keras.py tests/models/test_keras_metrics.py \
-		tests/train/test_distill_step.py
+		tests/train/test_distill_step.py \
+		tests/models/test_efficientat.py::test_golden_outputs_and_parameter_count \
+		tests/models/test_efficientat.py::test_frontend_alone_matches_the_golden_logmel \
+		tests/models/test_efficientat.py::test_released_checkpoint_converts_exactly
 
 # The lower end of pyproject.toml's ranges: a venv that already holds the lowest supported
 # TensorFlow / Keras / NumPy gets the package installed on top (ranges, no constraints);

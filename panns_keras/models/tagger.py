@@ -204,8 +204,9 @@ class AudioTagger(keras.Model):
         return ops.pad(x, [[0, 0], [0, ops.maximum(short, 0)]])
 
     def logmel(self, waveform):
-        """dB log-mel ``(B, T, mel_bins)`` of ``waveform`` (the reference's
-        ``logmel_extractor`` output, before bn0). Log-mel models only."""
+        """Log-mel ``(B, T, mel_bins)`` of ``waveform``: the reference's front-end output,
+        time first for every model (PANNs: dB, before bn0; EfficientAT: ``(log(mel + 1e-5) +
+        4.5) / 5``, the reference's ``(B, mel, T)`` transposed). Log-mel models only."""
         if self.logmel_extractor is None:
             raise ValueError(f"{self.spec.name} reads the waveform; it has no log-mel")
         return self.logmel_extractor(self.pad(waveform))
