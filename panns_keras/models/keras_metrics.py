@@ -8,16 +8,37 @@ every clip's scores of the epoch: ``capacity`` clips at most (a buffer of
 ``capacity x num_classes`` floats per metric); with more the result is NaN, loudly, rather
 than a number over part of the data.
 
-Written in ``keras.ops`` only: the result is computed inside the compiled train / test step
-on every backend.
+Written in ``keras.ops`` only, for every backend. Sorting the epoch's scores costs
+O(capacity x classes log capacity) (8192 x 527: seconds on a CPU), too much for every step:
+inside :func:`deferred` (``AudioTagger.compute_metrics``, i.e. ``fit`` / ``evaluate``'s
+compiled steps) the result is NaN, and Keras computes the epoch's logs (``mAP``,
+``val_mAP``, what callbacks see at the end of an epoch) once after the steps, from the
+metric's state, outside the step. Called anywhere else, ``result()`` is exact.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
+import numpy as np
 from keras import ops
 
+from panns_keras.metrics import evaluate_scores
+
 DEFAULT_CAPACITY = 8192
+_deferred = [0]  # > 0 while a train / test step is traced: result() is NaN there
+
+
+@contextlib.contextmanager
+def deferred():
+    """Within, the tagging metrics' ``result()`` is NaN (traced into a compiled step); the
+    exact value comes from ``result()`` called after the steps (Keras's epoch logs)."""
+    _deferred[0] += 1
+    try:
+        yield
+    finally:
+        _deferred[0] -= 1
 
 
 def ap_auc(y_true, y_pred, weight):
@@ -58,50 +79,70 @@ def ap_auc(y_true, y_pred, weight):
 
 
 class _ClipScores(keras.metrics.Metric):
-    """Keeps every clip's targets and scores of an epoch (up to ``capacity``)."""
+    """Keeps every clip's targets (int8; -1: a row left out) and scores (float32) of an
+    epoch, up to ``capacity`` clips."""
 
     def __init__(self, num_classes: int, capacity: int = DEFAULT_CAPACITY, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.num_classes = int(num_classes)
         self.capacity = int(capacity)
         shape = (self.capacity, self.num_classes)
-        self.targets = self.add_variable(shape, "zeros", dtype="float32", name="targets")
+        self.targets = self.add_variable(shape, "zeros", dtype="int8", name="targets")
         self.scores = self.add_variable(shape, "zeros", dtype="float32", name="scores")
-        self.kept = self.add_variable((self.capacity,), "zeros", dtype="float32", name="kept")
         self.count = self.add_variable((), "zeros", dtype="int32", name="count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.reshape(ops.cast(y_true, "float32"), (-1, self.num_classes))
+        y_true = ops.reshape(ops.cast(y_true, "int8"), (-1, self.num_classes))
         y_pred = ops.reshape(ops.cast(y_pred, "float32"), (-1, self.num_classes))
         b = ops.shape(y_true)[0]
-        if sample_weight is None:
-            kept = ops.ones((b,), "float32")
-        else:  # rows of weight 0 (a padded eval batch) are left out
-            kept = ops.cast(ops.reshape(sample_weight, (-1,)) > 0, "float32")
+        if sample_weight is not None:  # rows of weight 0 (a padded eval batch) are left out
+            keep = ops.reshape(ops.cast(sample_weight, "float32"), (-1, 1)) > 0
+            y_true = ops.where(keep, y_true, ops.cast(-1, "int8"))
         start = self.count.value
         # An overflowing batch is counted (the result is then NaN), not stored.
         at = ops.where(start + b <= self.capacity, start, 0)
         self.targets.assign(ops.slice_update(self.targets.value, (at, 0), y_true))
         self.scores.assign(ops.slice_update(self.scores.value, (at, 0), y_pred))
-        self.kept.assign(ops.slice_update(self.kept.value, (at,), kept))
         self.count.assign(start + b)
 
-    def _per_class(self):
-        filled = ops.arange(self.capacity, dtype="int32") < self.count.value
-        weight = self.kept.value * ops.cast(filled, "float32")
-        ap, auc, num_pos, num_neg = ap_auc(self.targets.value, self.scores.value, weight)
-        included = ops.cast(ops.logical_and(num_pos > 0, num_neg > 0), "float32")
-        return ap, auc, included
+    def _concrete_count(self):
+        """The clip count when known (eager), else None (inside a traced function)."""
+        try:
+            return int(ops.convert_to_numpy(self.count.value))
+        except Exception:  # a symbolic tensor: TensorFlow graph or JAX tracer
+            return None
 
-    def _mean(self, values, included):
+    def _means(self):
+        """(mAP, mAUC) of the stored clips, as panns_keras.metrics.evaluate_scores."""
+        count = self._concrete_count()
+        if count is not None:  # eager (Keras's epoch logs): NumPy on the filled rows
+            if count > self.capacity:
+                return float("nan"), float("nan")
+            target = ops.convert_to_numpy(self.targets.value[:count])
+            scores = ops.convert_to_numpy(self.scores.value[:count])
+            rows = np.all(target >= 0, axis=1)
+            res = evaluate_scores(target[rows], scores[rows])
+            return res["mAP"], res["mAUC"]
+        filled = ops.arange(self.capacity, dtype="int32") < self.count.value
+        target = self.targets.value
+        weight = ops.cast(ops.logical_and(filled, ops.all(target >= 0, axis=1)), "float32")
+        ap, auc, num_pos, num_neg = ap_auc(ops.maximum(target, 0), self.scores.value, weight)
+        included = ops.cast(ops.logical_and(num_pos > 0, num_neg > 0), "float32")
         total = ops.sum(included)
-        mean = ops.sum(values * included) / ops.maximum(total, 1.0)
         ok = ops.logical_and(total > 0, self.count.value <= self.capacity)
-        return ops.where(ok, mean, float("nan"))
+        return tuple(
+            ops.where(ok, ops.sum(v * included) / ops.maximum(total, 1.0), float("nan"))
+            for v in (ap, auc)
+        )
+
+    def _result(self, which: int):
+        if _deferred[0]:
+            return ops.convert_to_tensor(float("nan"), "float32")
+        return ops.convert_to_tensor(self._means()[which], "float32")
 
     def reset_state(self):
-        for v in (self.targets, self.scores, self.kept):
-            v.assign(ops.zeros(v.shape, "float32"))
+        self.targets.assign(ops.zeros(self.targets.shape, "int8"))
+        self.scores.assign(ops.zeros(self.scores.shape, "float32"))
         self.count.assign(0)
 
     def get_config(self):
@@ -130,8 +171,7 @@ class MeanAveragePrecision(_ClipScores):
         super().__init__(num_classes, capacity, name=name, dtype=dtype)
 
     def result(self):
-        ap, _, included = self._per_class()
-        return self._mean(ap, included)
+        return self._result(0)
 
 
 @keras.saving.register_keras_serializable(package="panns_keras")
@@ -149,5 +189,4 @@ class MeanAUC(_ClipScores):
         super().__init__(num_classes, capacity, name=name, dtype=dtype)
 
     def result(self):
-        _, auc, included = self._per_class()
-        return self._mean(auc, included)
+        return self._result(1)

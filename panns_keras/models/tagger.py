@@ -369,9 +369,9 @@ class AudioTagger(keras.Model):
                 to ``clipwise_output``); a dict keyed by output names is passed to Keras
                 with those outputs only.
             metrics: default ``[mAP, mAUC]`` (:mod:`panns_keras.models.keras_metrics`, the
-                definitions of :mod:`panns_keras.metrics`; ``val_mAP`` in ``fit``'s logs)
-                for ``"multi_label"``, ``["categorical_accuracy"]`` (logged as
-                ``categorical_accuracy``) for ``"single_label"``; ``[]`` for none.
+                definitions of :mod:`panns_keras.metrics`, computed once per epoch: NaN in
+                per-batch logs; ``val_mAP`` in ``fit``'s logs) for ``"multi_label"``,
+                ``["categorical_accuracy"]`` for ``"single_label"``; ``[]`` for none.
             task: ``"multi_label"`` (targets multi-hot, AudioSet style) or ``"single_label"``
                 (targets one-hot, one class per clip: environmental sound or keyword sets).
             **kwargs: the rest of ``keras.Model.compile`` (``jit_compile``,
@@ -434,7 +434,12 @@ class AudioTagger(keras.Model):
         return super().compute_loss(x, y, self._select(y_pred), sample_weight, training)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, y, self._select(y_pred), sample_weight)
+        from panns_keras.models import keras_metrics
+
+        # mAP / mAUC: NaN in the step's logs, computed once per epoch from their state
+        # (Keras's epoch logs); exact per step they would sort the epoch's scores every step.
+        with keras_metrics.deferred():
+            return super().compute_metrics(x, y, self._select(y_pred), sample_weight)
 
     @staticmethod
     def _keras_data(data, with_targets=True):

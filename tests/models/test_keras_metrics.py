@@ -58,17 +58,40 @@ def test_no_usable_class_and_overflow_are_nan():
 
 
 def test_inside_a_compiled_evaluate_and_serialised():
-    """The result computed inside evaluate's compiled step equals the numpy definitions, and
-    the metric round-trips through its config."""
+    """In a plain Keras model's compiled test step (the traced keras.ops path: each batch's
+    logs) and in evaluate's end-of-run logs (NumPy on the stored clips), the numbers of
+    panns_keras.metrics; the metric round-trips through its config."""
     y, s = _data(5, n=64)
     inputs = keras.Input((7,))
     model = keras.Model(inputs, keras.layers.Identity()(inputs))
     model.compile(loss="mse", metrics=[MeanAveragePrecision(7, 64), MeanAUC(7, 64)])
-    logs = model.evaluate(s, y, batch_size=16, return_dict=True, verbose=0)
+    seen = []
+
+    class LastBatch(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append({k: float(v) for k, v in logs.items()})
+
+    logs = model.evaluate(s, y, batch_size=16, return_dict=True, verbose=0, callbacks=[LastBatch()])
     want = evaluate_scores(y, s)
-    assert logs["mAP"] == pytest.approx(want["mAP"], abs=1e-6)
-    assert logs["mAUC"] == pytest.approx(want["mAUC"], abs=1e-6)
+    for got in (logs, seen[-1]):  # after the last of 4 batches: every clip
+        assert got["mAP"] == pytest.approx(want["mAP"], abs=1e-6)
+        assert got["mAUC"] == pytest.approx(want["mAUC"], abs=1e-6)
+    first = evaluate_scores(y[:16], s[:16])
+    assert seen[0]["mAP"] == pytest.approx(first["mAP"], abs=1e-6)
     again = keras.saving.deserialize_keras_object(
         keras.saving.serialize_keras_object(MeanAveragePrecision(7, 64))
     )
     assert (again.name, again.num_classes, again.capacity) == ("mAP", 7, 64)
+
+
+def test_deferred_inside_a_step_exact_after():
+    """Inside keras_metrics.deferred() (AudioTagger's compiled steps) the result is NaN; the
+    same state read afterwards gives the exact value."""
+    from panns_keras.models import keras_metrics
+
+    y, s = _data(6)
+    metric = MeanAveragePrecision(7, 80)
+    metric.update_state(y, s)
+    with keras_metrics.deferred():
+        assert np.isnan(float(metric.result()))
+    assert float(metric.result()) == pytest.approx(evaluate_scores(y, s)["mAP"], abs=1e-6)
