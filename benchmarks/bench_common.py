@@ -23,13 +23,17 @@ def cpu_description() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                 if ln.startswith("model name")), "unknown CPU")  # fmt: skip
+    name = next(
+        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
+        "unknown CPU",
+    )
     flags_ = info.split("flags", 1)[1].split("\n", 1)[0] if "flags" in info else ""
     has = {f: f in flags_ for f in ("avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")}
-    return (f"{name}, {os.cpu_count()} cores, AVX-512 {'yes' if has['avx512f'] else 'no'}, "
-            f"bf16 {'yes' if has['avx512_bf16'] or has['amx_bf16'] else 'no'}, "
-            f"VNNI {'yes' if has['avx512_vnni'] else 'no'}")  # fmt: skip
+    return (
+        f"{name}, {os.cpu_count()} cores, AVX-512 {'yes' if has['avx512f'] else 'no'}, "
+        f"bf16 {'yes' if has['avx512_bf16'] or has['amx_bf16'] else 'no'}, "
+        f"VNNI {'yes' if has['avx512_vnni'] else 'no'}"
+    )
 
 
 def golden_weights(reference_name: str) -> dict[str, np.ndarray]:

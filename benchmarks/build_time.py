@@ -48,13 +48,20 @@ def main() -> None:
         for draw in ("numpy", "keras"):
             times = []
             for _ in range(args.repeats):
-                p = subprocess.run([sys.executable, "-c", _CHILD, name, draw], env=env,
-                                   capture_output=True, text=True, check=True)  # fmt: skip
+                p = subprocess.run(
+                    [sys.executable, "-c", _CHILD, name, draw],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 result = json.loads(p.stdout.strip().splitlines()[-1])
                 times.append(result["seconds"])
             row[draw] = min(times)
-        print(f"{result['backend']:<10} {name:<14} build: NumPy draw {row['numpy']:.2f} s, "
-              f"Keras draw {row['keras']:.2f} s")  # fmt: skip
+        print(
+            f"{result['backend']:<10} {name:<14} build: NumPy draw {row['numpy']:.2f} s, "
+            f"Keras draw {row['keras']:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -85,9 +85,12 @@ def main(argv) -> None:
                 plain_s = seconds(compiled(layer, grads), x)
             pkg_s = seconds(compiled(layer, grads), x)
             f = flops * (3 if grads else 1) / 1e9
-            print(f"{shape:20s} {'fwd+grad' if grads else 'forward':8s}  plain {plain_s:8.4f} s "
-                  f"({f / plain_s:6.1f} GFLOP/s)  package {pkg_s:8.4f} s ({f / pkg_s:6.1f} "
-                  f"GFLOP/s, {'im2col' if im2col else 'convolution'})", flush=True)  # fmt: skip
+            print(
+                f"{shape:20s} {'fwd+grad' if grads else 'forward':8s}  plain {plain_s:8.4f} s "
+                f"({f / plain_s:6.1f} GFLOP/s)  package {pkg_s:8.4f} s ({f / pkg_s:6.1f} "
+                f"GFLOP/s, {'im2col' if im2col else 'convolution'})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

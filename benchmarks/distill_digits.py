@@ -62,10 +62,16 @@ def prepare(out: Path) -> dict:
     manifests = {}
     for fold in ("train", "test"):
         manifests[fold] = run_prepare(
-            str(out / fold), generic_csv=str(demo / "clips.csv"),
-            labels_csv=str(demo / formats.LABELS_NAME), folds=fold, name=fold,
-            sample_rate=8000, clip_seconds=1.0, clips_per_shard=64, num_workers=1,
-        )  # fmt: skip
+            str(out / fold),
+            generic_csv=str(demo / "clips.csv"),
+            labels_csv=str(demo / formats.LABELS_NAME),
+            folds=fold,
+            name=fold,
+            sample_rate=8000,
+            clip_seconds=1.0,
+            clips_per_shard=64,
+            num_workers=1,
+        )
     return manifests
 
 
@@ -138,10 +144,14 @@ def timed_train(config, workdir: Path, waveforms: np.ndarray) -> dict:
     model = res["model"]
     reestimate_batchnorm(model, waveforms)
     ev = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config))
-    return {"mAP": float(ev["mAP"]), "accuracy": float(ev["accuracy"]),
-            "trainer_mAP": float(res["eval"]["mAP"]),
-            "trainer_accuracy": float(res["eval"]["accuracy"]),
-            "step_s": float(np.median(gaps)), "loss": float(res["loss"])}  # fmt: skip
+    return {
+        "mAP": float(ev["mAP"]),
+        "accuracy": float(ev["accuracy"]),
+        "trainer_mAP": float(res["eval"]["mAP"]),
+        "trainer_accuracy": float(res["eval"]["accuracy"]),
+        "step_s": float(np.median(gaps)),
+        "loss": float(res["loss"]),
+    }
 
 
 def spread(xs) -> str:
@@ -170,14 +180,20 @@ def main(argv) -> int:
         tc = base(data, 0, _TEACHER_STEPS.value)
         tc.model.name = _TEACHER.value
         res = train(tc, teacher_dir)
-        print(f"teacher {_TEACHER.value}: {res['step']} steps, held-out mAP "
-              f"{res['eval']['mAP']:.4f}, accuracy {res['eval']['accuracy']:.4f} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        print(
+            f"teacher {_TEACHER.value}: {res['step']} steps, held-out mAP "
+            f"{res['eval']['mAP']:.4f}, accuracy {res['eval']['accuracy']:.4f} "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     t1 = time.perf_counter()
     preds = out / "teacher_logits"
     meta = teach([str(teacher_dir / "model")], str(data / "train"), str(preds), progress=False)
-    print(f"teach: {sum(e['num_clips'] for e in meta['shards'])} clips in "
-          f"{time.perf_counter() - t1:.1f} s", flush=True)  # fmt: skip
+    print(
+        f"teach: {sum(e['num_clips'] for e in meta['shards'])} clips in "
+        f"{time.perf_counter() - t1:.1f} s",
+        flush=True,
+    )
 
     waveforms = train_waveforms(data)
     rows = {"distilled": [], "labels": []}
@@ -185,14 +201,18 @@ def main(argv) -> int:
         for arm in ("distilled", "labels"):
             wd = out / "students" / f"{arm}_{seed}"
             shutil.rmtree(wd, ignore_errors=True)
-            cfg = student_config(data, seed, _STUDENT_STEPS.value,
-                                 str(preds) if arm == "distilled" else None)  # fmt: skip
+            cfg = student_config(
+                data, seed, _STUDENT_STEPS.value, str(preds) if arm == "distilled" else None
+            )
             r = timed_train(cfg, wd, waveforms)
             rows[arm].append(r)
-            print(f"seed {seed} {arm:9s}: held-out mAP {r['mAP']:.4f}, accuracy "
-                  f"{r['accuracy']:.4f} (trainer's own running BatchNorm statistics: mAP "
-                  f"{r['trainer_mAP']:.4f}, accuracy {r['trainer_accuracy']:.4f}), "
-                  f"{r['step_s'] * 1e3:.1f} ms/step", flush=True)  # fmt: skip
+            print(
+                f"seed {seed} {arm:9s}: held-out mAP {r['mAP']:.4f}, accuracy "
+                f"{r['accuracy']:.4f} (trainer's own running BatchNorm statistics: mAP "
+                f"{r['trainer_mAP']:.4f}, accuracy {r['trainer_accuracy']:.4f}), "
+                f"{r['step_s'] * 1e3:.1f} ms/step",
+                flush=True,
+            )
 
     print(
         "\n=== mn04 student, held-out fold (199 clips), "
@@ -202,15 +222,20 @@ def main(argv) -> int:
         print(f"{arm:9s} mAP {spread([r['mAP'] for r in rows[arm]])}")
         print(f"{'':9s} acc {spread([r['accuracy'] for r in rows[arm]])}")
     d = [a["mAP"] - b["mAP"] for a, b in zip(rows["distilled"], rows["labels"])]
-    print(f"distilled - labels, per seed: {', '.join(f'{x:+.4f}' for x in d)}; "
-          f"mean {np.mean(d):+.4f}")  # fmt: skip
+    print(
+        f"distilled - labels, per seed: {', '.join(f'{x:+.4f}' for x in d)}; mean {np.mean(d):+.4f}"
+    )
     sd = max(np.std([r["mAP"] for r in rows[a]], ddof=1) for a in rows)
-    print(f"beats its label-only twin by more than the seed spread (larger arm std {sd:.4f}): "
-          f"{'yes' if np.mean(d) > sd else 'no'}")  # fmt: skip
+    print(
+        f"beats its label-only twin by more than the seed spread (larger arm std {sd:.4f}): "
+        f"{'yes' if np.mean(d) > sd else 'no'}"
+    )
     steps = {a: np.median([r["step_s"] for r in rows[a]]) for a in rows}
     cost = 100 * (steps["distilled"] / steps["labels"] - 1)
-    print(f"median time per step: distilled {steps['distilled'] * 1e3:.1f} ms, labels "
-          f"{steps['labels'] * 1e3:.1f} ms, cost {cost:+.1f}%")  # fmt: skip
+    print(
+        f"median time per step: distilled {steps['distilled'] * 1e3:.1f} ms, labels "
+        f"{steps['labels'] * 1e3:.1f} ms, cost {cost:+.1f}%"
+    )
     print(f"CPU: {cpu_name()}; total {time.perf_counter() - t0:.0f} s")
     summary = {"rows": rows, "cpu": cpu_name(), "steps": _STUDENT_STEPS.value}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

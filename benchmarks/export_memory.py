@@ -23,15 +23,18 @@ from pathlib import Path
 from absl import app, flags
 
 ROOT = Path(__file__).resolve().parents[1]
-FORMATS = ("savedmodel,tflite_float32,tflite_float16,tflite_dynamic_int8,tflite_int8,onnx,"
-           "mediapipe,mediapipe_int8")  # fmt: skip
+FORMATS = (
+    "savedmodel,tflite_float32,tflite_float16,tflite_dynamic_int8,tflite_int8,onnx,"
+    "mediapipe,mediapipe_int8"
+)
 
 _ARCH = flags.DEFINE_string("arch", "cnn14", "Model to export (seeded random weights).")
 _FORMATS = flags.DEFINE_list("formats", FORMATS, "Export formats, one process each.")
 _REPRESENTATIVE = flags.DEFINE_string(
-    "representative", str(ROOT / "tests" / "assets" / "audio"),
-    "Calibration / verification audio (passed to export --representative)."
-)  # fmt: skip
+    "representative",
+    str(ROOT / "tests" / "assets" / "audio"),
+    "Calibration / verification audio (passed to export --representative).",
+)
 _WINDOW = flags.DEFINE_float("window_seconds", 10.0, "TFLite input length.")
 
 WATCHER = """
@@ -56,17 +59,31 @@ def main(argv):
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         keras_file = work / f"{_ARCH.value}.keras"
-        subprocess.run([sys.executable, "-c", BUILD, _ARCH.value, str(keras_file)], check=True,
-                       capture_output=True)  # fmt: skip
-        print(f"{_ARCH.value}, seeded random weights, window {_WINDOW.value} s, "
-              f"representative {_REPRESENTATIVE.value}")  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", BUILD, _ARCH.value, str(keras_file)],
+            check=True,
+            capture_output=True,
+        )
+        print(
+            f"{_ARCH.value}, seeded random weights, window {_WINDOW.value} s, "
+            f"representative {_REPRESENTATIVE.value}"
+        )
         for fmt in _FORMATS.value:
             out = work / fmt
-            cmd = [sys.executable, "-m", "panns_keras", "export", f"--model={keras_file}",
-                   f"--out={out}", f"--formats={fmt}", f"--window_seconds={_WINDOW.value}",
-                   f"--representative={_REPRESENTATIVE.value}"]  # fmt: skip
-            p = subprocess.run([sys.executable, "-c", WATCHER, *cmd], capture_output=True,
-                               text=True, check=False)  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "panns_keras",
+                "export",
+                f"--model={keras_file}",
+                f"--out={out}",
+                f"--formats={fmt}",
+                f"--window_seconds={_WINDOW.value}",
+                f"--representative={_REPRESENTATIVE.value}",
+            ]
+            p = subprocess.run(
+                [sys.executable, "-c", WATCHER, *cmd], capture_output=True, text=True, check=False
+            )
             fields = dict(kv.split("=", 1) for kv in p.stdout.split(" ", 3) if "=" in kv)
             size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
             status = "ok" if fields.get("rc") == "0" else f"FAILED: {fields.get('err', '')}"

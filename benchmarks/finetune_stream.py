@@ -42,8 +42,13 @@ def write_data(directory: str, shards: int) -> int:
                 w.write(schema.serialize_example(wav, [c], f"s{s}_{j}", "", SR, CLIP, fold=fold))
         size += os.path.getsize(os.path.join(directory, fn))
         entries.append({"file": fn, "group": c, "num_clips": PER_SHARD, "fold": fold})
-    manifest = {"version": 2, "sample_rate": SR, "clip_samples": CLIP, "num_classes": K,
-                "shards": entries}  # fmt: skip
+    manifest = {
+        "version": 2,
+        "sample_rate": SR,
+        "clip_samples": CLIP,
+        "num_classes": K,
+        "shards": entries,
+    }
     with open(os.path.join(directory, formats.MANIFEST_NAME), "w") as f:
         json.dump(manifest, f)
     formats.write_labels_csv(
@@ -63,9 +68,17 @@ def run_one(shards: int, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         size = write_data(tmp, shards)
         rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        init = panns_keras.build_model("cnn6", num_classes=K, seed=0, sample_rate=SR,
-                                       window_size=256, hop_size=80, fmax=4000.0,
-                                       mel_bins=32, embedding_size=64)  # fmt: skip
+        init = panns_keras.build_model(
+            "cnn6",
+            num_classes=K,
+            seed=0,
+            sample_rate=SR,
+            window_size=256,
+            hop_size=80,
+            fmax=4000.0,
+            mel_bins=32,
+            embedding_size=64,
+        )
         labels = [formats.Label(i, f"/m/{i}", f"c{i}") for i in range(K)]
         save_model_dir(init, tmp + "/init", labels)
         c = base_config()
@@ -95,8 +108,11 @@ def main() -> None:
         return
     print(f"{'shards':>7}{'clips':>8}{'data MiB':>10}{'peak RSS MiB':>14}")
     for s in (int(v) for v in args.shards.split(",")):
-        out = subprocess.run([sys.executable, __file__, "--one", str(s), "--steps",
-                              str(args.steps)], capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(s), "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode:
             print(f"{s}: failed\n{out.stderr[-2000:]}")
             continue

@@ -67,15 +67,15 @@ from panns_keras.models.registry import PAPER_FLOPS
 AUDIO = Path(__file__).resolve().parents[1] / "tests" / "assets" / "audio"
 
 _MODELS = flags.DEFINE_list("models", "cnn6,mobilenet_v1,cnn14", "Models to time.")
-_VARIANTS = flags.DEFINE_list("variants", "float32,float16,dynamic_int8,int8",
-                              "TFLite variants.")  # fmt: skip
+_VARIANTS = flags.DEFINE_list("variants", "float32,float16,dynamic_int8,int8", "TFLite variants.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per configuration (median).")
 _CLIP = flags.DEFINE_float("clip_seconds", 10.0, "Clip length.")
 _WEIGHTS = flags.DEFINE_string(
-    "weights", "random",
+    "weights",
+    "random",
     "'random' (seeded), 'golden' (the golden-rule weights of tests/assets/golden), or a model "
-    "directory (e.g. a trained one: demo_out/model; --models is then its model)."
-)  # fmt: skip
+    "directory (e.g. a trained one: demo_out/model; --models is then its model).",
+)
 _CLIPS = flags.DEFINE_string("clips", str(AUDIO), "Audio folder for the agreement windows.")
 _TF_THREADS = flags.DEFINE_integer("tf_threads", 0, "TensorFlow intra-op threads (0: all).")
 _TF_ONLY = flags.DEFINE_bool("tf_only", False, "Only the Keras / SavedModel rows.")
@@ -84,10 +84,11 @@ _CONVERT_TO = flags.DEFINE_string(
 )
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Internal: folder shared with the parent.")
 _REFERENCE_PYTHON = flags.DEFINE_string(
-    "reference_python", None,
+    "reference_python",
+    None,
     "Python interpreter with torch and panns_inference: times the PyTorch reference in this "
-    "same run (Cnn14 and Cnn14-DecisionLevelMax) and gives every row's speed-up over it."
-)  # fmt: skip
+    "same run (Cnn14 and Cnn14-DecisionLevelMax) and gives every row's speed-up over it.",
+)
 _REFERENCE_SECONDS = flags.DEFINE_float(
     "reference_seconds", None, "Internal: the reference's 1-thread time, for the child's rows."
 )
@@ -156,8 +157,11 @@ def row(name, backend, sec, clip_s, flops, threads=None):
     frac = gf / CEILING["gflops"]
     ref = REFERENCE.get(threads)
     vs = f"  {ref / sec:5.2f}x ref" if ref else ""
-    print(f"{name:<13} {backend:<24} {sec * 1e3:9.1f} ms  RTF {sec / clip_s:7.4f}  "
-          f"{gf:6.1f} GFLOP/s = {100 * frac:5.1f}% of matmul{vs}", flush=True)  # fmt: skip
+    print(
+        f"{name:<13} {backend:<24} {sec * 1e3:9.1f} ms  RTF {sec / clip_s:7.4f}  "
+        f"{gf:6.1f} GFLOP/s = {100 * frac:5.1f}% of matmul{vs}",
+        flush=True,
+    )
 
 
 def main(argv):
@@ -177,8 +181,10 @@ def main(argv):
     CEILING["gflops"] = matmul_gflops()
     if not _TF_ONLY.value:
         print(f"cores: {cores} (shared with other processes; load avg {os.getloadavg()})")
-        print(f"tf.linalg.matmul 4096^2 float32: {CEILING['gflops']:.1f} GFLOP/s (the ceiling "
-              "every row's percentage refers to)\n")  # fmt: skip
+        print(
+            f"tf.linalg.matmul 4096^2 float32: {CEILING['gflops']:.1f} GFLOP/s (the ceiling "
+            "every row's percentage refers to)\n"
+        )
     names = _MODELS.value
     if _WEIGHTS.value not in ("random", "golden"):
         names = [panns_keras.load_model(_WEIGHTS.value).spec.name]
@@ -188,8 +194,11 @@ def main(argv):
         tf.keras.backend.clear_session()
         gc.collect()
     if not _TF_ONLY.value:
-        print(f"peak RSS: this process {peak_rss_gb():.1f} GB, largest child "
-              f"{peak_rss_gb(resource.RUSAGE_CHILDREN):.1f} GB", flush=True)  # fmt: skip
+        print(
+            f"peak RSS: this process {peak_rss_gb():.1f} GB, largest child "
+            f"{peak_rss_gb(resource.RUSAGE_CHILDREN):.1f} GB",
+            flush=True,
+        )
 
 
 def convert_child(name, kind, work_dir):
@@ -210,9 +219,19 @@ def convert_child(name, kind, work_dir):
 
 def convert_in_child(name, kind, work_dir):
     """``(bytes, child peak RSS GB)`` of ``kind`` converted by a child; raises on failure."""
-    p = subprocess.run([sys.executable, __file__, f"--models={name}", f"--convert_to={kind}",
-                        f"--work_dir={work_dir}", f"--weights={_WEIGHTS.value}"],
-                       capture_output=True, text=True, check=False)  # fmt: skip
+    p = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            f"--models={name}",
+            f"--convert_to={kind}",
+            f"--work_dir={work_dir}",
+            f"--weights={_WEIGHTS.value}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     path = work_dir / kind
     if p.returncode or not path.is_file():
         msg = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
@@ -226,11 +245,22 @@ def convert_in_child(name, kind, work_dir):
 def tf_one_thread_rows(name):
     """Keras / SavedModel rows at 1 thread, from a child process (fresh thread pools)."""
     ref = [f"--reference_seconds={REFERENCE[1]}"] if 1 in REFERENCE else []
-    p = subprocess.run([sys.executable, __file__, f"--models={name}", "--tf_only",
-                        "--tf_threads=1", f"--repeats={_REPEATS.value}",
-                        f"--weights={_WEIGHTS.value}",
-                        f"--clip_seconds={_CLIP.value}", *ref],
-                       capture_output=True, text=True, check=False)  # fmt: skip
+    p = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            f"--models={name}",
+            "--tf_only",
+            "--tf_threads=1",
+            f"--repeats={_REPEATS.value}",
+            f"--weights={_WEIGHTS.value}",
+            f"--clip_seconds={_CLIP.value}",
+            *ref,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     rows = [ln for ln in p.stdout.splitlines() if ln.startswith(name)]
     if p.returncode or not rows:
         print(f"{name:<13} 1-thread TensorFlow run failed: {p.stderr.strip()[-300:]}")
@@ -243,9 +273,12 @@ def agreement(label, got, ref, size=None, conv_gb=None, against="Keras"):
     mb = f"{size / 1e6:.1f} MB, " if size else ""
     if conv_gb is not None:
         mb += f"conversion peak RSS {conv_gb:.1f} GB, "
-    print(f"{'':<13} {label}: {mb}vs {against} on {len(ref)} real windows: "
-          f"max|d| {stats['max_abs']:.4f} mean|d| {stats['mean_abs']:.5f} "
-          f"top5 {stats['top5_agreement']:.2f}", flush=True)  # fmt: skip
+    print(
+        f"{'':<13} {label}: {mb}vs {against} on {len(ref)} real windows: "
+        f"max|d| {stats['max_abs']:.4f} mean|d| {stats['mean_abs']:.5f} "
+        f"top5 {stats['top5_agreement']:.2f}",
+        flush=True,
+    )
 
 
 def bench_onnx(name, work_dir, x, clips, ref, cores, clip_s, flops):
@@ -258,12 +291,17 @@ def bench_onnx(name, work_dir, x, clips, ref, cores, clip_s, flops):
     except (UserError, RuntimeError) as e:
         print(f"{name:<13} onnx skipped: {e}")
         return
-    agreement("onnx", X.OnnxRunner(content)(clips)[CLIPWISE], ref, len(content),
-              conv_gb)  # fmt: skip
+    agreement("onnx", X.OnnxRunner(content)(clips)[CLIPWISE], ref, len(content), conv_gb)
     for threads in sorted({1, cores}):
         r = X.OnnxRunner(content, num_threads=threads)
-        row(name, f"onnxruntime {threads}thr", timeit(lambda r=r: r(x), _REPEATS.value),
-            clip_s, flops, threads)  # fmt: skip
+        row(
+            name,
+            f"onnxruntime {threads}thr",
+            timeit(lambda r=r: r(x), _REPEATS.value),
+            clip_s,
+            flops,
+            threads,
+        )
         del r
 
 
@@ -277,19 +315,30 @@ def tf_rows(name, model, x, clip_s, cores, flops):
     step = lambda v: model(v, training=False)["clipwise_output"]  # noqa: E731
     n = _TF_THREADS.value or cores
     thr = f"{n}thr"
-    row(name, f"keras eager {thr}", timeit(lambda: np.asarray(step(x)), _REPEATS.value),
-        clip_s, flops, n)  # fmt: skip
+    row(
+        name,
+        f"keras eager {thr}",
+        timeit(lambda: np.asarray(step(x)), _REPEATS.value),
+        clip_s,
+        flops,
+        n,
+    )
     xla = tf.function(step, jit_compile=True)
-    row(name, f"keras XLA {thr}", timeit(lambda: xla(x).numpy(), _REPEATS.value), clip_s,
-        flops, n)  # fmt: skip
+    row(name, f"keras XLA {thr}", timeit(lambda: xla(x).numpy(), _REPEATS.value), clip_s, flops, n)
     with tempfile.TemporaryDirectory() as d:
         module = tf.Module()
         module.model = model
         serve = serving_function(model)
         tf.saved_model.save(module, d, signatures={"serving_default": serve})
         fn = tf.saved_model.load(d).signatures["serving_default"]
-        row(name, f"savedmodel {thr}", timeit(lambda: fn(waveform=tf.constant(x)),
-                                              _REPEATS.value), clip_s, flops, n)  # fmt: skip
+        row(
+            name,
+            f"savedmodel {thr}",
+            timeit(lambda: fn(waveform=tf.constant(x)), _REPEATS.value),
+            clip_s,
+            flops,
+            n,
+        )
 
 
 def run_reference(name, model, clips, samples, cores):
@@ -311,13 +360,22 @@ def run_reference(name, model, clips, samples, cores):
         labels = Path(panns_keras.__file__).parent / "assets" / "class_labels_indices.csv"
         (work / "panns_data" / labels.name).write_bytes(labels.read_bytes())
         threads = ",".join(str(t) for t in sorted({1, cores}))
-        p = subprocess.run([_REFERENCE_PYTHON.value, str(Path(__file__).with_name(
-                            "reference_child.py")), f"--model={ref_class}",
-                            f"--work_dir={work}", f"--threads={threads}",
-                            f"--repeats={_REPEATS.value}", f"--clip_samples={samples}",
-                            f"--frontend={json.dumps(dataclasses.asdict(model.spec.frontend))}"],
-                           capture_output=True, text=True, check=False,
-                           env={**os.environ, "HOME": str(work)})  # fmt: skip
+        p = subprocess.run(
+            [
+                _REFERENCE_PYTHON.value,
+                str(Path(__file__).with_name("reference_child.py")),
+                f"--model={ref_class}",
+                f"--work_dir={work}",
+                f"--threads={threads}",
+                f"--repeats={_REPEATS.value}",
+                f"--clip_samples={samples}",
+                f"--frontend={json.dumps(dataclasses.asdict(model.spec.frontend))}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "HOME": str(work)},
+        )
         if p.returncode:
             print(f"{name:<13} reference failed: {p.stderr.strip()[-300:]}")
             return None
@@ -332,16 +390,25 @@ def run_reference(name, model, clips, samples, cores):
     ours = np.asarray(model(clips, training=False)["clipwise_output"])
     agreement("keras", ours, theirs, against="the reference")
     for t, sec in sorted(REFERENCE.items()):
-        row(name, f"reference torch {t}thr", sec, _CLIP.value,
-            PAPER_FLOPS.get(name, float("nan")), t)  # fmt: skip
+        row(
+            name,
+            f"reference torch {t}thr",
+            sec,
+            _CLIP.value,
+            PAPER_FLOPS.get(name, float("nan")),
+            t,
+        )
     return model
 
 
 def bench_model(name, clip_s, cores):
     if not _TF_ONLY.value:  # re-measured per model: a shared machine's load drifts
         CEILING["gflops"] = matmul_gflops()
-        print(f"{name}: tf.linalg.matmul 4096^2 float32 now {CEILING['gflops']:.1f} GFLOP/s "
-              "(this model's rows refer to it)", flush=True)  # fmt: skip
+        print(
+            f"{name}: tf.linalg.matmul 4096^2 float32 now {CEILING['gflops']:.1f} GFLOP/s "
+            "(this model's rows refer to it)",
+            flush=True,
+        )
     model = make_model(name)
     sr = model.spec.sample_rate
     n = int(clip_s * sr)
@@ -374,8 +441,13 @@ def bench_model(name, clip_s, cores):
             except Exception as e:  # report and go on
                 print(f"{name:<13} tflite {variant}: conversion failed: {e}")
                 continue
-            agreement(f"tflite {variant}", T.TfliteRunner(content)(clips)["clipwise_output"],
-                      ref, len(content), conv_gb)  # fmt: skip
+            agreement(
+                f"tflite {variant}",
+                T.TfliteRunner(content)(clips)["clipwise_output"],
+                ref,
+                len(content),
+                conv_gb,
+            )
             for threads in sorted({1, cores}):
                 sec = time_tflite(content, threads, x)
                 row(name, f"tflite {variant} {threads}thr", sec, clip_s, flops, threads)

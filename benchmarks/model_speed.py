@@ -26,9 +26,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 FLOPS_PER_CLIP = {  # paper Table XII "multi-adds" (= FLOPs, 2 per MAC) per 10 s clip
-    "cnn14": 42.220e9, "mobilenet_v1": 3.614e9, "wavegram_logmel_cnn14": 53.510e9,
-    "cnn6": 21.986e9, "cnn10": 28.166e9, "resnet38": 48.962e9,
-}  # fmt: skip
+    "cnn14": 42.220e9,
+    "mobilenet_v1": 3.614e9,
+    "wavegram_logmel_cnn14": 53.510e9,
+    "cnn6": 21.986e9,
+    "cnn10": 28.166e9,
+    "resnet38": 48.962e9,
+}
 # No reference times here: a ratio to the reference is only meaningful when both ran in the
 # same process tree on the same machine; this script states the fraction of the matmul
 # ceiling measured in the same run instead.
@@ -88,8 +92,10 @@ def run_one(name: str, repeats: int) -> dict:
                 lambda x=x, m=model, b=batch: m.predict(x, verbose=0, batch_size=b), repeats
             )
             ref[batch] = model.predict(x, verbose=0, batch_size=batch)["clipwise_output"]
-            rows[f"b{batch}"] = {"eager_s_per_clip": eager / batch,
-                                 "predict_s_per_clip": pred / batch}  # fmt: skip
+            rows[f"b{batch}"] = {
+                "eager_s_per_clip": eager / batch,
+                "predict_s_per_clip": pred / batch,
+            }
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
         bf = panns_keras.load_model(tmp + "/m")
         for batch in (1, 8):
@@ -113,13 +119,18 @@ def main() -> None:
         return
     ceiling = matmul_gflops()
     print(f"cores: {os.cpu_count()}  4096x4096 float32 matmul: {ceiling:.0f} GFLOP/s")
-    header = (f"{'model':<22}{'batch':>5}{'eager s/clip':>14}{'predict s/clip':>16}"
-              f"{'GFLOP/s':>9}{'%ceil':>7}{'bf16 s/clip':>13}{'bf16 %ceil':>11}"
-              f"{'bf16 |diff|':>12}{'peak GiB':>10}")  # fmt: skip
+    header = (
+        f"{'model':<22}{'batch':>5}{'eager s/clip':>14}{'predict s/clip':>16}"
+        f"{'GFLOP/s':>9}{'%ceil':>7}{'bf16 s/clip':>13}{'bf16 %ceil':>11}"
+        f"{'bf16 |diff|':>12}{'peak GiB':>10}"
+    )
     print(header)
     for name in args.models.split(","):
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--repeats",
-                              str(args.repeats)], capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", name, "--repeats", str(args.repeats)],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode:
             print(f"{name}: failed\n{out.stderr[-2000:]}")
             continue
@@ -128,10 +139,12 @@ def main() -> None:
             r = rows[f"b{batch}"]
             gflops = FLOPS_PER_CLIP[name] / r["predict_s_per_clip"] / 1e9
             bf16 = FLOPS_PER_CLIP[name] / r["bf16_s_per_clip"] / 1e9
-            print(f"{name:<22}{batch:>5}{r['eager_s_per_clip']:>14.3f}"
-                  f"{r['predict_s_per_clip']:>16.3f}{gflops:>9.0f}{100 * gflops / ceiling:>6.0f}%"
-                  f"{r['bf16_s_per_clip']:>13.3f}{100 * bf16 / ceiling:>10.0f}%"
-                  f"{r['bf16_max_score_diff']:>12.1e}{rows['peak_rss_gib']:>10.2f}")  # fmt: skip
+            print(
+                f"{name:<22}{batch:>5}{r['eager_s_per_clip']:>14.3f}"
+                f"{r['predict_s_per_clip']:>16.3f}{gflops:>9.0f}{100 * gflops / ceiling:>6.0f}%"
+                f"{r['bf16_s_per_clip']:>13.3f}{100 * bf16 / ceiling:>10.0f}%"
+                f"{r['bf16_max_score_diff']:>12.1e}{rows['peak_rss_gib']:>10.2f}"
+            )
 
 
 if __name__ == "__main__":

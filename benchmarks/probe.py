@@ -28,8 +28,17 @@ import numpy as np
 from bench_common import cpu_description
 
 
-def embeddings(n: int, k: int, folds: int, e: int = 512, seed: int = 0, latent: int = 256,
-               sep: float = 0.5, dead: int = 128, noise: float = 0.003):  # fmt: skip
+def embeddings(
+    n: int,
+    k: int,
+    folds: int,
+    e: int = 512,
+    seed: int = 0,
+    latent: int = 256,
+    sep: float = 0.5,
+    dead: int = 128,
+    noise: float = 0.003,
+):
     """(x (n, e), one-hot y (n, k), fold names (n,)): see the module docstring."""
     rng = np.random.default_rng(seed)
     cls = rng.permutation(np.arange(n) % k)
@@ -73,10 +82,12 @@ def main() -> None:
     x, y, folds = embeddings(args.clips, args.classes, args.folds, noise=args.noise)
     inner_gtol = probe.INNER_GTOL if args.inner_gtol is None else args.inner_gtol
     cls = np.argmax(y, 1)
-    print(f"CPU: {cpu_description()}; load average at start "
-          f"{os.getloadavg()[0]:.1f}; {args.clips} clips x {args.classes} classes x "
-          f"{args.folds} folds, {x.shape[1]}-d, noise {args.noise:g}; inner tolerance "
-          f"{inner_gtol:g}")  # fmt: skip
+    print(
+        f"CPU: {cpu_description()}; load average at start "
+        f"{os.getloadavg()[0]:.1f}; {args.clips} clips x {args.classes} classes x "
+        f"{args.folds} folds, {x.shape[1]}-d, noise {args.noise:g}; inner tolerance "
+        f"{inner_gtol:g}"
+    )
     total, ours, theirs = 0.0, [], []
     for f in sorted(set(folds)):
         tr, te = folds != f, folds == f
@@ -86,8 +97,10 @@ def main() -> None:
         total += took
         acc = float(np.mean(p.predict(x[te]) == cls[te]))
         ours.append(acc)
-        line = (f"fold {f}: {took:6.1f} s, {p.evaluations} evaluations, C={p.C:g} "
-                f"converged={p.converged}, accuracy {acc:.3f}")  # fmt: skip
+        line = (
+            f"fold {f}: {took:6.1f} s, {p.evaluations} evaluations, C={p.C:g} "
+            f"converged={p.converged}, accuracy {acc:.3f}"
+        )
         if sk is not None:
             xs, xt = (x[tr] - p.mean) / p.scale, (x[te] - p.mean) / p.scale
             start = time.monotonic()
@@ -96,14 +109,22 @@ def main() -> None:
             sk_took = time.monotonic() - start
             theirs.append(float(np.mean(ref.predict(xt) == cls[te])))
             agree = float(np.mean(ref.predict(xt) == p.predict(x[te])))
-            line += (f"; scikit-learn at that C {theirs[-1]:.3f} ({sk_took:.1f} s for the one "
-                     f"fit, {int(np.max(ref.n_iter_))} iterations), same prediction on "
-                     f"{100 * agree:.1f}% of clips")  # fmt: skip
+            line += (
+                f"; scikit-learn at that C {theirs[-1]:.3f} ({sk_took:.1f} s for the one "
+                f"fit, {int(np.max(ref.n_iter_))} iterations), same prediction on "
+                f"{100 * agree:.1f}% of clips"
+            )
         print(line, flush=True)
-    print(f"total {total:.1f} s over {args.folds} folds; mean accuracy {np.mean(ours):.4f}"
-          + (f", scikit-learn {np.mean(theirs):.4f} (difference "
-             f"{100 * (np.mean(ours) - np.mean(theirs)):+.2f} points)" if theirs else "")
-          + f"; load average at end {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"total {total:.1f} s over {args.folds} folds; mean accuracy {np.mean(ours):.4f}"
+        + (
+            f", scikit-learn {np.mean(theirs):.4f} (difference "
+            f"{100 * (np.mean(ours) - np.mean(theirs)):+.2f} points)"
+            if theirs
+            else ""
+        )
+        + f"; load average at end {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ def main():
     with torch.no_grad():
         scores = net(clips)["clipwise_output"].numpy()
     np.save(work / "reference_scores.npy", scores)
-    x = torch.from_numpy(np.random.default_rng(a.seed).uniform(-0.1, 0.1, (1, a.clip_samples))
-                         .astype(np.float32))  # fmt: skip
+    x = torch.from_numpy(
+        np.random.default_rng(a.seed).uniform(-0.1, 0.1, (1, a.clip_samples)).astype(np.float32)
+    )
     for threads in [int(t) for t in a.threads.split(",")]:
         torch.set_num_threads(threads)
         with torch.no_grad():

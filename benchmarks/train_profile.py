@@ -134,9 +134,11 @@ def main(argv) -> None:
         by_kind[kind] += s / n
         grad = "backward" if "gradient" in name.lower() or "grad" in kind.lower() else "forward"
         by_group[(group_of(name), grad)] += s / n
-    print(f"{_MODEL.value} batch {_BATCH.value} (mixed from {2 * _BATCH.value}), float32, "
-          f"fused_batchnorm={_FUSED.value}, jit={_XLA.value}: {wall:.2f} s/step wall, "
-          f"{total:.2f} s of op time per step (both threads)")  # fmt: skip
+    print(
+        f"{_MODEL.value} batch {_BATCH.value} (mixed from {2 * _BATCH.value}), float32, "
+        f"fused_batchnorm={_FUSED.value}, jit={_XLA.value}: {wall:.2f} s/step wall, "
+        f"{total:.2f} s of op time per step (both threads)"
+    )
     print("\n| part | forward s | backward s | share |\n| --- | --- | --- | --- |")
 
     def share(g):

@@ -61,9 +61,15 @@ _THREADS = flags.DEFINE_integer("threads", 0, "Threads per child (0 = all cores)
 
 REFERENCE_CLASSES = {"cnn14": "Cnn14"}  # what panns_inference ships
 # The reference repository's class of each model name (with --reference_models).
-REFERENCE_REPO_CLASSES = {"cnn14": "Cnn14", "cnn6": "Cnn6", "cnn10": "Cnn10",
-                          "mobilenet_v1": "MobileNetV1", "mobilenet_v2": "MobileNetV2",
-                          "resnet22": "ResNet22", "resnet38": "ResNet38"}  # fmt: skip
+REFERENCE_REPO_CLASSES = {
+    "cnn14": "Cnn14",
+    "cnn6": "Cnn6",
+    "cnn10": "Cnn10",
+    "mobilenet_v1": "MobileNetV1",
+    "mobilenet_v2": "MobileNetV2",
+    "resnet22": "ResNet22",
+    "resnet38": "ResNet38",
+}
 
 
 def matmul_gflops(fn, n=4096, reps=3) -> float:
@@ -114,8 +120,13 @@ def child_keras(backend: str) -> dict:
             loss, _ = engine.train_step(lam)
             loss = float(np.asarray(loss))
             times.append(time.perf_counter() - t0)
-    return {"compile_s": times[0], "step_s": float(np.median(times[1:])), "loss": loss,
-            "matmul_gflops": ceiling, "peak_mb": _peak_mb()}  # fmt: skip
+    return {
+        "compile_s": times[0],
+        "step_s": float(np.median(times[1:])),
+        "loss": loss,
+        "matmul_gflops": ceiling,
+        "peak_mb": _peak_mb(),
+    }
 
 
 def child_reference() -> dict:
@@ -131,11 +142,19 @@ def child_reference() -> dict:
     if _THREADS.value:
         torch.set_num_threads(_THREADS.value)
     torch.manual_seed(0)
-    net = getattr(models, cls)(sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64,
-                               fmin=50, fmax=14000, classes_num=527)  # fmt: skip
+    net = getattr(models, cls)(
+        sample_rate=32000,
+        window_size=1024,
+        hop_size=320,
+        mel_bins=64,
+        fmin=50,
+        fmax=14000,
+        classes_num=527,
+    )
     net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
-                           weight_decay=0.0, amsgrad=True)  # fmt: skip
+    opt = torch.optim.Adam(
+        net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=True
+    )
     n = 2 * _BATCH.value
     g = torch.Generator().manual_seed(0)
     x = 0.1 * torch.randn(n, 320000, generator=g)
@@ -180,10 +199,16 @@ def _peak_mb() -> float:
 
 # ---------------------------------------------------------------------------- parent
 def run_child(kind: str, model: str, precision: str, jit: bool) -> dict | None:
-    args = [f"--child={kind}", f"--model={model}", f"--precision={precision}",
-            f"--jit={str(jit).lower()}", f"--batch_size={_BATCH.value}",
-            f"--steps={_STEPS.value}", f"--threads={_THREADS.value}",
-            f"--reference_models={_REF_MODELS.value}"]  # fmt: skip
+    args = [
+        f"--child={kind}",
+        f"--model={model}",
+        f"--precision={precision}",
+        f"--jit={str(jit).lower()}",
+        f"--batch_size={_BATCH.value}",
+        f"--steps={_STEPS.value}",
+        f"--threads={_THREADS.value}",
+        f"--reference_models={_REF_MODELS.value}",
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     python = sys.executable
     if kind == "reference":
@@ -211,8 +236,10 @@ def main(argv) -> None:
         print(f"train_step.py: error: --reference_python {_REF.value}: not found", file=sys.stderr)
         sys.exit(2)
     if _REF_MODELS.value and not (Path(_REF_MODELS.value) / "models.py").is_file():
-        print(f"train_step.py: error: --reference_models {_REF_MODELS.value}: no models.py "
-              "there", file=sys.stderr)  # fmt: skip
+        print(
+            f"train_step.py: error: --reference_models {_REF_MODELS.value}: no models.py there",
+            file=sys.stderr,
+        )
         sys.exit(2)
     # Imported here, not at the top: the reference child runs this file in an interpreter
     # that has torch and may lack panns_keras.
@@ -221,9 +248,12 @@ def main(argv) -> None:
     print(f"CPU: {cpu_description()}")
     a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
     numpy_mm = matmul_gflops(lambda: a @ a)
-    print(f"batch {_BATCH.value} (mixed from {2 * _BATCH.value} clips of 10 s), "
-          f"{_STEPS.value} timed steps x {_ROUNDS.value} rounds; numpy matmul "
-          f"{numpy_mm:.0f} GFLOP/s", flush=True)  # fmt: skip
+    print(
+        f"batch {_BATCH.value} (mixed from {2 * _BATCH.value} clips of 10 s), "
+        f"{_STEPS.value} timed steps x {_ROUNDS.value} rounds; numpy matmul "
+        f"{numpy_mm:.0f} GFLOP/s",
+        flush=True,
+    )
     for model in _MODELS.value:
         confs = []
         if _REF.value and model in reference_classes():
@@ -238,8 +268,15 @@ def main(argv) -> None:
                 r = run_child(c[0], model, c[1], c[2])
                 if r is not None:
                     runs[c].append(r)
-        ceiling = max([numpy_mm] + [r["matmul_gflops"] for rs in runs.values() for r in rs
-                                    if np.isfinite(r["matmul_gflops"])])  # fmt: skip
+        ceiling = max(
+            [numpy_mm]
+            + [
+                r["matmul_gflops"]
+                for rs in runs.values()
+                for r in rs
+                if np.isfinite(r["matmul_gflops"])
+            ]
+        )
         ref = runs.get(("reference", "float32", False)) or []
         ref_s = float(np.median([r["step_s"] for r in ref])) if ref else None
         print(f"{model}: matmul ceiling of this run {ceiling:.0f} GFLOP/s")
@@ -252,10 +289,12 @@ def main(argv) -> None:
             name = c[0] + (" xla" if c[2] else "")
             vs = f"  {ref_s / s:.2f}x the reference" if ref_s and c[0] != "reference" else ""
             rounds = ", ".join(f"{r['step_s']:.2f}" for r in rs)
-            print(f"  {name:14s} {c[1]:15s} {s:7.2f} s/step  {cps:6.2f} clips/s  "
-                  f"{100 * gf / ceiling:5.1f}% of the ceiling  compile {rs[0]['compile_s']:.1f} s"
-                  f"  peak {max(r['peak_mb'] for r in rs):.0f} MB  rounds {rounds}{vs}",
-                  flush=True)  # fmt: skip
+            print(
+                f"  {name:14s} {c[1]:15s} {s:7.2f} s/step  {cps:6.2f} clips/s  "
+                f"{100 * gf / ceiling:5.1f}% of the ceiling  compile {rs[0]['compile_s']:.1f} s"
+                f"  peak {max(r['peak_mb'] for r in rs):.0f} MB  rounds {rounds}{vs}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -87,28 +87,44 @@ from panns_keras.models.registry import PAPER_FLOPS
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 REDUCE = Path(__file__).resolve().parents[1] / "tools" / "profile_reduce.py"
 
-_MODELS = flags.DEFINE_list("models", ["cnn14", "wavegram_logmel_cnn14", "mobilenet_v1"],
-                            "Model names (panns_keras.list_models()).")  # fmt: skip
-_PREC = flags.DEFINE_list("precisions", ["float32", "bfloat16"],
-                          "float32 and/or bfloat16 (Keras mixed_bfloat16).")  # fmt: skip
+_MODELS = flags.DEFINE_list(
+    "models",
+    ["cnn14", "wavegram_logmel_cnn14", "mobilenet_v1"],
+    "Model names (panns_keras.list_models()).",
+)
+_PREC = flags.DEFINE_list(
+    "precisions", ["float32", "bfloat16"], "float32 and/or bfloat16 (Keras mixed_bfloat16)."
+)
 _BATCH = flags.DEFINE_list("batch_size", ["32"], "Clips per step after mixup; a list runs each.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after one warm-up step).")
 _SECONDS = flags.DEFINE_float("clip_seconds", 10.0, "Clip length in seconds.")
 _OUT = flags.DEFINE_string("out_json", "", "Write all results here (a JSON list).")
-_APPEND = flags.DEFINE_bool("append", False, "Keep the results already in --out_json and "
-                            "add this run's after them.")  # fmt: skip
-_MATMUL = flags.DEFINE_integer("matmul_size", 0, "Square matmul size for the ceiling "
-                               "(0: 8192 on an accelerator, 1024 on CPU).")  # fmt: skip
+_APPEND = flags.DEFINE_bool(
+    "append", False, "Keep the results already in --out_json and add this run's after them."
+)
+_MATMUL = flags.DEFINE_integer(
+    "matmul_size", 0, "Square matmul size for the ceiling (0: 8192 on an accelerator, 1024 on CPU)."
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the model and the synthetic batch.")
-_CACHE = flags.DEFINE_string("cache_dir", "", "JAX's persistent compilation cache here "
-                             "(every program, however small; '' = off).")  # fmt: skip
-_PROFILE = flags.DEFINE_string("profile_dir", "", "Profile each configuration after its "
-                               "timing and reduce the trace here (profile_reduce.py).")  # fmt: skip
+_CACHE = flags.DEFINE_string(
+    "cache_dir",
+    "",
+    "JAX's persistent compilation cache here (every program, however small; '' = off).",
+)
+_PROFILE = flags.DEFINE_string(
+    "profile_dir",
+    "",
+    "Profile each configuration after its timing and reduce the trace here (profile_reduce.py).",
+)
 _PROFILE_STEPS = flags.DEFINE_integer("profile_steps", 4, "Steps in the profile.")
-_VARIANTS = flags.DEFINE_enum("time_variants", "auto", ["auto", "always", "never"],
-                              "Also time the forward pass + loss alone and the log-mel front "
-                              "end alone ('auto': when a profile has no device-time "
-                              "events).")  # fmt: skip
+_VARIANTS = flags.DEFINE_enum(
+    "time_variants",
+    "auto",
+    ["auto", "always", "never"],
+    "Also time the forward pass + loss alone and the log-mel front "
+    "end alone ('auto': when a profile has no device-time "
+    "events).",
+)
 
 # Persistent-cache events of the compiles so far (jax.monitoring); see compile_record().
 _CACHE_EVENTS: dict[str, float] = {}
@@ -126,9 +142,11 @@ def _on_duration(event: str, seconds: float, *args, **kwargs) -> None:
 
 def enable_cache(path: str) -> None:
     """JAX's persistent compilation cache (and XLA's autotuning cache) in ``path``."""
-    for name, value in (("jax_compilation_cache_dir", path),
-                        ("jax_persistent_cache_min_compile_time_secs", 0),
-                        ("jax_persistent_cache_min_entry_size_bytes", -1)):  # fmt: skip
+    for name, value in (
+        ("jax_compilation_cache_dir", path),
+        ("jax_persistent_cache_min_compile_time_secs", 0),
+        ("jax_persistent_cache_min_entry_size_bytes", -1),
+    ):
         try:
             jax.config.update(name, value)
         except (AttributeError, KeyError, ValueError) as e:  # a JAX without that option
@@ -146,11 +164,16 @@ def device_info() -> dict:
         jaxlib_version = jaxlib.__version__
     except (ImportError, AttributeError):
         jaxlib_version = "?"
-    return {"platform": dev.platform, "device_kind": dev.device_kind,
-            "device_count": jax.device_count(), "jax": jax.__version__,
-            "jaxlib": jaxlib_version, "keras": keras.__version__,
-            "keras_backend": keras.backend.backend(),
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "platform": dev.platform,
+        "device_kind": dev.device_kind,
+        "device_count": jax.device_count(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib_version,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "python": platform.python_version(),
+    }
 
 
 def peak_memory_gb() -> float:
@@ -233,8 +256,9 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
     params = int(sum(v.size for v in state[0]))
     batch_args = next(jax_engine.synthetic_batches(config, spec))
     wave, target = batch_args["waveform"], batch_args["target"]
-    lam = jnp.asarray(step_lib.mixup_lambdas(_SEED.value, 0, spec.global_batch,
-                                             float(config.data.mixup_alpha)))  # fmt: skip
+    lam = jnp.asarray(
+        step_lib.mixup_lambdas(_SEED.value, 0, spec.global_batch, float(config.data.mixup_alpha))
+    )
     step_fn = jax_engine.make_step_fn(model, groups, spec)  # the trainer's own step
 
     t0 = time.perf_counter()
@@ -273,33 +297,50 @@ def bench(name: str, precision: str, batch: int, ceiling: float) -> dict:
     extra = {}
     if _PROFILE.value:
         tag = f"{name}_{precision}_b{batch}"
-        extra["profile"] = profile(compiled, (state, wave, target, lam), tag,
-                                   1e3 * seconds / _STEPS.value)  # fmt: skip
+        extra["profile"] = profile(
+            compiled, (state, wave, target, lam), tag, 1e3 * seconds / _STEPS.value
+        )
         state = extra["profile"].pop("state")
     no_device_time = extra.get("profile", {}).get("source") in (None, "none")
-    if _VARIANTS.value == "always" or (_VARIANTS.value == "auto" and _PROFILE.value
-                                       and no_device_time):  # fmt: skip
+    if _VARIANTS.value == "always" or (
+        _VARIANTS.value == "auto" and _PROFILE.value and no_device_time
+    ):
         extra["variants"] = time_variants(model, state, wave, target, lam, spec)
     paper = PAPER_FLOPS.get(name, math.nan) * _SECONDS.value / 10.0
     step_flops_tf = 3 * paper * clips_per_s / 1e12
     xla_tf = (xla_flops or math.nan) * _STEPS.value / seconds / 1e12
     return {
-        "model": name, "precision": precision, "policy": POLICIES[precision], "batch": batch,
-        "clips_in_per_step": 2 * batch, "samples": samples, "clip_seconds": _SECONDS.value,
-        "steps": _STEPS.value, "clips_per_s": clips_per_s,
-        "step_ms": 1e3 * seconds / _STEPS.value, "compile_s": compile_s, "lower_s": lower_s,
-        **cache, "warmup_s": warmup_s,
+        "model": name,
+        "precision": precision,
+        "policy": POLICIES[precision],
+        "batch": batch,
+        "clips_in_per_step": 2 * batch,
+        "samples": samples,
+        "clip_seconds": _SECONDS.value,
+        "steps": _STEPS.value,
+        "clips_per_s": clips_per_s,
+        "step_ms": 1e3 * seconds / _STEPS.value,
+        "compile_s": compile_s,
+        "lower_s": lower_s,
+        **cache,
+        "warmup_s": warmup_s,
         "peak_mem_gb": peak_memory_gb(),
         "xla_temp_gb": None if mem is None else mem.temp_size_in_bytes / 1e9,
         "xla_args_gb": None if mem is None else mem.argument_size_in_bytes / 1e9,
-        "loss_first": loss_first, "loss_last": losses[-1] if losses else loss_first,
+        "loss_first": loss_first,
+        "loss_last": losses[-1] if losses else loss_first,
         "param_abs_sum": [abs_sum_init, abs_sum_warm, abs_sum_end],
-        "paper_flops_per_clip": paper, "train_tflops_paper": step_flops_tf,
-        "matmul_tflops": ceiling, "mfu": step_flops_tf / ceiling,
-        "xla_flops_per_step": xla_flops, "xla_flops_per_step_compiled": xla_flops_compiled,
-        "train_tflops_xla": xla_tf, "mfu_xla": xla_tf / ceiling,
-        "params": params, **extra,
-    }  # fmt: skip
+        "paper_flops_per_clip": paper,
+        "train_tflops_paper": step_flops_tf,
+        "matmul_tflops": ceiling,
+        "mfu": step_flops_tf / ceiling,
+        "xla_flops_per_step": xla_flops,
+        "xla_flops_per_step_compiled": xla_flops_compiled,
+        "train_tflops_xla": xla_tf,
+        "mfu_xla": xla_tf / ceiling,
+        "params": params,
+        **extra,
+    }
 
 
 def compile_record(before: dict, xla_s: float) -> dict:
@@ -313,8 +354,10 @@ def compile_record(before: dict, xla_s: float) -> dict:
     hit = delta.get("/jax/compilation_cache/cache_hits", 0) > 0
     first = xla_s
     if hit:  # JAX records the saved time: compile time then - time to read it now
-        first = sum(delta.get(f"/jax/compilation_cache/{k}_sec:s", 0.0)
-                    for k in ("compile_time_saved", "cache_retrieval_time"))  # fmt: skip
+        first = sum(
+            delta.get(f"/jax/compilation_cache/{k}_sec:s", 0.0)
+            for k in ("compile_time_saved", "cache_retrieval_time")
+        )
     return {"cache_hit": hit, "compile_s_uncached": first}
 
 
@@ -348,8 +391,7 @@ def profile(compiled, args, tag: str, step_ms: float) -> dict:
                 jax.block_until_ready((state, loss))
             run = sorted(Path(tmp).glob("plugins/profile/*"))[-1]
             for f in run.glob("*.xplane.pb"):  # for xprof / TensorBoard, and the fallback
-                trace = atomic_write(out / f"{tag}.xplane.pb.gz",
-                                     gzip.compress(f.read_bytes(), 6))  # fmt: skip
+                trace = atomic_write(out / f"{tag}.xplane.pb.gz", gzip.compress(f.read_bytes(), 6))
             for f in run.glob("*.trace.json.gz"):
                 trace = atomic_write(out / f"{tag}.trace.json.gz", f.read_bytes())
         if trace is None:
@@ -393,8 +435,9 @@ def time_variants(model, state, wave, target, lam, spec) -> dict:
 
     def forward(trainable, non_trainable, waveform, target, lam):
         def call(x, mix):
-            return model.stateless_call(trainable, non_trainable, x, training=spec.training,
-                                        mixup_lambda=mix)  # fmt: skip
+            return model.stateless_call(
+                trainable, non_trainable, x, training=spec.training, mixup_lambda=mix
+            )
 
         return step_lib.compute_loss(call, waveform, target, lam, spec)[0]
 
@@ -407,8 +450,11 @@ def time_variants(model, state, wave, target, lam, spec) -> dict:
             out.update(frontend_ms=ms, frontend_compile_s=c)
     except Exception as e:
         out["error"] = f"{type(e).__name__}: {e}"[:500]
-    print("timed alone: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
-                                      for k, v in out.items()), flush=True)  # fmt: skip
+    print(
+        "timed alone: "
+        + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in out.items()),
+        flush=True,
+    )
     return out
 
 
@@ -434,12 +480,14 @@ def write_json(path: str, results: list) -> None:
 def fmt(r: dict) -> str:
     mem = "" if r["xla_temp_gb"] is None else f" (xla temp {r['xla_temp_gb']:.2f} GB)"
     xla = "n/a" if r["xla_flops_per_step"] is None else f"{r['xla_flops_per_step'] / 1e12:.2f}"
-    return (f"{r['model']:22s} {r['precision']:8s} batch={r['batch']:<4d} "
-            f"{r['clips_per_s']:9.1f} clips/s {r['step_ms']:9.1f} ms/step "
-            f"compile {r['compile_s']:5.1f} s warm-up {r['warmup_s']:5.1f} s "
-            f"peak {r['peak_mem_gb']:.2f} GB{mem} "
-            f"MFU {100 * r['mfu']:.1f}% (paper FLOPs) {100 * r['mfu_xla']:.1f}% (XLA FLOPs, "
-            f"{xla} TFLOP/step) loss {r['loss_first']:.4f}->{r['loss_last']:.4f}")  # fmt: skip
+    return (
+        f"{r['model']:22s} {r['precision']:8s} batch={r['batch']:<4d} "
+        f"{r['clips_per_s']:9.1f} clips/s {r['step_ms']:9.1f} ms/step "
+        f"compile {r['compile_s']:5.1f} s warm-up {r['warmup_s']:5.1f} s "
+        f"peak {r['peak_mem_gb']:.2f} GB{mem} "
+        f"MFU {100 * r['mfu']:.1f}% (paper FLOPs) {100 * r['mfu_xla']:.1f}% (XLA FLOPs, "
+        f"{xla} TFLOP/step) loss {r['loss_first']:.4f}->{r['loss_last']:.4f}"
+    )
 
 
 def main(argv) -> None:
@@ -463,10 +511,13 @@ def main(argv) -> None:
         f"keras {env['keras']} ({env['keras_backend']}) python {env['python']}",
         flush=True,
     )
-    print("data: synthetic, generated on device (one fixed batch of 2B clips, mixup to B); "
-          "FLOPs: the paper's per-10-s-clip figures, as FLOPs, as benchmarks/train_step.py "
-          "uses them (cnn14 42.22e9), train = 3 x forward; MFU against the bfloat16 matmul "
-          "below", flush=True)  # fmt: skip
+    print(
+        "data: synthetic, generated on device (one fixed batch of 2B clips, mixup to B); "
+        "FLOPs: the paper's per-10-s-clip figures, as FLOPs, as benchmarks/train_step.py "
+        "uses them (cnn14 42.22e9), train = 3 x forward; MFU against the bfloat16 matmul "
+        "below",
+        flush=True,
+    )
     ceiling = matmul_tflops(n, jnp.bfloat16)
     ceiling_f32 = matmul_tflops(n, jnp.float32)
     print(
@@ -474,12 +525,15 @@ def main(argv) -> None:
         f"float32 (default precision) {ceiling_f32:.1f} TFLOP/s",
         flush=True,
     )
-    env.update(matmul_size=n, matmul_f32_tflops=ceiling_f32,
-               data="synthetic, generated on device",
-               flops_convention="PANNs paper figures per 10 s clip (cnn14 42.22e9) used as "
-                                "FLOPs as in benchmarks/train_step.py, x clip_seconds / 10; "
-                                "train step = 3 x forward; mfu against matmul_tflops "
-                                "(bfloat16) for both precisions")  # fmt: skip
+    env.update(
+        matmul_size=n,
+        matmul_f32_tflops=ceiling_f32,
+        data="synthetic, generated on device",
+        flops_convention="PANNs paper figures per 10 s clip (cnn14 42.22e9) used as "
+        "FLOPs as in benchmarks/train_step.py, x clip_seconds / 10; "
+        "train step = 3 x forward; mfu against matmul_tflops "
+        "(bfloat16) for both precisions",
+    )
     results: list[dict] = []
     if _APPEND.value and _OUT.value and os.path.exists(_OUT.value):
         with open(_OUT.value) as f:
@@ -492,12 +546,20 @@ def main(argv) -> None:
                     print(fmt(r), flush=True)
                 except Exception as e:
                     msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-                    print(f"{name:22s} {precision:8s} batch={batch:<4d} FAILED: "
-                          f"{type(e).__name__}: {msg}", flush=True)  # fmt: skip
-                    r = {"model": name, "precision": precision, "batch": batch,
-                         "error": f"{type(e).__name__}: {msg}",
-                         "traceback": traceback.format_exc()[-4000:],
-                         "peak_mem_gb": peak_memory_gb(), "matmul_tflops": ceiling}  # fmt: skip
+                    print(
+                        f"{name:22s} {precision:8s} batch={batch:<4d} FAILED: "
+                        f"{type(e).__name__}: {msg}",
+                        flush=True,
+                    )
+                    r = {
+                        "model": name,
+                        "precision": precision,
+                        "batch": batch,
+                        "error": f"{type(e).__name__}: {msg}",
+                        "traceback": traceback.format_exc()[-4000:],
+                        "peak_mem_gb": peak_memory_gb(),
+                        "matmul_tflops": ceiling,
+                    }
                 results.append({**r, **env})
                 if _OUT.value:
                     write_json(_OUT.value, results)

@@ -17,8 +17,11 @@ from panns_keras.data import formats
 
 REPO = Path(__file__).resolve().parents[1]  # an example: it runs from the repository
 _OUT = flags.DEFINE_string("out", "demo_out", "Output folder (data, workdir, report).")
-_DATA = flags.DEFINE_string("demo_data", str(REPO / "demo_data" / "fsdd"),
-                            "Folder with clips.csv, labels.csv and recordings/.")  # fmt: skip
+_DATA = flags.DEFINE_string(
+    "demo_data",
+    str(REPO / "demo_data" / "fsdd"),
+    "Folder with clips.csv, labels.csv and recordings/.",
+)
 _STEPS = flags.DEFINE_integer("steps", 0, "Training steps (0 = the demo recipe's value).")
 _FRESH = flags.DEFINE_bool("fresh", True, "Start training from scratch (delete out/workdir).")
 
@@ -38,11 +41,16 @@ def prepare_data(demo_data: Path, out: Path, sample_rate: int, clip_seconds: flo
     manifests = {}
     for fold in ("train", "test"):
         manifests[fold] = prepare(
-            str(out / fold), generic_csv=str(demo_data / "clips.csv"),
-            labels_csv=str(demo_data / formats.LABELS_NAME), folds=fold, name=fold,
-            sample_rate=sample_rate, clip_seconds=clip_seconds, clips_per_shard=64,
+            str(out / fold),
+            generic_csv=str(demo_data / "clips.csv"),
+            labels_csv=str(demo_data / formats.LABELS_NAME),
+            folds=fold,
+            name=fold,
+            sample_rate=sample_rate,
+            clip_seconds=clip_seconds,
+            clips_per_shard=64,
             num_workers=1,
-        )  # fmt: skip
+        )
     return manifests
 
 
@@ -87,9 +95,11 @@ def main(argv) -> int:
     if _FRESH.value:
         shutil.rmtree(workdir, ignore_errors=True)
     t_prep = time.perf_counter() - t0
-    print(f"[2/4] training {config.model.name} for {config.train.num_steps} steps "
-          f"(batch {config.train.batch_size}) on {manifests['train']['num_clips']} clips ...",
-          flush=True)  # fmt: skip
+    print(
+        f"[2/4] training {config.model.name} for {config.train.num_steps} steps "
+        f"(batch {config.train.batch_size}) on {manifests['train']['num_clips']} clips ...",
+        flush=True,
+    )
     result = train(config, workdir)
     t_train = time.perf_counter() - t0 - t_prep
     print("\n[3/4] evaluating on the held-out takes ...", flush=True)

@@ -44,8 +44,15 @@ TAKES = 12
 SAMPLE_RATE, CLIP_SECONDS = 8000, 1.0
 MODEL = "cnn6"
 # The `make demo` model (configs/demo.py), written out so this run does not move with it.
-OVERRIDES = dict(sample_rate=8000, window_size=256, hop_size=160, fmax=4000.0, mel_bins=32,
-                 spec_augment=False, embedding_size=128)  # fmt: skip
+OVERRIDES = dict(
+    sample_rate=8000,
+    window_size=256,
+    hop_size=160,
+    fmax=4000.0,
+    mel_bins=32,
+    spec_augment=False,
+    embedding_size=128,
+)
 # (row name, finetune mode, config.model changes); every row also gets the shared settings.
 ROWS = (
     ("scratch", "scratch", {}),
@@ -96,8 +103,12 @@ def write_csvs(out: Path, s: Settings, fsdd: Path = FSDD) -> dict[str, Path]:
             link.symlink_to((fsdd / "recordings").resolve(), target_is_directory=True)
         labels = [formats.Label(i, f"digit_{d_}", DIGITS[d_]) for i, d_ in enumerate(digits)]
         formats.write_labels_csv(d / formats.LABELS_NAME, labels)
-        rows = [(f"recordings/{digit}_{sp}_{take}.wav", DIGITS[digit], sp)
-                for digit in digits for sp in s.speakers for take in range(s.takes)]  # fmt: skip
+        rows = [
+            (f"recordings/{digit}_{sp}_{take}.wav", DIGITS[digit], sp)
+            for digit in digits
+            for sp in s.speakers
+            for take in range(s.takes)
+        ]
         missing = [r[0] for r in rows if not (d / r[0]).is_file()]
         if missing:
             raise UserError(f"{fsdd}: missing clip {missing[0]}")
@@ -167,8 +178,9 @@ def _command(row_mode: str, init: Path, data: Path, work: Path, model: dict, s: 
     ).strip()
 
 
-def run_row(row: str, mode: str, model: dict, target: Path, init: Path, out: Path,
-            s: Settings, say=print) -> dict:  # fmt: skip
+def run_row(
+    row: str, mode: str, model: dict, target: Path, init: Path, out: Path, s: Settings, say=print
+) -> dict:
     from panns_keras.train.finetune import finetune
 
     work = out / "runs" / _slug(row)
@@ -177,12 +189,23 @@ def run_row(row: str, mode: str, model: dict, target: Path, init: Path, out: Pat
         say(f"  reusing {row}")
         return json.loads(done.read_text())
     wall, cpu = time.perf_counter(), time.process_time()
-    res = finetune(str(target), work, _config(s, init=str(init), mode=mode, **model),
-                   folds="all", say=lambda line: say(f"  {line}"))  # fmt: skip
-    record = {"row": row, "mode": mode, "metric": "accuracy", "mean": res["mean"]["accuracy"],
-              "folds": {r["held_out_fold"]: {"accuracy": r["accuracy"]} for r in res["splits"]},
-              "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
-              "command": _command(mode, init, target, work, model, s)}  # fmt: skip
+    res = finetune(
+        str(target),
+        work,
+        _config(s, init=str(init), mode=mode, **model),
+        folds="all",
+        say=lambda line: say(f"  {line}"),
+    )
+    record = {
+        "row": row,
+        "mode": mode,
+        "metric": "accuracy",
+        "mean": res["mean"]["accuracy"],
+        "folds": {r["held_out_fold"]: {"accuracy": r["accuracy"]} for r in res["splits"]},
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "command": _command(mode, init, target, work, model, s),
+    }
     tmp = done.with_name(".row.json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     tmp.replace(done)
@@ -243,8 +266,10 @@ def run(out, settings: Settings | None = None, fresh: bool = False, say=print) -
         "wall_s": time.perf_counter() - t0,
         "machine": machine(),
     }
-    for name, text in (("results.json", json.dumps(summary, indent=2) + "\n"),
-                       ("results.md", markdown(summary))):  # fmt: skip
+    for name, text in (
+        ("results.json", json.dumps(summary, indent=2) + "\n"),
+        ("results.md", markdown(summary)),
+    ):
         tmp = out / f".{name}.tmp"
         tmp.write_text(text)
         tmp.replace(out / name)
@@ -268,8 +293,9 @@ def machine() -> str:
 def define_flags() -> None:
     flags.DEFINE_string("out", "transfer_demo_out", "Output folder.")
     flags.DEFINE_integer("steps", Settings.steps, "Training steps per fold, every mode.")
-    flags.DEFINE_integer("pretrain_steps", Settings.pretrain_steps,
-                         "Steps of the source model's training.")  # fmt: skip
+    flags.DEFINE_integer(
+        "pretrain_steps", Settings.pretrain_steps, "Steps of the source model's training."
+    )
     flags.DEFINE_integer("batch_size", Settings.batch_size, "Batch size.")
     flags.DEFINE_integer("takes", TAKES, "Takes per digit and speaker (1-12).")
     flags.DEFINE_list("speakers", list(SPEAKERS), "Speakers (= folds) to use.")
@@ -279,8 +305,14 @@ def define_flags() -> None:
 
 def main(argv) -> int:
     F = flags.FLAGS
-    s = Settings(steps=F.steps, pretrain_steps=F.pretrain_steps, batch_size=F.batch_size,
-                 takes=F.takes, speakers=tuple(F.speakers), seed=F.seed)  # fmt: skip
+    s = Settings(
+        steps=F.steps,
+        pretrain_steps=F.pretrain_steps,
+        batch_size=F.batch_size,
+        takes=F.takes,
+        speakers=tuple(F.speakers),
+        seed=F.seed,
+    )
     try:
         summary = run(F.out, s, fresh=F.fresh)
     except UserError as e:

@@ -50,16 +50,31 @@ class ArtifactInfo:
     clip_samples: int | None = None
 
     @classmethod
-    def of_model(cls, model, format: str, outputs, labels, *, input_samples: int | None = None,
-                 variant: str | None = None) -> ArtifactInfo:  # fmt: skip
+    def of_model(
+        cls,
+        model,
+        format: str,
+        outputs,
+        labels,
+        *,
+        input_samples: int | None = None,
+        variant: str | None = None,
+    ) -> ArtifactInfo:
         """The description of an export of ``model`` (an AudioTagger)."""
         spec = model.spec
         fe = spec.frontend
-        return cls(format=format, model=spec.name, sample_rate=int(spec.sample_rate),
-                   min_samples=int(spec.min_samples), outputs=tuple(outputs),
-                   labels=tuple(labels), frame_hop_samples=int(fe.hop_size) if fe else None,
-                   input_samples=None if input_samples is None else int(input_samples),
-                   variant=variant, clip_samples=spec.clip_samples)  # fmt: skip
+        return cls(
+            format=format,
+            model=spec.name,
+            sample_rate=int(spec.sample_rate),
+            min_samples=int(spec.min_samples),
+            outputs=tuple(outputs),
+            labels=tuple(labels),
+            frame_hop_samples=int(fe.hop_size) if fe else None,
+            input_samples=None if input_samples is None else int(input_samples),
+            variant=variant,
+            clip_samples=spec.clip_samples,
+        )
 
     @property
     def num_classes(self) -> int:
@@ -98,12 +113,17 @@ class ArtifactInfo:
             hop = d.get("frame_hop_samples")
             window = d.get("input_samples")
             clip = d.get("clip_samples")
-            return cls(format=str(d["format"]), model=str(d["model"]),
-                       sample_rate=int(d["sample_rate"]), min_samples=int(d["min_samples"]),
-                       outputs=tuple(d["outputs"]), labels=labels,
-                       frame_hop_samples=None if hop is None else int(hop),
-                       input_samples=None if window is None else int(window),
-                       variant=d.get("variant"),
-                       clip_samples=None if clip is None else int(clip))  # fmt: skip
+            return cls(
+                format=str(d["format"]),
+                model=str(d["model"]),
+                sample_rate=int(d["sample_rate"]),
+                min_samples=int(d["min_samples"]),
+                outputs=tuple(d["outputs"]),
+                labels=labels,
+                frame_hop_samples=None if hop is None else int(hop),
+                input_samples=None if window is None else int(window),
+                variant=d.get("variant"),
+                clip_samples=None if clip is None else int(clip),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{prefix}not a panns-keras export description ({e!r})") from None

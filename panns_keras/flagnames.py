@@ -17,18 +17,28 @@ from collections.abc import Callable
 
 # verb -> {old flag name: new flag name}
 RENAMED: dict[str, dict[str, str]] = {
-    "prepare": {"prepare_output_dir": "out", "prepare_name": "name",
-                "prepare_sample_rate": "sample_rate"},
+    "prepare": {
+        "prepare_output_dir": "out",
+        "prepare_name": "name",
+        "prepare_sample_rate": "sample_rate",
+    },
     "train": {"workdir": "out"},
-    "finetune": {"workdir": "out", "init": "model", "steps": "config.train.num_steps",
-                 "batch_size": "config.train.batch_size", "lr": "config.train.learning_rate",
-                 "schedule": "config.train.schedule", "min_lr_ratio": "config.train.min_lr_ratio",
-                 "base_lr_scale": "config.model.base_lr_scale",
-                 "hidden": "config.model.mlp_hidden", "seed": "config.seed",
-                 "mixup_alpha": "config.data.mixup_alpha"},
+    "finetune": {
+        "workdir": "out",
+        "init": "model",
+        "steps": "config.train.num_steps",
+        "batch_size": "config.train.batch_size",
+        "lr": "config.train.learning_rate",
+        "schedule": "config.train.schedule",
+        "min_lr_ratio": "config.train.min_lr_ratio",
+        "base_lr_scale": "config.model.base_lr_scale",
+        "hidden": "config.model.mlp_hidden",
+        "seed": "config.seed",
+        "mixup_alpha": "config.data.mixup_alpha",
+    },
     "convert": {"model": "arch"},
     "sed": {"out_csv": "out_tsv"},
-}  # fmt: skip
+}
 
 _MODEL_SUFFIXES = (".pth", ".keras", ".h5", ".pt")
 
@@ -98,8 +108,10 @@ def rewrite(verb: str, args: list[str], note: Callable[[str], None] | None = Non
         if old not in noted:
             noted.add(old)
             extra = " (--model now names a model to load)" if new == "arch" else ""
-            note(f"panns-keras {verb}: note: --{old} is deprecated and goes away in the next "
-                 f"release; use --{new}{extra}")  # fmt: skip
+            note(
+                f"panns-keras {verb}: note: --{old} is deprecated and goes away in the next "
+                f"release; use --{new}{extra}"
+            )
         if negated:
             out.append(f"--no{new}")
         elif value is not None:

@@ -95,15 +95,15 @@ class HearModel(tf.Module):
             raise UserError(f"{spec.name}: HEAR needs a clip model with an embedding output")
         model_rate = int(spec.sample_rate)
         if sample_rate is None:
-            sample_rate = model_rate if model_rate in VALIDATOR_SAMPLE_RATES else \
-                DEFAULT_INPUT_RATE  # fmt: skip
+            sample_rate = model_rate if model_rate in VALIDATOR_SAMPLE_RATES else DEFAULT_INPUT_RATE
         self.sample_rate = int(sample_rate)
         if self.sample_rate < 8000:
             raise UserError(f"HEAR input rate {self.sample_rate} Hz is too low")
         self.resampler = Resampler(self.sample_rate, model_rate)
         self.scene_embedding_size = int(spec.head.embedding_size)
-        self.timestamp_embedding_size = int(spec.backbone.widths[-1]) if spec.family == \
-            "convnet" else None  # fmt: skip
+        self.timestamp_embedding_size = (
+            int(spec.backbone.widths[-1]) if spec.family == "convnet" else None
+        )
         if spec.family == "convnet" and spec.frontend is not None and spec.wavegram is None:
             ratio = 1
             for t, _ in spec.backbone.pools:

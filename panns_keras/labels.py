@@ -18,8 +18,9 @@ from panns_keras.data import formats
 def audioset() -> list[formats.Label]:
     """The 527 AudioSet classes in PANNs' output order (bundled copy of the official CSV)."""
     text = resources.files("panns_keras").joinpath("assets/class_labels_indices.csv")
-    return formats.parse_labels_csv(text.read_text(encoding="utf-8"),
-                                    "bundled class_labels_indices.csv")  # fmt: skip
+    return formats.parse_labels_csv(
+        text.read_text(encoding="utf-8"), "bundled class_labels_indices.csv"
+    )
 
 
 def pairs(labels: Iterable) -> list[tuple[str, str]]:

@@ -63,9 +63,15 @@ class Progress:
         enabled: False shows nothing (the counters still run).
     """
 
-    def __init__(self, total: float | None, desc: str, unit: str = "items",
-                 stream: TextIO | None = None, interval: float | None = None,
-                 enabled: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        total: float | None,
+        desc: str,
+        unit: str = "items",
+        stream: TextIO | None = None,
+        interval: float | None = None,
+        enabled: bool = True,
+    ):
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream if stream is not None else sys.stderr
         self.tty = _is_terminal(self.stream)
@@ -100,8 +106,9 @@ class Progress:
             text += f", {self.postfix}"
         return text
 
-    def update(self, n: float = 1, failed: int = 0, postfix: str | None = None,
-               force: bool = False) -> None:  # fmt: skip
+    def update(
+        self, n: float = 1, failed: int = 0, postfix: str | None = None, force: bool = False
+    ) -> None:
         """Adds ``n`` done units (``failed`` of them failed); ``postfix``: e.g. "loss 0.31"."""
         self.done += n
         self.failed += failed

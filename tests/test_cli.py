@@ -46,11 +46,14 @@ def test_quiet_by_default_no_native_log_lines(tmp_path):
     save_model_dir(model, tmp_path / "m", [("/m/a", "a"), ("/m/b", "b")])
     bad = tmp_path / "bad.wav"  # the model loads (TensorFlow), the file fails to decode
     bad.write_bytes(b"not audio at all")
-    code = ("import sys; from panns_keras.cli import main; "
-            f"rc = main(['panns-keras', 'tag', {str(bad)!r}, '--model', "
-            f"{str(tmp_path / 'm')!r}]); print('tensorflow' in sys.modules, rc)")  # fmt: skip
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV,
-                       timeout=300)  # fmt: skip
+    code = (
+        "import sys; from panns_keras.cli import main; "
+        f"rc = main(['panns-keras', 'tag', {str(bad)!r}, '--model', "
+        f"{str(tmp_path / 'm')!r}]); print('tensorflow' in sys.modules, rc)"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=300
+    )
     assert p.stdout == "True 1\n"  # TensorFlow was imported, and nothing of it shows
     lines = p.stderr.splitlines()  # its own progress summary and error line, nothing else
     assert lines[0] == "tag: 0 audio s 0.00 audio s/s, 0 s, 1 failed" and len(lines) == 2
@@ -82,17 +85,29 @@ def test_export_shows_progress_and_no_runtime_lines(tmp_path):
     runtime's "INFO: Created TensorFlow Lite XNNPACK delegate" is dropped)."""
     from panns_keras.models.saving import save_model_dir
 
-    model = panns_keras.build_model("cnn6", num_classes=3, sample_rate=8000, window_size=256,
-                                    hop_size=160, fmax=4000.0, mel_bins=32, seed=0)  # fmt: skip
+    model = panns_keras.build_model(
+        "cnn6",
+        num_classes=3,
+        sample_rate=8000,
+        window_size=256,
+        hop_size=160,
+        fmax=4000.0,
+        mel_bins=32,
+        seed=0,
+    )
     labels = [(f"/m/{i}", f"class {i}") for i in range(3)]
     d = save_model_dir(model, tmp_path / "m", labels)
     out = tmp_path / "export"
-    p = cli_process("export", "--model", d, "--out", out, "--formats", "tflite_float32",
-            "--window_seconds", "1")  # fmt: skip
+    p = cli_process(
+        "export", "--model", d, "--out", out, "--formats", "tflite_float32", "--window_seconds", "1"
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(f"tflite_float32: {out}/cnn6_float32.tflite (")
-    assert re.fullmatch(r"export: 1/1 formats \(100\.0%\) [\d.]+ formats/s, \d+ s, "
-                        r"tflite_float32 done\n", p.stderr), p.stderr  # fmt: skip
+    assert re.fullmatch(
+        r"export: 1/1 formats \(100\.0%\) [\d.]+ formats/s, \d+ s, "
+        r"tflite_float32 done\n",
+        p.stderr,
+    ), p.stderr
     assert (out / "export_info.json").is_file() and not list(out.glob("*.tmp"))
 
 
@@ -122,8 +137,14 @@ _WITHOUT_KERAS = (
 @pytest.mark.parametrize("verb,args,thing", MISTAKES, ids=[f"{m[0]}-{m[2]}" for m in MISTAKES])
 def test_user_errors_are_one_line(verb, args, thing, tmp_path):
     """... and each is found before TensorFlow or Keras loads (importing either fails here)."""
-    p = subprocess.run([sys.executable, "-c", _WITHOUT_KERAS, verb, *args], cwd=tmp_path,
-                       capture_output=True, text=True, env=ENV, timeout=60)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_KERAS, verb, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+    )
     assert p.returncode in (1, 2), p.stderr
     lines = p.stderr.splitlines()
     assert len(lines) == 1, p.stderr
@@ -133,10 +154,22 @@ def test_user_errors_are_one_line(verb, args, thing, tmp_path):
 
 def test_old_flag_spellings_are_rewritten_with_one_note():
     notes = []
-    args = ["--prepare_output_dir=o", "--prepare_name", "n", "--class_dir=c",
-            "--prepare_output_dir=p", "--noprepare_sample_rate"]  # fmt: skip
+    args = [
+        "--prepare_output_dir=o",
+        "--prepare_name",
+        "n",
+        "--class_dir=c",
+        "--prepare_output_dir=p",
+        "--noprepare_sample_rate",
+    ]
     assert flagnames.rewrite("prepare", args, notes.append) == [
-        "--out=o", "--name", "n", "--class_dir=c", "--out=p", "--nosample_rate"]  # fmt: skip
+        "--out=o",
+        "--name",
+        "n",
+        "--class_dir=c",
+        "--out=p",
+        "--nosample_rate",
+    ]
     assert notes == [
         "panns-keras prepare: note: --prepare_output_dir is deprecated and goes away in the "
         "next release; use --out",
@@ -148,20 +181,29 @@ def test_old_flag_spellings_are_rewritten_with_one_note():
     notes.clear()
     # finetune: --init is now --model; an old --model NAME is an architecture (--arch); a
     # --model that is a path stays a model to load.
-    got = flagnames.rewrite("finetune", ["--init=base", "--model", "cnn14_mel32", "--workdir", "w"],
-                            notes.append)  # fmt: skip
+    got = flagnames.rewrite(
+        "finetune", ["--init=base", "--model", "cnn14_mel32", "--workdir", "w"], notes.append
+    )
     assert got == ["--model=base", "--arch=cnn14_mel32", "--out", "w"]
-    assert [n.split("note: ")[1].split(" is")[0] for n in notes] == ["--init", "--model",
-                                                                   "--workdir"]  # fmt: skip
+    assert [n.split("note: ")[1].split(" is")[0] for n in notes] == [
+        "--init",
+        "--model",
+        "--workdir",
+    ]
     assert "(--model now names a model to load)" in notes[1]
     notes.clear()
-    assert flagnames.rewrite("finetune", ["--model", "runs/base", "--model=x.pth"],
-                             notes.append) == ["--model=runs/base", "--model=x.pth"]  # fmt: skip
+    assert flagnames.rewrite(
+        "finetune", ["--model", "runs/base", "--model=x.pth"], notes.append
+    ) == ["--model=runs/base", "--model=x.pth"]
     # a preset name is a model to load, not an old --model NAME (cnn14_mel128 has no preset)
-    assert flagnames.rewrite("finetune", ["--model=cnn14", "--model", "cnn14_mel128"],
-                             notes.append) == ["--model=cnn14", "--arch=cnn14_mel128"]  # fmt: skip
+    assert flagnames.rewrite(
+        "finetune", ["--model=cnn14", "--model", "cnn14_mel128"], notes.append
+    ) == ["--model=cnn14", "--arch=cnn14_mel128"]
     assert flagnames.rewrite("convert", ["a.pth", "--model", "cnn6"], notes.append) == [
-        "a.pth", "--arch", "cnn6"]  # fmt: skip
+        "a.pth",
+        "--arch",
+        "cnn6",
+    ]
     assert flagnames.rewrite("sed", ["--out_csv=e.tsv"], notes.append) == ["--out_tsv=e.tsv"]
     assert flagnames.rewrite("train", ["--workdir=w"], notes.append) == ["--out=w"]
     notes.clear()
@@ -186,8 +228,9 @@ def test_progress_plain_lines_off_a_terminal(monkeypatch):
     p.close()  # once
     lines = out.getvalue().splitlines()  # close() does not repeat the 10/10 line
     assert len(lines) == 2 and "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
-    assert re.fullmatch(r"tag: 5/10 files \(50\.0%\) [\d.]+ files/s, eta \d+ s, 1 failed",
-                        lines[0]), lines[0]  # fmt: skip
+    assert re.fullmatch(
+        r"tag: 5/10 files \(50\.0%\) [\d.]+ files/s, eta \d+ s, 1 failed", lines[0]
+    ), lines[0]
     assert re.fullmatch(r"tag: 10/10 files \(100\.0%\) [\d.]+ files/s, \d+ s, 1 failed", lines[1])
     # a long interval: nothing until close
     out = io.StringIO()
@@ -219,29 +262,54 @@ def test_progress_bar_on_a_terminal_and_lines_under_ci(monkeypatch):
 # The exit-code rule (cli/__init__.py, README): 2 = usage, 1 = some inputs failed.
 EXIT_CODES = [
     (2, "tag", [str(WAV), "--model=m", "--top_k=-1"], "--top_k=-1: -1 is not a positive integer"),
-    (2, "sed", [str(WAV), "--model=m", "--threshold=2"], "--threshold=2: 2.0 is not a number in "
-     "the range [0.0, 1.0]"),
+    (
+        2,
+        "sed",
+        [str(WAV), "--model=m", "--threshold=2"],
+        "--threshold=2: 2.0 is not a number in the range [0.0, 1.0]",
+    ),
     (2, "tag", [str(WAV), "--model=m", "--hop_seconds=0"], "--hop_seconds=0.0: must be > 0"),
     (2, "evaluate", ["--model=m", "--data=x", "--out=o", "--batch_size=0"], "--batch_size=0: "),
-    (2, "train", ["--config=demo", "--config.train.no_such=1", "--out=o"],
-     "--config.train.no_such: no such field in "),
-    (2, "train", ["--config=demo", "--config.train.batch_size=abc", "--out=o"],
-     "--config.train.batch_size=abc: not a valid int"),
-    (2, "train", ["--config=demo", "--config.model.name=cnn99", "--out=o"],
-     "--config.model.name=cnn99: unknown model; did you mean "),
+    (
+        2,
+        "train",
+        ["--config=demo", "--config.train.no_such=1", "--out=o"],
+        "--config.train.no_such: no such field in ",
+    ),
+    (
+        2,
+        "train",
+        ["--config=demo", "--config.train.batch_size=abc", "--out=o"],
+        "--config.train.batch_size=abc: not a valid int",
+    ),
+    (
+        2,
+        "train",
+        ["--config=demo", "--config.model.name=cnn99", "--out=o"],
+        "--config.model.name=cnn99: unknown model; did you mean ",
+    ),
     (2, "train", ["--config=demo"], "--out: required"),
     (2, "convert", ["x.pth"], "--out: required"),
-    (2, "export", ["--model=m", "--out=o", "--window_seconds=0"], "--window_seconds=0: 0.0 is "
-     "not number >= 0.01"),
-    (2, "prepare", ["--class_dir=x", "--out=o", "--clips_per_shard=0"], "--clips_per_shard=0: "
-     "0 is not a positive integer"),
+    (
+        2,
+        "export",
+        ["--model=m", "--out=o", "--window_seconds=0"],
+        "--window_seconds=0: 0.0 is not number >= 0.01",
+    ),
+    (
+        2,
+        "prepare",
+        ["--class_dir=x", "--out=o", "--clips_per_shard=0"],
+        "--clips_per_shard=0: 0 is not a positive integer",
+    ),
     (1, "embed", [str(WAV), "--model=no_such_model", "--out=o"], "no_such_model: "),
     (1, "tag", ["no_such.wav", str(WAV), "--model=no_such_model"], "no_such_model: "),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize("rc,verb,args,start", EXIT_CODES,
-                         ids=[f"{e[0]}-{e[1]}-{i}" for i, e in enumerate(EXIT_CODES)])  # fmt: skip
+@pytest.mark.parametrize(
+    "rc,verb,args,start", EXIT_CODES, ids=[f"{e[0]}-{e[1]}-{i}" for i, e in enumerate(EXIT_CODES)]
+)
 def test_exit_codes_follow_the_written_rule(rc, verb, args, start, tmp_path, cli):
     p = cli(verb, *args, cwd=tmp_path)
     assert p.returncode == rc, p.stderr
@@ -290,8 +358,9 @@ def test_print_config_and_help_list_the_fields(tmp_path, cli):
     assert "  --config.model.mode='probe'" in f.stdout.splitlines()
     missing = cli("finetune", "--data=none.csv", "--model=models/m", "--out=o", cwd=tmp_path)
     assert missing.returncode == 1, missing.stderr
-    assert missing.stderr == ("panns-keras finetune: error: none.csv: no such file or folder "
-                              "(--data)\n")  # fmt: skip
+    assert missing.stderr == (
+        "panns-keras finetune: error: none.csv: no such file or folder (--data)\n"
+    )
 
 
 def test_helpfull_and_one_help_per_infer_verb(cli):

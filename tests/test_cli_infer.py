@@ -62,8 +62,19 @@ def test_tag_formats_and_errors(model_dir, tmp_path, run):
         nan,
         tmp_path,
     ]
-    p = run("tag", *files, "--model", model_dir, "--format", "json", "--top_k", "3",
-            "--window_seconds", "2", check_rc=1)  # fmt: skip
+    p = run(
+        "tag",
+        *files,
+        "--model",
+        model_dir,
+        "--format",
+        "json",
+        "--top_k",
+        "3",
+        "--window_seconds",
+        "2",
+        check_rc=1,
+    )
     doc = json.loads(p.stdout)
     assert [Path(d["file"]).name for d in doc] == [f.name for f in files[:3]]
     assert all(len(d["labels"]) == 3 for d in doc)
@@ -72,8 +83,17 @@ def test_tag_formats_and_errors(model_dir, tmp_path, run):
     # missing, empty files and directories are reported before the model loads
     for line, want in zip(errors, ["missing", "zero-length", "is a directory", "not finite"]):
         assert want in line and "Traceback" not in p.stderr
-    p = run("tag", AUDIO / "ovos_rooster.wav", "--model", model_dir, "--format", "csv",
-            "--top_k", "2", check_rc=0)  # fmt: skip
+    p = run(
+        "tag",
+        AUDIO / "ovos_rooster.wav",
+        "--model",
+        model_dir,
+        "--format",
+        "csv",
+        "--top_k",
+        "2",
+        check_rc=0,
+    )
     assert p.stdout.splitlines()[0] == "file,rank,label,score" and len(p.stdout.splitlines()) == 3
     p = run("tag", AUDIO / "ovos_rooster.wav", check_rc=2)  # usage: a required flag is missing
     assert "--model" in p.stderr
@@ -84,8 +104,21 @@ def test_sed_csv_and_plot(tmp_path, run):
     labels = audioset_labels()
     d = save_model_dir(model, tmp_path / "sed_model", labels)
     out_tsv, png = tmp_path / "ev.tsv", tmp_path / "sed.png"
-    run("sed", AUDIO / "ovos_rooster.wav", "--model", d, "--out_tsv", out_tsv, "--plot", png,
-        "--threshold", "0.3", "--window_seconds", "1", check_rc=0)  # fmt: skip
+    run(
+        "sed",
+        AUDIO / "ovos_rooster.wav",
+        "--model",
+        d,
+        "--out_tsv",
+        out_tsv,
+        "--plot",
+        png,
+        "--threshold",
+        "0.3",
+        "--window_seconds",
+        "1",
+        check_rc=0,
+    )
     rows = [r.split("\t") for r in out_tsv.read_text().splitlines()]
     assert rows[0] == ["filename", "onset", "offset", "event_label", "score"]
     names = {n for _, n in labels}
@@ -97,8 +130,17 @@ def test_sed_csv_and_plot(tmp_path, run):
 
 def test_embed(model_dir, tmp_path, run):
     out = tmp_path / "emb"
-    run("embed", AUDIO / "ovos_sheep.wav", AUDIO / "freedesktop_camera-shutter_22k.mp3",
-        "--model", model_dir, "--out", out, "--window_embeddings", check_rc=0)  # fmt: skip
+    run(
+        "embed",
+        AUDIO / "ovos_sheep.wav",
+        AUDIO / "freedesktop_camera-shutter_22k.mp3",
+        "--model",
+        model_dir,
+        "--out",
+        out,
+        "--window_embeddings",
+        check_rc=0,
+    )
     e = np.load(out / "ovos_sheep.npy")
     assert e.shape == (512,) and np.all(np.isfinite(e))
     assert np.load(out / "freedesktop_camera-shutter_22k.windows.npy").shape == (1, 512)
@@ -123,9 +165,28 @@ def test_thirty_minute_recording_bounded_memory(tmp_path):
         "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
         "print(p.stdout)\n"
     )
-    p = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "panns_keras", "tag",
-                        str(path), "--model", str(d), "--format", "json", "--batch_size", "4"],
-                       capture_output=True, text=True, env=ENV, timeout=600)  # fmt: skip
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            sys.executable,
+            "-m",
+            "panns_keras",
+            "tag",
+            str(path),
+            "--model",
+            str(d),
+            "--format",
+            "json",
+            "--batch_size",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
     head, body = p.stdout.split("\n", 1)
     rc, rss_kb = map(int, head.split())
     assert rc == 0, p.stdout

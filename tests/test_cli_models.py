@@ -18,8 +18,17 @@ def test_models_lists_architectures_and_presets(tmp_path, cli, monkeypatch):
     key = table.find("cnn6").key()
     (home / "presets" / "cnn6" / "preset.json").write_text(json.dumps({"key": key}))
     user = tmp_path / "ours.json"
-    user.write_text(json.dumps({"ours": {"url": "https://models.example.com/ours.pth",
-                                         "arch": "cnn14", "size": 12_000_000}}))  # fmt: skip
+    user.write_text(
+        json.dumps(
+            {
+                "ours": {
+                    "url": "https://models.example.com/ours.pth",
+                    "arch": "cnn14",
+                    "size": 12_000_000,
+                }
+            }
+        )
+    )
     monkeypatch.setenv("PANNS_KERAS_HOME", str(home))
     monkeypatch.setenv("PANNS_KERAS_PRESETS", "")
     p = cli("models", f"--presets={user}", cwd=ROOT)

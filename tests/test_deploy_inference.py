@@ -76,19 +76,39 @@ def test_tag_cli_on_every_format(cnn6, formats, run):
     docs = {}
     for kind, path in formats.items():
         if kind == "model_dir":  # the CLI on model directories: tests/test_cli_infer.py
-            docs[kind] = [{"labels": [{"label": n, "score": v} for n, v in r.top(3)]}
-                          for r in panns_keras.tag(path, files, window_seconds=2.0)]  # fmt: skip
+            docs[kind] = [
+                {"labels": [{"label": n, "score": v} for n, v in r.top(3)]}
+                for r in panns_keras.tag(path, files, window_seconds=2.0)
+            ]
             continue
-        p = run("tag", *files, "--model", path, "--format", "json", "--top_k", "3",
-                "--window_seconds", "2")  # fmt: skip
+        p = run(
+            "tag",
+            *files,
+            "--model",
+            path,
+            "--format",
+            "json",
+            "--top_k",
+            "3",
+            "--window_seconds",
+            "2",
+        )
         docs[kind] = json.loads(p.stdout)
         assert [Path(d["file"]).name for d in docs[kind]] == CLIPS
     for i, x in enumerate(ref):
         # Keras on the same 2 s windows (last one at its own length, min-padded).
         windows = [x[s : s + 64000] for s in range(0, len(x), 64000)]
-        scores = np.max([np.asarray(cnn6(np.pad(w, (0, max(0, cnn6.spec.min_samples - len(w))))
-                                         [None], training=False)["clipwise_output"])[0]
-                         for w in windows], axis=0)  # fmt: skip
+        scores = np.max(
+            [
+                np.asarray(
+                    cnn6(
+                        np.pad(w, (0, max(0, cnn6.spec.min_samples - len(w))))[None], training=False
+                    )["clipwise_output"]
+                )[0]
+                for w in windows
+            ],
+            axis=0,
+        )
         for kind in ("model_dir", "keras", "savedmodel"):
             # A .keras file keeps the label list (AudioTagger's config), as the others do.
             assert_top(docs[kind][i]["labels"], scores, cnn6.labels, 1e-4)
@@ -142,11 +162,20 @@ def _burst_runner(sample_rate=8000):
     def fn(x):
         peak = (np.abs(x).max(axis=1) > 0.5).astype(np.float32)
         level = np.abs(x).mean(axis=1).astype(np.float32)
-        return {"clipwise_output": np.stack([peak, level], 1),
-                "embedding": np.stack([peak, level, peak], 1)}  # fmt: skip
+        return {
+            "clipwise_output": np.stack([peak, level], 1),
+            "embedding": np.stack([peak, level, peak], 1),
+        }
 
-    return Runner(fn, "numpy", "stand_in", ["burst", "level"], sample_rate, 400,
-                  ("clipwise_output", "embedding"))  # fmt: skip
+    return Runner(
+        fn,
+        "numpy",
+        "stand_in",
+        ["burst", "level"],
+        sample_rate,
+        400,
+        ("clipwise_output", "embedding"),
+    )
 
 
 @pytest.mark.parametrize("hop", [0.25, 0.5, None])
@@ -176,18 +205,19 @@ def test_sed_model_overlap_averages_frames(tmp_path):
     model = small_sed_model()
     x = load_audio(AUDIO / "ovos_rooster.wav", 16000)
     x = np.concatenate([x, x[::-1], x])  # 6.98 s
-    a = InferenceEngine(model, window_seconds=2.0, keep_framewise=True).run(
-        [_as_source(x)])[0]  # fmt: skip
+    a = InferenceEngine(model, window_seconds=2.0, keep_framewise=True).run([_as_source(x)])[0]
     b = InferenceEngine(model, window_seconds=2.0, hop_seconds=1.0, keep_framewise=True).run(
-        [_as_source(x)])[0]  # fmt: skip
+        [_as_source(x)]
+    )[0]
     frames = 1 + len(x) // 160
     assert a.framewise.shape == b.framewise.shape == (frames, 6)
     # Frames 0-99 are seen by the first window only: the same numbers with and without hop.
     np.testing.assert_allclose(a.framewise[:100], b.framewise[:100], atol=1e-5)
     # Frames 100-199 average the windows at 0 s and 1 s.
     w1 = np.asarray(model(x[None, 16000:48000], training=False)["framewise_output"])[0]
-    np.testing.assert_allclose(b.framewise[100:200], (a.framewise[100:200] + w1[:100]) / 2,
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        b.framewise[100:200], (a.framewise[100:200] + w1[:100]) / 2, atol=1e-5
+    )
 
 
 def _as_source(x):
@@ -227,8 +257,9 @@ def test_median_filter_sizes_and_effect():
     from scipy.signal import medfilt
 
     r = np.random.default_rng(0).random((50, 3)).astype(np.float32)
-    np.testing.assert_allclose(apply_median_filter(r, np.array([5, 5, 5]))[2:-2],
-                               medfilt(r, (5, 1))[2:-2])  # fmt: skip
+    np.testing.assert_allclose(
+        apply_median_filter(r, np.array([5, 5, 5]))[2:-2], medfilt(r, (5, 1))[2:-2]
+    )
 
 
 # ----------------------------------------------------------------------------- sed_scores_eval
@@ -257,9 +288,20 @@ def read_sed_scores_dir(path):
 def test_sed_scores_dir_round_trip(formats, tmp_path, run):
     files = [AUDIO / "ovos_rooster.wav", AUDIO / "librosa_robin.wav"]
     scores_dir = tmp_path / "scores"
-    p = run("sed", *files, "--model", formats["tflite"], "--scores_dir", scores_dir,
-            "--out_csv", tmp_path / "ev.tsv", "--hop_seconds", "0.5",
-            "--median_filter", "1.0")  # fmt: skip
+    p = run(
+        "sed",
+        *files,
+        "--model",
+        formats["tflite"],
+        "--scores_dir",
+        scores_dir,
+        "--out_csv",
+        tmp_path / "ev.tsv",
+        "--hop_seconds",
+        "0.5",
+        "--median_filter",
+        "1.0",
+    )
     assert "2 score files" in p.stdout
     parsed = read_sed_scores_dir(scores_dir)
     assert sorted(parsed) == ["librosa_robin", "ovos_rooster"]
@@ -297,8 +339,7 @@ def test_array_api_at_several_rates(cnn6):
     got = panns_keras.tag(cnn6, y16, sample_rate=16000, window_seconds=1.0)
     assert got.top(1)[0][0] == ref.top(1)[0][0]
     # Lists mix paths and arrays; a 2-D array is one clip per row.
-    many = panns_keras.tag(cnn6, [path, np.stack([x[:32000], x[32000:64000]])],
-                           window_seconds=1.0)  # fmt: skip
+    many = panns_keras.tag(cnn6, [path, np.stack([x[:32000], x[32000:64000]])], window_seconds=1.0)
     assert [r.path for r in many] == [str(path), "<array 0>", "<array 1>"]
     np.testing.assert_allclose(many[1].clipwise, ref.window_clipwise[0], atol=1e-5)
     emb = panns_keras.embed(cnn6, x, window_seconds=1.0, hop_seconds=0.5)

@@ -55,13 +55,13 @@ def test_input_rate_choice(model_dir, monkeypatch):
     monkeypatch.setenv(hear.RATE_ENV, "fast")
     with pytest.raises(UserError, match=hear.RATE_ENV):
         hear.load_model(str(model_dir))
-    m16 = panns_keras.build_model("cnn6", num_classes=3, seed=0, sample_rate=16000,
-                                  window_size=512, hop_size=160, fmax=8000)  # fmt: skip
+    m16 = panns_keras.build_model(
+        "cnn6", num_classes=3, seed=0, sample_rate=16000, window_size=512, hop_size=160, fmax=8000
+    )
     assert hear.HearModel(m16).sample_rate == 16000  # accepted rate: used as is
 
 
-@pytest.mark.parametrize("rates", [(48000, 32000), (44100, 32000), (16000, 32000),
-                                   (32000, 16000)])  # fmt: skip
+@pytest.mark.parametrize("rates", [(48000, 32000), (44100, 32000), (16000, 32000), (32000, 16000)])
 def test_resampler_matches_scipy(robin, rates):
     a, b = rates
     g = np.gcd(a, b)

@@ -13,9 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Floors, lowest first: a module may import its own floor or lower ones, never higher.
 FLOORS = [
-    ("panns_keras.errors", "panns_keras.fileio", "panns_keras.audio", "panns_keras.progress",
-     "panns_keras.metrics", "panns_keras.artifact", "panns_keras.flagnames",
-     "panns_keras.presets.table"),  # the preset table is data (flagnames reads its names)
+    (
+        "panns_keras.errors",
+        "panns_keras.fileio",
+        "panns_keras.audio",
+        "panns_keras.progress",
+        "panns_keras.metrics",
+        "panns_keras.artifact",
+        "panns_keras.flagnames",
+        "panns_keras.presets.table",
+    ),  # the preset table is data (flagnames reads its names)
     # file formats and label lists sit below models: saving.py reads and writes label files;
     # presets do file work only (find, download, verify, cache)
     ("panns_keras.data.formats", "panns_keras.labels", "panns_keras.presets"),
@@ -28,7 +35,7 @@ FLOORS = [
     ("panns_keras.inference",),
     ("panns_keras.api", "panns_keras.hear", "panns_keras"),
     ("panns_keras.cli", "panns_keras.__main__", "data_prep"),  # data_prep: launchers
-]  # fmt: skip
+]
 
 
 def _modules() -> dict[str, Path]:
@@ -81,9 +88,14 @@ def _floor(module: str) -> int:
 
 def test_graph_covers_the_package():
     edges = _graph()
-    assert {"panns_keras.api", "panns_keras.models.saving", "panns_keras.runtime.tflite",
-            "panns_keras.inference.engine", "panns_keras.data.prepare.writer",
-            "data_prep.beam_pipeline"} <= set(edges)  # fmt: skip
+    assert {
+        "panns_keras.api",
+        "panns_keras.models.saving",
+        "panns_keras.runtime.tflite",
+        "panns_keras.inference.engine",
+        "panns_keras.data.prepare.writer",
+        "data_prep.beam_pipeline",
+    } <= set(edges)
     assert "panns_keras.models.build" in edges["panns_keras.api"]
 
 
@@ -110,8 +122,7 @@ def test_no_import_loop():
 
 def test_no_import_runs_up_a_floor():
     edges = _graph()
-    up = [f"{m} -> {d}" for m in sorted(edges) for d in sorted(edges[m])
-          if _floor(d) > _floor(m)]  # fmt: skip
+    up = [f"{m} -> {d}" for m in sorted(edges) for d in sorted(edges[m]) if _floor(d) > _floor(m)]
     assert up == []
 
 

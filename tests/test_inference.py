@@ -75,7 +75,9 @@ def test_events_from_framewise():
     f[1:9, 1] = 0.6
     ev = events_from_framewise(f, 0.1, ["a", "b"], 0.5, min_duration=0.15, filename="x")
     assert [(e["event_label"], e["onset"], e["offset"]) for e in ev] == [
-        ("b", 0.1, 0.9), ("a", 0.2, 0.5)]  # fmt: skip
+        ("b", 0.1, 0.9),
+        ("a", 0.2, 0.5),
+    ]
     merged = events_from_framewise(f, 0.1, ["a", "b"], 0.5, min_gap=0.15)
     assert [(e["onset"], e["offset"]) for e in merged if e["event_label"] == "a"] == [(0.2, 0.7)]
 
@@ -108,7 +110,9 @@ def test_bad_inputs(cnn6, tmp_path):
     paths = [tmp_path / "missing.wav", empty, junk, nan, noframes, tmp_path, good]
     res = embed_files(cnn6, paths, window_seconds=2.0)
     reasons = [r.error for r in res]
-    for r, want in zip(reasons, ["missing", "zero-length", "unreadable", "not finite",
-                                 "zero-length", "is a directory"]):  # fmt: skip
+    for r, want in zip(
+        reasons,
+        ["missing", "zero-length", "unreadable", "not finite", "zero-length", "is a directory"],
+    ):
         assert want in r and "\n" not in r
     assert res[-1].ok and res[-1].embedding.shape == (512,)

@@ -167,9 +167,11 @@ def test_nan_metric_says_why():
     assert np.isnan(one_class["mAP"])
     assert nan_reason({**one_class, "num_clips": 4}) == (
         "mAP, mean AUC and d-prime are undefined: every clip is positive for every class among "
-        "the 4 clips (no negatives)")  # fmt: skip
+        "the 4 clips (no negatives)"
+    )
     none = clip_metrics(np.zeros((3, 2)), np.full((3, 2), 0.5))
-    assert nan_reason(none) == ("mAP, mean AUC and d-prime are undefined: no class has a "
-                                "positive clip")  # fmt: skip
+    assert nan_reason(none) == (
+        "mAP, mean AUC and d-prime are undefined: no class has a positive clip"
+    )
     fine = clip_metrics(np.array([[1, 0], [0, 1]]), np.array([[0.9, 0.1], [0.2, 0.8]]))
     assert fine["mAP"] == 1.0 and nan_reason(fine) is None

@@ -26,9 +26,12 @@ def _project() -> dict:
 def _setup_lists() -> dict[str, list[str]]:
     project = _project()
     extras = project["optional-dependencies"]
-    return {"INSTALL_REQUIRES": project["dependencies"], "ONNX": extras["onnx"],
-            "BEAM": extras["beam"],
-            "TEST": [r for r in extras["test"] if not r.startswith("panns-keras")]}  # fmt: skip
+    return {
+        "INSTALL_REQUIRES": project["dependencies"],
+        "ONNX": extras["onnx"],
+        "BEAM": extras["beam"],
+        "TEST": [r for r in extras["test"] if not r.startswith("panns-keras")],
+    }
 
 
 def _pins(name: str | None = None) -> dict[str, Version]:
@@ -45,8 +48,9 @@ def _pins(name: str | None = None) -> dict[str, Version]:
 def test_requirements_are_ranges_that_hold_the_pins():
     lists = _setup_lists()
     pins = _pins()
-    reqs = [Requirement(r) for key in ("INSTALL_REQUIRES", "ONNX", "BEAM", "TEST")
-            for r in lists[key]]  # fmt: skip
+    reqs = [
+        Requirement(r) for key in ("INSTALL_REQUIRES", "ONNX", "BEAM", "TEST") for r in lists[key]
+    ]
     assert len(reqs) == 23
     for req in reqs:
         assert not any(s.operator == "==" for s in req.specifier), req  # a range, not a pin
@@ -77,8 +81,11 @@ def test_requirements_are_ranges_that_hold_the_pins():
 def test_metadata_is_pep621_and_the_pythons_are_3_11_to_3_13():
     project = _project()
     assert project["requires-python"] == ">=3.11,<3.14"
-    pythons = {c.rsplit(" ", 1)[1] for c in project["classifiers"]
-               if c.startswith("Programming Language :: Python :: 3.")}  # fmt: skip
+    pythons = {
+        c.rsplit(" ", 1)[1]
+        for c in project["classifiers"]
+        if c.startswith("Programming Language :: Python :: 3.")
+    }
     assert pythons == {"3.11", "3.12", "3.13"}
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     assert (REPO / "LICENSE").read_text().startswith("MIT License\n")
@@ -109,11 +116,27 @@ def test_built_wheel_installs_configs_and_metadata(tmp_path):
     import setuptools
 
     if Version(setuptools.__version__) < Version("77"):
-        pytest.fail(f"setuptools {setuptools.__version__} < 77 (the build backend pyproject "
-                    "asks for); run `make setup-test`")  # fmt: skip
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
-                   check=True, capture_output=True, cwd=tmp_path)  # fmt: skip
+        pytest.fail(
+            f"setuptools {setuptools.__version__} < 77 (the build backend pyproject "
+            "asks for); run `make setup-test`"
+        )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     (wheel,) = tmp_path.glob("panns_keras-*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()

@@ -39,12 +39,21 @@ def test_convert_a_genuine_checkpoint_from_the_command_line(tmp_path):
 
 def test_two_step_train_from_the_command_line(tmp_path):
     write_data(str(tmp_path / "data"), clips_per_class=4, sample_rate=8000, clip=8000)
-    cmd = [sys.executable, "-m", "panns_keras", "train", "--config=demo",
-           f"--config.data.train_files={tmp_path / 'data'}/*.tfrecord",
-           "--config.data.num_classes=3", "--config.train.num_steps=2",
-           "--config.train.batch_size=4",
-           "--config.train.log_every=1", "--config.eval.every=0", "--config.train.image_every=0",
-           f"--out={tmp_path / 'run'}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "panns_keras",
+        "train",
+        "--config=demo",
+        f"--config.data.train_files={tmp_path / 'data'}/*.tfrecord",
+        "--config.data.num_classes=3",
+        "--config.train.num_steps=2",
+        "--config.train.batch_size=4",
+        "--config.train.log_every=1",
+        "--config.eval.every=0",
+        "--config.train.image_every=0",
+        f"--out={tmp_path / 'run'}",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("trained to step 2 (loss "), p.stdout

@@ -52,16 +52,64 @@ ELEMENTWISE = "BatchNorm / activation / elementwise fusions"
 OPTIMIZER = "optimizer update"
 COPY = "copies / transposes / memcpy"
 OTHER = "other"
-CATEGORIES = (FRONTEND, FRONTEND_BN, CONV_FWD, CONV_BWD_IN, CONV_BWD_W, CONV_BWD, CONV_UNKNOWN,
-              MATMUL, POOL, REDUCE, ELEMENTWISE, OPTIMIZER, COPY, OTHER)  # fmt: skip
+CATEGORIES = (
+    FRONTEND,
+    FRONTEND_BN,
+    CONV_FWD,
+    CONV_BWD_IN,
+    CONV_BWD_W,
+    CONV_BWD,
+    CONV_UNKNOWN,
+    MATMUL,
+    POOL,
+    REDUCE,
+    ELEMENTWISE,
+    OPTIMIZER,
+    COPY,
+    OTHER,
+)
 
-MOVES = {"copy", "transpose", "bitcast", "reshape", "parameter", "slice", "concatenate", "pad",
-         "dynamic-slice", "dynamic-update-slice", "tuple", "get-tuple-element", "broadcast",
-         "constant", "copy-start", "copy-done", "bitcast-convert", "convert",
-         "reverse"}  # fmt: skip
-ELEMENTWISE_OPS = {"add", "subtract", "multiply", "divide", "maximum", "minimum", "exp", "log",
-                   "sqrt", "rsqrt", "tanh", "logistic", "select", "compare", "negate", "abs",
-                   "power", "clamp"}  # fmt: skip
+MOVES = {
+    "copy",
+    "transpose",
+    "bitcast",
+    "reshape",
+    "parameter",
+    "slice",
+    "concatenate",
+    "pad",
+    "dynamic-slice",
+    "dynamic-update-slice",
+    "tuple",
+    "get-tuple-element",
+    "broadcast",
+    "constant",
+    "copy-start",
+    "copy-done",
+    "bitcast-convert",
+    "convert",
+    "reverse",
+}
+ELEMENTWISE_OPS = {
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "maximum",
+    "minimum",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "tanh",
+    "logistic",
+    "select",
+    "compare",
+    "negate",
+    "abs",
+    "power",
+    "clamp",
+}
 OPTIMIZER_SCOPES = ("optimizer", "adam", "stateless_apply", "sgd")
 
 
@@ -100,11 +148,16 @@ def parse_hlo(text: str) -> tuple[str, dict[str, dict[str, Instr]], dict[str, st
         elif current is not None and (m := _INSTR.match(line)):
             name, rhs = m.groups()
             op = _OPCODE.search(rhs)
-            calls = [c.strip(" {}%") for m2 in _CALLS.finditer(rhs)
-                     for c in m2.group(1).split(",") if c.strip(" {}%")]  # fmt: skip
+            calls = [
+                c.strip(" {}%")
+                for m2 in _CALLS.finditer(rhs)
+                for c in m2.group(1).split(",")
+                if c.strip(" {}%")
+            ]
             op_name = _OP_NAME.search(rhs)
-            comps[current][name] = Instr(name, op.group(1) if op else "?", rhs, calls,
-                                         op_name.group(1) if op_name else "")  # fmt: skip
+            comps[current][name] = Instr(
+                name, op.group(1) if op else "?", rhs, calls, op_name.group(1) if op_name else ""
+            )
             owner[name] = current
     return module, comps, owner
 
@@ -173,8 +226,12 @@ def classify(instr: Instr, comps: dict) -> str:
     if "convolution" in ops:
         conv = next(i for i in (instr, *inner) if i.opcode == "convolution")
         return _conv_kind("", conv, conv.op_name or scope)
-    if ("dot" in ops or any("gemm" in t.lower() or "matmul" in t.lower() for t in targets)
-            or "__triton_gemm" in text or "__cudnn$fusion" in text):  # fmt: skip
+    if (
+        "dot" in ops
+        or any("gemm" in t.lower() or "matmul" in t.lower() for t in targets)
+        or "__triton_gemm" in text
+        or "__cudnn$fusion" in text
+    ):
         return MATMUL
     if ops & {"reduce-window", "select-and-scatter"}:
         return POOL
@@ -231,15 +288,15 @@ def _event(e: dict) -> Event:
                 op = m.group(1)
                 module = module or ((m2 := _MODULE.search(v)) and m2.group(1)) or ""
                 break
-    return Event(e.get("name", ""), float(e.get("dur", 0.0)), float(e.get("ts", 0.0)), op,
-                 module)  # fmt: skip
+    return Event(e.get("name", ""), float(e.get("dur", 0.0)), float(e.get("ts", 0.0)), op, module)
 
 
 DERIVED = ("xla ops", "xla modules", "framework", "tensorflow", "steps", "source", "launch")
 
 
-def device_events(trace: dict, module: str = "", host_ops: bool = True
-                  ) -> tuple[str, list[Event], list[str]]:  # fmt: skip
+def device_events(
+    trace: dict, module: str = "", host_ops: bool = True
+) -> tuple[str, list[Event], list[str]]:
     """(source, events, the "process / thread" lines they came from): GPU/TPU kernel events
     if the trace has any (the stream lines; else every line but the derived ones), else
     (with ``host_ops``: the step ran on the CPU) XLA:CPU op events of ``module`` (any module
@@ -258,14 +315,19 @@ def device_events(trace: dict, module: str = "", host_ops: bool = True
     device = {p for p, n in procs.items() if n.startswith(("/device:GPU", "/device:TPU"))}
     xs = [e for e in events if e.get("ph") == "X" and e.get("pid") in device]
     picked = [e for e in xs if "stream" in line(e).lower()] or [
-        e for e in xs if not line(e).lower().startswith(DERIVED)]  # fmt: skip
+        e for e in xs if not line(e).lower().startswith(DERIVED)
+    ]
     if not picked:
         if not host_ops:  # host events of a GPU step are kernel launches, not device time
             return "none", [], []
-        picked = [e for e in events
-                  if e.get("ph") == "X" and (e.get("args") or {}).get("hlo_op")
-                  and not str(e.get("name", "")).startswith("end: ")
-                  and (not module or e["args"].get("hlo_module", "") in ("", module))]  # fmt: skip
+        picked = [
+            e
+            for e in events
+            if e.get("ph") == "X"
+            and (e.get("args") or {}).get("hlo_op")
+            and not str(e.get("name", "")).startswith("end: ")
+            and (not module or e["args"].get("hlo_module", "") in ("", module))
+        ]
     lines = sorted({f"{procs.get(e['pid'], e['pid'])} / {line(e)}" for e in picked})
     source = "gpu" if picked and picked[0].get("pid") in device else "cpu"
     return (source, [_event(e) for e in picked], lines) if picked else ("none", [], [])
@@ -288,8 +350,9 @@ def _kernel_category(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------- the reduction
-def reduce(trace: dict, hlo_text: str, steps: int, step_ms: float | None = None,
-           host_ops: bool = True) -> dict:  # fmt: skip
+def reduce(
+    trace: dict, hlo_text: str, steps: int, step_ms: float | None = None, host_ops: bool = True
+) -> dict:
     """Device time per category, pass and layer, and the top 20 instructions, per step
     (``host_ops``: see :func:`device_events`)."""
     module, comps, owner = parse_hlo(hlo_text)
@@ -339,34 +402,56 @@ def reduce(trace: dict, hlo_text: str, steps: int, step_ms: float | None = None,
     per = 1e-3 / max(steps, 1)  # us over all steps -> ms per step
 
     def table(counter, n=None):
-        return [{"name": k, "ms_per_step": v * per, "pct_of_busy": 100 * v / busy}
-                for k, v in counter.most_common(n)]  # fmt: skip
+        return [
+            {"name": k, "ms_per_step": v * per, "pct_of_busy": 100 * v / busy}
+            for k, v in counter.most_common(n)
+        ]
 
     order = {c: i for i, c in enumerate(CATEGORIES)}
-    cats = [{**row, "events_per_step": count[row["name"]] / max(steps, 1),
-             "pct_of_step": (100 * row["ms_per_step"] / step_ms) if step_ms else None}
-            for row in table(by_cat)]  # fmt: skip
+    cats = [
+        {
+            **row,
+            "events_per_step": count[row["name"]] / max(steps, 1),
+            "pct_of_step": (100 * row["ms_per_step"] / step_ms) if step_ms else None,
+        }
+        for row in table(by_cat)
+    ]
     cats.sort(key=lambda r: order.get(r["name"], len(order)))
     top = sorted(by_op.items(), key=lambda kv: -kv[1][0])[:20]
     notes = {
         "gpu": "device time of GPU kernels and memcpys (CUPTI), per step",
         "cpu": "no device-kernel events in the trace: XLA:CPU per-op host times instead; "
-               "ops run on several threads at once, so the sum is op time, not wall time",
+        "ops run on several threads at once, so the sum is op time, not wall time",
         "none": "NO device-kernel or XLA op events in the trace (CUPTI not usable?): no "
-                "per-op figures; see the timed variants instead",
-    }  # fmt: skip
+        "per-op figures; see the timed variants instead",
+    }
     return {
-        "source": source, "note": notes[source], "hlo_module": module, "steps": steps,
-        "lines": lines, "events": len(events),
+        "source": source,
+        "note": notes[source],
+        "hlo_module": module,
+        "steps": steps,
+        "lines": lines,
+        "events": len(events),
         "matched_events": matched,
-        "busy_ms_per_step": busy * per, "span_ms_per_step": span * per, "step_ms": step_ms,
-        "categories": cats, "passes": table(by_pass), "layers": table(by_layer, 25),
-        "top": [{"op": op, "category": cat, "kernel": kernels.most_common(1)[0][0],
-                 "ms_per_step": us * per,
-                 "pct_of_busy": 100 * us / busy, "calls_per_step": n / max(steps, 1),
-                 "op_name": scope[-160:]}
-                for op, (us, n, cat, kernels, scope) in top],
-    }  # fmt: skip
+        "busy_ms_per_step": busy * per,
+        "span_ms_per_step": span * per,
+        "step_ms": step_ms,
+        "categories": cats,
+        "passes": table(by_pass),
+        "layers": table(by_layer, 25),
+        "top": [
+            {
+                "op": op,
+                "category": cat,
+                "kernel": kernels.most_common(1)[0][0],
+                "ms_per_step": us * per,
+                "pct_of_busy": 100 * us / busy,
+                "calls_per_step": n / max(steps, 1),
+                "op_name": scope[-160:],
+            }
+            for op, (us, n, cat, kernels, scope) in top
+        ],
+    }
 
 
 def to_markdown(s: dict) -> str:
@@ -375,32 +460,40 @@ def to_markdown(s: dict) -> str:
     if s["source"] == "none":
         return "\n".join(lines)
     step = f"{s['step_ms']:.2f} ms timed step, " if s.get("step_ms") else ""
-    lines += [f"{s['steps']} steps profiled; {step}{s['busy_ms_per_step']:.2f} ms busy and "
-              f"{s['span_ms_per_step']:.2f} ms first-to-last event per step; "
-              f"{s['matched_events']} of {s['events']} events matched to HLO instructions of "
-              f"{s['hlo_module']}; lines: {', '.join(s['lines'][:4])}"
-              f"{' ...' if len(s['lines']) > 4 else ''}", "",
-              "| category | ms / step | % of busy | % of timed step | events / step |",
-              "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines += [
+        f"{s['steps']} steps profiled; {step}{s['busy_ms_per_step']:.2f} ms busy and "
+        f"{s['span_ms_per_step']:.2f} ms first-to-last event per step; "
+        f"{s['matched_events']} of {s['events']} events matched to HLO instructions of "
+        f"{s['hlo_module']}; lines: {', '.join(s['lines'][:4])}"
+        f"{' ...' if len(s['lines']) > 4 else ''}",
+        "",
+        "| category | ms / step | % of busy | % of timed step | events / step |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for r in s["categories"]:
         pct = "" if r["pct_of_step"] is None else f"{r['pct_of_step']:.1f}"
-        lines.append(f"| {r['name']} | {r['ms_per_step']:.3f} | {r['pct_of_busy']:.1f} | "
-                     f"{pct} | {r['events_per_step']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {r['name']} | {r['ms_per_step']:.3f} | {r['pct_of_busy']:.1f} | "
+            f"{pct} | {r['events_per_step']:.0f} |"
+        )
     pct = f"{100 * s['busy_ms_per_step'] / s['step_ms']:.1f}" if s.get("step_ms") else ""
     lines += [f"| **total** | **{s['busy_ms_per_step']:.3f}** | 100.0 | {pct} | |", ""]
     for title, key in (("pass", "passes"), ("layer (outermost Keras scope)", "layers")):
         lines += [f"| {title} | ms / step | % of busy |", "| --- | ---: | ---: |"]
-        lines += [f"| {r['name']} | {r['ms_per_step']:.3f} | {r['pct_of_busy']:.1f} |"
-                  for r in s[key]]  # fmt: skip
+        lines += [
+            f"| {r['name']} | {r['ms_per_step']:.3f} | {r['pct_of_busy']:.1f} |" for r in s[key]
+        ]
         lines.append("")
     lines += [
         "| # | HLO instruction | category | kernel | ms / step | % | calls / step |",
         "| ---: | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for i, r in enumerate(s["top"], 1):
-        lines.append(f"| {i} | {r['op']} | {r['category']} | {r['kernel'][:60]} | "
-                     f"{r['ms_per_step']:.3f} | {r['pct_of_busy']:.1f} | "
-                     f"{r['calls_per_step']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {i} | {r['op']} | {r['category']} | {r['kernel'][:60]} | "
+            f"{r['ms_per_step']:.3f} | {r['pct_of_busy']:.1f} | "
+            f"{r['calls_per_step']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -410,18 +503,34 @@ def xspace_to_trace(path) -> dict:
     from jax.profiler import ProfileData
 
     data = Path(path).read_bytes()
-    space = ProfileData.from_serialized_xspace(gzip.decompress(data) if data[:2] == b"\x1f\x8b"
-                                               else data)  # fmt: skip
+    space = ProfileData.from_serialized_xspace(
+        gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    )
     events = []
     for pid, plane in enumerate(space.planes):
         events.append({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": plane.name}})
         for tid, line in enumerate(plane.lines):
-            events.append({"ph": "M", "pid": pid, "tid": tid, "name": "thread_name",
-                           "args": {"name": line.name}})  # fmt: skip
-            events += [{"ph": "X", "pid": pid, "tid": tid, "name": ev.name,
-                        "ts": ev.start_ns / 1e3, "dur": ev.duration_ns / 1e3,
-                        "args": {k: str(v) for k, v in ev.stats}}
-                       for ev in line.events]  # fmt: skip
+            events.append(
+                {
+                    "ph": "M",
+                    "pid": pid,
+                    "tid": tid,
+                    "name": "thread_name",
+                    "args": {"name": line.name},
+                }
+            )
+            events += [
+                {
+                    "ph": "X",
+                    "pid": pid,
+                    "tid": tid,
+                    "name": ev.name,
+                    "ts": ev.start_ns / 1e3,
+                    "dur": ev.duration_ns / 1e3,
+                    "args": {k: str(v) for k, v in ev.stats},
+                }
+                for ev in line.events
+            ]
     return {"traceEvents": events}
 
 
@@ -430,13 +539,22 @@ def _read(path: Path) -> str:
     return (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode()
 
 
-def reduce_files(trace_path, hlo_path, steps: int, step_ms: float | None = None,
-                 out_prefix=None, host_ops: bool = True) -> dict:  # fmt: skip
+def reduce_files(
+    trace_path,
+    hlo_path,
+    steps: int,
+    step_ms: float | None = None,
+    out_prefix=None,
+    host_ops: bool = True,
+) -> dict:
     """:func:`reduce` of two files (gzipped or not; the trace a ``*.trace.json[.gz]`` or a
     ``*.xplane.pb[.gz]``); with ``out_prefix`` also writes ``<out_prefix>.md`` and
     ``<out_prefix>.json``."""
-    trace = (xspace_to_trace(trace_path) if ".xplane.pb" in str(trace_path)
-             else json.loads(_read(trace_path)))  # fmt: skip
+    trace = (
+        xspace_to_trace(trace_path)
+        if ".xplane.pb" in str(trace_path)
+        else json.loads(_read(trace_path))
+    )
     summary = reduce(trace, _read(hlo_path), steps, step_ms, host_ops)
     if out_prefix is not None:
         from panns_keras.fileio import atomic_write
@@ -453,8 +571,11 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--step_ms", type=float, default=None)
     p.add_argument("--out", default=None, help="write OUT.md and OUT.json")
-    p.add_argument("--device", action="store_true", help="the step ran on an accelerator: "
-                   "never count host events")  # fmt: skip
+    p.add_argument(
+        "--device",
+        action="store_true",
+        help="the step ran on an accelerator: never count host events",
+    )
     a = p.parse_args(argv)
     try:
         summary = reduce_files(a.trace, a.hlo, a.steps, a.step_ms, a.out, not a.device)

@@ -47,8 +47,11 @@ def _available() -> dict[str, tuple[str, str]]:
 
 
 def usage() -> str:
-    lines = ["usage: panns-keras <verb> [flags]   (panns-keras <verb> --help for its flags)",
-             "       panns-keras --version", ""]  # fmt: skip
+    lines = [
+        "usage: panns-keras <verb> [flags]   (panns-keras <verb> --help for its flags)",
+        "       panns-keras --version",
+        "",
+    ]
     lines += [f"  {verb:<9} {help_}" for verb, (_, help_) in _available().items()]
     return "\n".join(lines)
 
@@ -121,8 +124,10 @@ def _verb_help(module, verb: str, config, args: list[str]) -> str:
             f"each settable as --{config.name}.FIELD=VALUE:\n{format_fields(loaded)}"
         )
     elif config is not None:
-        text += (f"\n\n`panns-keras {verb} --{config.name}=SPEC --help` lists a config's fields "
-                 "with their values.")  # fmt: skip
+        text += (
+            f"\n\n`panns-keras {verb} --{config.name}=SPEC --help` lists a config's fields "
+            "with their values."
+        )
     return text
 
 

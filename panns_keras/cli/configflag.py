@@ -59,17 +59,21 @@ def format_fields(config, prefix: str = "--config.") -> str:
 class ConfigFlag:
     """The ``--config`` flag of one verb (also defines ``--print_config``)."""
 
-    def __init__(self, default: str | None, help_: str, prog: str, module_name: str,
-                 name: str = "config"):  # fmt: skip
+    def __init__(
+        self, default: str | None, help_: str, prog: str, module_name: str, name: str = "config"
+    ):
         """``module_name``: the verb module's ``__name__`` (its --help lists the two flags)."""
         from panns_keras import configs
 
         self.name, self.default, self.prog = name, default, prog
         recipes = ", ".join(configs.names())
         self._spec = flags.DEFINE_string(
-            name, default, f"{help_} Packaged recipes: {recipes}. Fields: --{name}.FIELD=VALUE "
-            f"(listed by `{prog} --{name}=SPEC --help`).", module_name=module_name,
-        )  # fmt: skip
+            name,
+            default,
+            f"{help_} Packaged recipes: {recipes}. Fields: --{name}.FIELD=VALUE "
+            f"(listed by `{prog} --{name}=SPEC --help`).",
+            module_name=module_name,
+        )
         self._print = flags.DEFINE_boolean(
             "print_config",
             False,
@@ -116,8 +120,9 @@ class ConfigFlag:
 
         spec = self._spec.value if spec is None else spec
         if not spec:
-            raise UsageError(f"--{self.name}: required (a recipe such as audioset:cnn14, or "
-                             "FILE.py[:ARG])")  # fmt: skip
+            raise UsageError(
+                f"--{self.name}: required (a recipe such as audioset:cnn14, or FILE.py[:ARG])"
+            )
         try:
             path, _ = configs.resolve(spec)
             config = configs.get_config(spec)
@@ -136,11 +141,15 @@ class ConfigFlag:
                 node = node[key]
             current = node[keys[-1]]
         except (KeyError, AttributeError, TypeError):
-            raise UsageError(f"{flag}: no such field in {path} (see {self.prog} "
-                             f"--{self.name}={spec} --help for the fields)") from None  # fmt: skip
+            raise UsageError(
+                f"{flag}: no such field in {path} (see {self.prog} "
+                f"--{self.name}={spec} --help for the fields)"
+            ) from None
         if hasattr(current, "items"):
-            raise UsageError(f"{flag}: a group of fields, not one (e.g. {flag}."
-                             f"{next(iter(current.keys()), 'x')}=...)")  # fmt: skip
+            raise UsageError(
+                f"{flag}: a group of fields, not one (e.g. {flag}."
+                f"{next(iter(current.keys()), 'x')}=...)"
+            )
         try:
             node[keys[-1]] = _parse_value(text, current)
         except (ValueError, TypeError) as e:

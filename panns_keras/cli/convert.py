@@ -10,8 +10,11 @@ from absl import flags
 from panns_keras.errors import UsageError
 
 _ARCH = flags.DEFINE_string(
-    "arch", None, "Registry or reference model name; inferred from the file name if omitted "
-    "(e.g. 'Cnn14_mAP=0.431.pth' -> cnn14).")  # fmt: skip
+    "arch",
+    None,
+    "Registry or reference model name; inferred from the file name if omitted "
+    "(e.g. 'Cnn14_mAP=0.431.pth' -> cnn14).",
+)
 _OUT = flags.DEFINE_string("out", None, "Output model directory.")
 _LABELS = flags.DEFINE_string(
     "labels", None, "index,mid,display_name CSV (default: the bundled AudioSet 527 classes)."

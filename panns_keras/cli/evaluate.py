@@ -17,13 +17,17 @@ from absl import flags
 
 from panns_keras.errors import UsageError
 
-_MODEL = flags.DEFINE_string("model", None, "Model directory, training workdir, checkpoint or "
-                             "preset name (panns-keras models).")  # fmt: skip
+_MODEL = flags.DEFINE_string(
+    "model",
+    None,
+    "Model directory, training workdir, checkpoint or preset name (panns-keras models).",
+)
 _DATA = flags.DEFINE_string("data", None, "Glob of evaluation TFRecord shards (prepare).")
 _OUT = flags.DEFINE_string("out", None, "Output folder for the report.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", lower_bound=1)
-_MAX_BATCHES = flags.DEFINE_integer("max_batches", 0, "Stop after N batches (0 = all).",
-                                    lower_bound=0)  # fmt: skip
+_MAX_BATCHES = flags.DEFINE_integer(
+    "max_batches", 0, "Stop after N batches (0 = all).", lower_bound=0
+)
 
 
 def main(argv, verb="evaluate"):
@@ -42,12 +46,17 @@ def main(argv, verb="evaluate"):
     model, names = load_for_eval(_MODEL.value)
     config = eval_data_config(_DATA.value, model, _BATCH.value)
     with Progress(None, "evaluate", unit="clips") as progress:
-        result = evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(config),
-                                     _MAX_BATCHES.value, progress)  # fmt: skip
+        result = evaluation.evaluate(
+            evaluation.make_predict_fn(model),
+            make_eval_dataset(config),
+            _MAX_BATCHES.value,
+            progress,
+        )
     paths = evaluation.write_report(result, names, _OUT.value)
     e = base_config().eval
-    summaries = Summaries(_OUT.value, num_pr_curves=e.num_pr_curves,
-                          num_best_worst=e.num_best_worst)  # fmt: skip
+    summaries = Summaries(
+        _OUT.value, num_pr_curves=e.num_pr_curves, num_best_worst=e.num_best_worst
+    )
     summaries.evaluation(trained_step(_MODEL.value), result, names)
     summaries.close()
     from panns_keras.metrics import nan_reason
@@ -59,6 +68,8 @@ def main(argv, verb="evaluate"):
         shown = ", ".join(names[i] for i in excluded[:10])
         more = f" and {len(excluded) - 10} more" if len(excluded) > 10 else ""
         print(f"excluded (no positives or no negatives): {shown}{more}")
-    print(f"wrote {paths['metrics']}, {paths['csv']}, {paths['plot']}, "
-          f"TensorBoard events in {os.path.join(_OUT.value, 'eval')}")  # fmt: skip
+    print(
+        f"wrote {paths['metrics']}, {paths['csv']}, {paths['plot']}, "
+        f"TensorBoard events in {os.path.join(_OUT.value, 'eval')}"
+    )
     return 0

@@ -37,9 +37,18 @@ from absl import flags
 from panns_keras.errors import UsageError
 from panns_keras.fileio import atomic_write
 
-FORMATS = ("savedmodel", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
-           "tflite_int8", "mediapipe", "mediapipe_float16", "mediapipe_dynamic_int8",
-           "mediapipe_int8", "onnx")  # fmt: skip
+FORMATS = (
+    "savedmodel",
+    "tflite_float32",
+    "tflite_float16",
+    "tflite_dynamic_int8",
+    "tflite_int8",
+    "mediapipe",
+    "mediapipe_float16",
+    "mediapipe_dynamic_int8",
+    "mediapipe_int8",
+    "onnx",
+)
 _HELP = (
     "Comma-separated, any of: savedmodel (dynamic length); tflite_float32, tflite_float16 "
     "(float16 weights, ~0.6x the float32 size), tflite_dynamic_int8, tflite_int8 (needs "
@@ -48,13 +57,17 @@ _HELP = (
     "(needs --representative); onnx (dynamic length; pip install 'panns-keras[onnx]')."
 )
 
-_MODEL = flags.DEFINE_string("model", None, "Model directory, .keras file or preset name "
-                             "(cnn14, ...: panns-keras models).")  # fmt: skip
+_MODEL = flags.DEFINE_string(
+    "model", None, "Model directory, .keras file or preset name (cnn14, ...: panns-keras models)."
+)
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _FORMATS = flags.DEFINE_list("formats", "savedmodel,tflite_float32", _HELP)
 _REPRESENTATIVE = flags.DEFINE_string(
-    "representative", None, "Calibration data for tflite_int8 (audio folder or TFRecords); "
-    "also used as the verification input of every format.")  # fmt: skip
+    "representative",
+    None,
+    "Calibration data for tflite_int8 (audio folder or TFRecords); "
+    "also used as the verification input of every format.",
+)
 _CHECK = flags.DEFINE_string(
     "check",
     None,
@@ -100,8 +113,9 @@ def main(argv, verb="export"):
     formats = [f.strip() for f in _FORMATS.value if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        raise UsageError(f"--formats: unknown format(s) {', '.join(unknown)}; choose from "
-                        f"{', '.join(FORMATS)}")  # fmt: skip
+        raise UsageError(
+            f"--formats: unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}"
+        )
     for fmt in ("tflite_int8", "mediapipe_int8"):
         if fmt in formats and not _REPRESENTATIVE.value:
             raise UsageError(f"--representative: required by {fmt} (audio folder or TFRecords)")
@@ -258,13 +272,24 @@ def _export_one(fmt, model, out, rep, window) -> dict:
         variant = fmt.removeprefix("mediapipe").removeprefix("_") or "float32"
         mp_rep = rep
         if rep is not None and mp_window != window:
-            mp_rep = representative_windows(_REPRESENTATIVE.value, model.spec.sample_rate,
-                                            window_length(model, mp_window))  # fmt: skip
-        return export_mediapipe(model, out / f"{model.spec.name}_{fmt}.tflite",
-                                window_seconds=mp_window, variant=variant,
-                                representative=mp_rep, verify_inputs=mp_rep)  # fmt: skip
+            mp_rep = representative_windows(
+                _REPRESENTATIVE.value, model.spec.sample_rate, window_length(model, mp_window)
+            )
+        return export_mediapipe(
+            model,
+            out / f"{model.spec.name}_{fmt}.tflite",
+            window_seconds=mp_window,
+            variant=variant,
+            representative=mp_rep,
+            verify_inputs=mp_rep,
+        )
     if fmt == "onnx":
         return export_onnx(model, out / f"{model.spec.name}.onnx", verify_inputs=rep)
     variant = fmt[len("tflite_") :]
-    return export_tflite(model, out / f"{model.spec.name}_{variant}.tflite", variant,
-                         window_seconds=window, representative=rep)  # fmt: skip
+    return export_tflite(
+        model,
+        out / f"{model.spec.name}_{variant}.tflite",
+        variant,
+        window_seconds=window,
+        representative=rep,
+    )

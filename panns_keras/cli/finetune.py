@@ -32,14 +32,25 @@ from panns_keras.data import formats
 from panns_keras.errors import UsageError, UserError
 
 MODES = ("finetune", "freeze_l1", "freeze_l3", "scratch", "probe")
-_DATA = flags.DEFINE_string("data", None, "Class folder, CSV path,labels[,fold], or TFRecord "
-                            "folder written by `panns-keras prepare`.")  # fmt: skip
+_DATA = flags.DEFINE_string(
+    "data",
+    None,
+    "Class folder, CSV path,labels[,fold], or TFRecord folder written by `panns-keras prepare`.",
+)
 _OUT = flags.DEFINE_string("out", None, "Output folder (a rerun reuses finished splits).")
-_MODEL = flags.DEFINE_string("model", None, "The initial model: preset name (cnn14), model "
-                             "directory, .keras or PANNs .pth file.")  # fmt: skip
-_MODE = flags.DEFINE_enum("mode", None, MODES, "Transfer mode (default: the config's, "
-                          "finetune); probe = a linear classifier fit to convergence on the "
-                          "initial model's embeddings.")  # fmt: skip
+_MODEL = flags.DEFINE_string(
+    "model",
+    None,
+    "The initial model: preset name (cnn14), model directory, .keras or PANNs .pth file.",
+)
+_MODE = flags.DEFINE_enum(
+    "mode",
+    None,
+    MODES,
+    "Transfer mode (default: the config's, "
+    "finetune); probe = a linear classifier fit to convergence on the "
+    "initial model's embeddings.",
+)
 _FOLDS = flags.DEFINE_string(
     "folds",
     "all",
@@ -60,11 +71,18 @@ _CLIP = flags.DEFINE_float(
     lower_bound=0.01,
 )
 _TEACHER = flags.DEFINE_string(
-    "teacher", None, "Distil from teacher predictions: a folder written by `panns-keras "
+    "teacher",
+    None,
+    "Distil from teacher predictions: a folder written by `panns-keras "
     "teach` over the prepared --data (sets config.data.teacher; the loss weights them by "
-    "config.train.distill.weight, 0.9).")  # fmt: skip
-CONFIG = ConfigFlag("finetune", "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune).",
-                    prog="panns-keras finetune", module_name=__name__)  # fmt: skip
+    "config.train.distill.weight, 0.9).",
+)
+CONFIG = ConfigFlag(
+    "finetune",
+    "Recipe NAME[:ARG] or PATH.py[:ARG] (default: finetune).",
+    prog="panns-keras finetune",
+    module_name=__name__,
+)
 
 
 def main(argv, verb="finetune"):
@@ -83,8 +101,10 @@ def main(argv, verb="finetune"):
     if _TEACHER.value:
         config.data.teacher = _TEACHER.value
         if str(config.model.mode) == "probe":
-            raise UsageError("--teacher: mode probe fits a linear classifier on labels; distil "
-                             "with mode finetune, freeze_l1, freeze_l3 or scratch")  # fmt: skip
+            raise UsageError(
+                "--teacher: mode probe fits a linear classifier on labels; distil "
+                "with mode finetune, freeze_l1, freeze_l3 or scratch"
+            )
     clip_seconds = _from_model(config)
     if CONFIG.print_requested():
         print(CONFIG.describe(config))
@@ -97,11 +117,13 @@ def main(argv, verb="finetune"):
             raise UserError(f"{holder.value}: no such file or folder (--{name})")
     from panns_keras.train.finetune import RESULTS, finetune
 
-    res = finetune(_DATA.value, _OUT.value, config, folds=_FOLDS.value,
-                   clip_seconds=clip_seconds, say=_say)  # fmt: skip
+    res = finetune(
+        _DATA.value, _OUT.value, config, folds=_FOLDS.value, clip_seconds=clip_seconds, say=_say
+    )
     if res["mean"]:
-        shown = ", ".join(f"{k} {res['mean'][k]:.4f}" for k in ("accuracy", "mAP")
-                          if k in res["mean"])  # fmt: skip
+        shown = ", ".join(
+            f"{k} {res['mean'][k]:.4f}" for k in ("accuracy", "mAP") if k in res["mean"]
+        )
         print(f"mean over {len(res['splits'])} split(s): {shown}")
     print(f"results: {os.path.join(_OUT.value, RESULTS)}")
     return 0

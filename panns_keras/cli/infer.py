@@ -104,15 +104,15 @@ flags.register_validator(
 # The help of each verb: its synopsis and the flags it uses (the shared ones and its own).
 SYNOPSIS = {
     "tag": "panns-keras tag FILE... --model MODEL [--top_k 5] [--format table|json|csv]\n\n"
-           "Top-k labels per file (scores: the max over the windows).",
+    "Top-k labels per file (scores: the max over the windows).",
     "sed": "panns-keras sed FILE... --model MODEL --out_tsv EVENTS.tsv [--plot PLOT.png]\n"
-           "  [--threshold 0.5] [--min_duration 0] [--min_gap 0] [--median_filter 0.5]\n"
-           "  [--scores_dir DIR]\n\nSound event detection: events (onset, offset, label, score) "
-           "from frame scores;\n--scores_dir writes one sed_scores_eval TSV per file.",
+    "  [--threshold 0.5] [--min_duration 0] [--min_gap 0] [--median_filter 0.5]\n"
+    "  [--scores_dir DIR]\n\nSound event detection: events (onset, offset, label, score) "
+    "from frame scores;\n--scores_dir writes one sed_scores_eval TSV per file.",
     "embed": "panns-keras embed FILE... --model MODEL --out DIR (<stem>.npy) and/or "
-             "--out_npz FILE.npz [--window_embeddings]\n\nClip embeddings (the mean over the "
-             "windows; --window_embeddings: also <stem>.windows.npy, one per window).",
-}  # fmt: skip
+    "--out_npz FILE.npz [--window_embeddings]\n\nClip embeddings (the mean over the "
+    "windows; --window_embeddings: also <stem>.windows.npy, one per window).",
+}
 
 
 def help_for(verb: str) -> str:
@@ -122,8 +122,9 @@ def help_for(verb: str) -> str:
     common = __doc__.split("\n\n", 2)[2]  # after the usage lines: MODEL, windows, errors
     others = tuple(f"{v}:" for v in SYNOPSIS if v != verb)
     lines = []
-    for flag in sorted(flags.FLAGS.get_flags_for_module(sys.modules[__name__]),
-                       key=lambda f: f.name):  # fmt: skip
+    for flag in sorted(
+        flags.FLAGS.get_flags_for_module(sys.modules[__name__]), key=lambda f: f.name
+    ):
         enum, _, help_ = (
             flag.help.rpartition(">: ") if flag.help.startswith("<") else ("", "", flag.help)
         )
@@ -269,9 +270,15 @@ def _tag(paths, model, labels) -> int:
     ok = [r for r in results if r.ok]
     k = _TOP_K.value
     if _FORMAT.value == "json":
-        doc = [{"file": r.path, "duration": round(r.duration, 3), "windows": len(r.window_starts),
-                "labels": [{"label": n, "score": round(s, 6)} for n, s in r.top(k, labels)]}
-               for r in ok]  # fmt: skip
+        doc = [
+            {
+                "file": r.path,
+                "duration": round(r.duration, 3),
+                "windows": len(r.window_starts),
+                "labels": [{"label": n, "score": round(s, 6)} for n, s in r.top(k, labels)],
+            }
+            for r in ok
+        ]
         print(json.dumps(doc, indent=2))
     elif _FORMAT.value == "csv":
         buf = io.StringIO()

@@ -43,15 +43,21 @@ def main(argv, verb="models"):
     for name, spec in sorted(MODEL_SPECS.items()):
         map_ = table.PAPER_MAP.get(name)
         shown = f"{map_:.3f}" if map_ is not None else "-"
-        print(f"  {name:<26} {spec.reference_name:<26} {shown:<10} "
-              f"{', '.join(by_arch.get(name, [])) or '-'}")  # fmt: skip
+        print(
+            f"  {name:<26} {spec.reference_name:<26} {shown:<10} "
+            f"{', '.join(by_arch.get(name, [])) or '-'}"
+        )
     print(f"\npresets ({len(presets)}; load_model(NAME), --model NAME; cache: {cache.home()})")
     print(f"  {'name':<26} {'architecture':<26} {'mAP':<6} {'size':<8} {'cached':<7} source")
     for p in presets.values():
         shown = f"{p.map:.3f}" if p.map is not None else "-"
         cached = "yes" if is_cached(p) else "no"
-        print(f"  {p.name:<26} {p.arch or '(from file)':<26} {shown:<6} {_mb(p):<8} "
-              f"{cached:<7} {p.location}")  # fmt: skip
-    print(f"\nbuilt-in presets: Zenodo record {table.ZENODO_RECORD}; md5s from a third-party "
-          "listing (not verified here); sizes marked ~ are estimates")  # fmt: skip
+        print(
+            f"  {p.name:<26} {p.arch or '(from file)':<26} {shown:<6} {_mb(p):<8} "
+            f"{cached:<7} {p.location}"
+        )
+    print(
+        f"\nbuilt-in presets: Zenodo record {table.ZENODO_RECORD}; md5s from a third-party "
+        "listing (not verified here); sizes marked ~ are estimates"
+    )
     return 0

@@ -16,11 +16,19 @@ from absl import flags
 
 from panns_keras.errors import UsageError
 
-_MODEL = flags.DEFINE_list("model", None, "Teacher model(s), comma-separated: preset name, "
-                           "model directory, .keras or PANNs .pth file; several: the mean of "
-                           "their logits.")  # fmt: skip
-_DATA = flags.DEFINE_string("data", None, "Prepared shards: a folder written by `panns-keras "
-                            "prepare`, or a glob of its *.tfrecord files.")  # fmt: skip
+_MODEL = flags.DEFINE_list(
+    "model",
+    None,
+    "Teacher model(s), comma-separated: preset name, "
+    "model directory, .keras or PANNs .pth file; several: the mean of "
+    "their logits.",
+)
+_DATA = flags.DEFINE_string(
+    "data",
+    None,
+    "Prepared shards: a folder written by `panns-keras "
+    "prepare`, or a glob of its *.tfrecord files.",
+)
 _OUT = flags.DEFINE_string("out", None, "Output folder of the predictions (a rerun resumes).")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Clips per teacher call.", lower_bound=1)
 
@@ -36,6 +44,8 @@ def main(argv, verb="teach"):
     meta = teach(_MODEL.value, _DATA.value, _OUT.value, batch_size=_BATCH.value)
     clips = sum(int(e["num_clips"]) for e in meta["shards"])
     models = ", ".join(m["name"] for m in meta["models"])
-    print(f"teacher logits of {models} for {clips} clips in {len(meta['shards'])} shard(s) "
-          f"({meta['written']} written, {meta['kept']} kept) -> {_OUT.value}")  # fmt: skip
+    print(
+        f"teacher logits of {models} for {clips} clips in {len(meta['shards'])} shard(s) "
+        f"({meta['written']} written, {meta['kept']} kept) -> {_OUT.value}"
+    )
     return 0

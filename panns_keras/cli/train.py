@@ -22,10 +22,17 @@ from absl import flags
 from panns_keras.cli.configflag import ConfigFlag
 from panns_keras.errors import Stopped, UsageError
 
-CONFIG = ConfigFlag(None, "Recipe NAME[:ARG] (e.g. audioset:cnn14) or PATH.py[:ARG].",
-                    prog="panns-keras train", module_name=__name__)  # fmt: skip
-_OUT = flags.DEFINE_string("out", None, "Training workdir: checkpoints, TensorBoard logs, "
-                            "exported models (a rerun resumes from it).")  # fmt: skip
+CONFIG = ConfigFlag(
+    None,
+    "Recipe NAME[:ARG] (e.g. audioset:cnn14) or PATH.py[:ARG].",
+    prog="panns-keras train",
+    module_name=__name__,
+)
+_OUT = flags.DEFINE_string(
+    "out",
+    None,
+    "Training workdir: checkpoints, TensorBoard logs, exported models (a rerun resumes from it).",
+)
 
 
 def main(argv, verb="train"):
@@ -58,9 +65,11 @@ def main(argv, verb="train"):
         why = nan_reason(ev)
         line += f" ({why})" if why else ""
     if result["stopped_early"]:
-        raise Stopped(f"{_OUT.value}: stopped at step {result['step']} by signal "
-                      f"{result['signal']} (checkpoint saved); run the same command again "
-                      "to resume")  # fmt: skip
+        raise Stopped(
+            f"{_OUT.value}: stopped at step {result['step']} by signal "
+            f"{result['signal']} (checkpoint saved); run the same command again "
+            "to resume"
+        )
     print(line)
     print(f"workdir: {_OUT.value} (tensorboard --logdir {_OUT.value})")
     return 0

@@ -56,8 +56,10 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None, 
     except KeyError as e:
         if model_name:
             raise UserError(f"--arch {model_name}: {e.args[0]}") from None
-        raise UserError(f"{path.name}: cannot infer the architecture from the file name; pass "
-                        f"--arch (one of: {', '.join(list_models())})") from None  # fmt: skip
+        raise UserError(
+            f"{path.name}: cannot infer the architecture from the file name; pass "
+            f"--arch (one of: {', '.join(list_models())})"
+        ) from None
     try:
         state_dict, extra = load_state_dict_from_checkpoint(path)
     except CheckpointError as e:
@@ -76,8 +78,13 @@ def load_checkpoint_into_model(path: str | Path, model_name: str | None = None, 
         assign_state_dict(model, state_dict)
     except ConversionError as e:
         raise UserError(f"{path}: {e}") from None
-    logging.info("loaded %d tensors from %s into %s (%s)", len(state_dict), path, name,
-                 {k: v for k, v in extra.items() if np.isscalar(v)})  # fmt: skip
+    logging.info(
+        "loaded %d tensors from %s into %s (%s)",
+        len(state_dict),
+        path,
+        name,
+        {k: v for k, v in extra.items() if np.isscalar(v)},
+    )
     return model
 
 

@@ -176,8 +176,9 @@ def parse_manifest(data: str | dict, source: str = MANIFEST_NAME) -> dict:
     m = json.loads(data) if isinstance(data, str) else dict(data)
     version = int(m.get("version", 1))
     if version not in READABLE_MANIFEST_VERSIONS:
-        raise FormatError(f"{source}: manifest version {version}; this reader knows "
-                          f"{READABLE_MANIFEST_VERSIONS}")  # fmt: skip
+        raise FormatError(
+            f"{source}: manifest version {version}; this reader knows {READABLE_MANIFEST_VERSIONS}"
+        )
     m["shards"] = [dict(s, fold=str(s.get("fold", NO_FOLD))) for s in m.get("shards", [])]
     m.setdefault("fold_counts", {})
     return m

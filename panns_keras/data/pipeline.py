@@ -106,8 +106,10 @@ def select_fold_files(files, folds, exclude_folds, manifest_dir: str = "") -> li
 
     kept = [f for f in files if keep(f)]
     if not kept:
-        raise ValueError(f"no shard holds clips of the selected folds {list(folds)} "
-                         f"(excluding {list(exclude_folds)})")  # fmt: skip
+        raise ValueError(
+            f"no shard holds clips of the selected folds {list(folds)} "
+            f"(excluding {list(exclude_folds)})"
+        )
     return kept
 
 
@@ -226,8 +228,17 @@ def _shard_files_or_records(files, pid, n):
     return files, (n, pid)
 
 
-def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_shard=None,
-             shuffle_seed=None, repeat=False, teacher=None):  # fmt: skip
+def _records(
+    files,
+    skip_corrupt,
+    cycle_length,
+    parallel,
+    deterministic,
+    record_shard=None,
+    shuffle_seed=None,
+    repeat=False,
+    teacher=None,
+):
     """Records of ``files`` interleaved (files shuffled / repeated first when asked); with
     ``teacher`` (``{shard: predictions file}``) each element is ``(record, prediction)``."""
     ds = _file_dataset(files, teacher)
@@ -253,8 +264,9 @@ def _records(files, skip_corrupt, cycle_length, parallel, deterministic, record_
     return ds
 
 
-def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int,
-               teacher: bool = False):  # fmt: skip
+def _decode_fn(
+    clip_samples: int, num_classes: int, random_crop: bool, seed: int, teacher: bool = False
+):
     """serialized -> {'waveform': int16 [clip_samples], 'target', 'clip_id'} (with
     ``teacher``: ``(serialized, prediction)`` -> also 'teacher_logits', float16 [K]).
 
@@ -285,9 +297,14 @@ def _decode_fn(clip_samples: int, num_classes: int, random_crop: bool, seed: int
             clip_id, logits = parse_teacher(prediction)
             same = tf.debugging.Assert(
                 tf.equal(clip_id, out["clip_id"]),
-                ["teacher predictions out of step with the shard: clip", out["clip_id"],
-                 "has the prediction of clip", clip_id, "(run `panns-keras teach` again)"],
-            )  # fmt: skip
+                [
+                    "teacher predictions out of step with the shard: clip",
+                    out["clip_id"],
+                    "has the prediction of clip",
+                    clip_id,
+                    "(run `panns-keras teach` again)",
+                ],
+            )
             with tf.control_dependencies([same]):
                 out["teacher_logits"] = tf.identity(logits)
             return out
@@ -362,8 +379,16 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
         streams = []
         for i, g in enumerate(sorted(by_group)):
             gfiles, rshard = _shard_files_or_records(by_group[g], pid, npipes)
-            recs = _records(gfiles, skip, cycle, None, True, rshard, shuffle_seed=seed + 7919 * i,
-                            teacher=teacher)  # fmt: skip
+            recs = _records(
+                gfiles,
+                skip,
+                cycle,
+                None,
+                True,
+                rshard,
+                shuffle_seed=seed + 7919 * i,
+                teacher=teacher,
+            )
             streams.append(recs.repeat())
         logging.info("balanced train input: %d class groups, %d shards", len(streams), len(files))
         ds = tf.data.Dataset.sample_from_datasets(
@@ -371,8 +396,17 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
         )
     else:
         pfiles, rshard = _shard_files_or_records(files, pid, npipes)
-        ds = _records(pfiles, skip, cycle, parallel, deterministic, rshard, shuffle_seed=seed,
-                      repeat=True, teacher=teacher)  # fmt: skip
+        ds = _records(
+            pfiles,
+            skip,
+            cycle,
+            parallel,
+            deterministic,
+            rshard,
+            shuffle_seed=seed,
+            repeat=True,
+            teacher=teacher,
+        )
 
     if int(d.shuffle_buffer) > 1:
         ds = ds.shuffle(int(d.shuffle_buffer), seed=seed + 1)
@@ -380,8 +414,13 @@ def make_train_dataset(config, input_context=None) -> tf.data.Dataset:
     if mode not in ("in_model", "logmel", "waveform", "none"):
         raise ValueError(f"config.data.mixup must be in_model|waveform|none, got {d.mixup!r}")
     batch = per_replica * 2 if mode != "none" else per_replica
-    decode = _decode_fn(clip_samples, int(d.num_classes), bool(d.get("random_crop", True)), seed,
-                        teacher=teacher is not None)  # fmt: skip
+    decode = _decode_fn(
+        clip_samples,
+        int(d.num_classes),
+        bool(d.get("random_crop", True)),
+        seed,
+        teacher=teacher is not None,
+    )
     ds = ds.enumerate().map(
         decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
     )
@@ -420,8 +459,12 @@ def make_eval_dataset(config, input_context=None) -> tf.data.Dataset:
         ds = ds.ignore_errors()
     if folds:
         ds = ds.filter(_fold_filter(folds, ()))
-    ds = ds.map(lambda e: {**{k: v for k, v in e.items() if k != "fold"},
-                           "mask": tf.constant(1.0, tf.float32)})  # fmt: skip
+    ds = ds.map(
+        lambda e: {
+            **{k: v for k, v in e.items() if k != "fold"},
+            "mask": tf.constant(1.0, tf.float32),
+        }
+    )
     ds = ds.batch(eval_batch, drop_remainder=False)
 
     def pad(b):

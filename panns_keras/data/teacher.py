@@ -61,11 +61,13 @@ def read_teacher(directory: str) -> dict:
     """``teacher.json`` of a predictions folder; one-line error when absent or unreadable."""
     path = teacher_path(directory)
     if not os.path.isdir(directory):
-        raise UserError(f"{directory}: teacher predictions folder not found (make it with "
-                        "`panns-keras teach`)")  # fmt: skip
+        raise UserError(
+            f"{directory}: teacher predictions folder not found (make it with `panns-keras teach`)"
+        )
     if not os.path.isfile(path):
-        raise UserError(f"{directory}: no {TEACHER_NAME} (not a folder written by "
-                        "`panns-keras teach`)")  # fmt: skip
+        raise UserError(
+            f"{directory}: no {TEACHER_NAME} (not a folder written by `panns-keras teach`)"
+        )
     try:
         with open(path, encoding="utf-8") as f:
             meta = json.load(f)
@@ -82,25 +84,34 @@ def prediction_files(shards: list[str], directory: str, num_classes: int | None 
     predictions file of another size or another class count is a one-line ``UserError``."""
     meta = read_teacher(directory)
     if num_classes is not None and int(meta["num_classes"]) != int(num_classes):
-        raise UserError(f"{teacher_path(directory)}: teacher logits of {meta['num_classes']} "
-                        f"classes, but the data has {num_classes}")  # fmt: skip
+        raise UserError(
+            f"{teacher_path(directory)}: teacher logits of {meta['num_classes']} "
+            f"classes, but the data has {num_classes}"
+        )
     entries = {e["shard"]: e for e in meta["shards"]}
     out = {}
     for shard in shards:
         name = os.path.basename(shard)
         entry = entries.get(name)
         if entry is None:
-            raise UserError(f"{shard}: no teacher predictions in {directory} (run `panns-keras "
-                            f"teach --data=... --out={directory}` over it)")  # fmt: skip
+            raise UserError(
+                f"{shard}: no teacher predictions in {directory} (run `panns-keras "
+                f"teach --data=... --out={directory}` over it)"
+            )
         path = os.path.join(directory, entry["file"])
         local = "://" not in shard
         if local and os.path.getsize(shard) != int(entry["shard_bytes"]):
-            raise UserError(f"{shard}: changed since its teacher predictions in {directory} "
-                            "were made (run `panns-keras teach` again)")  # fmt: skip
-        if "://" not in path and (not os.path.isfile(path)
-                                  or os.path.getsize(path) != int(entry["bytes"])):  # fmt: skip
-            raise UserError(f"{path}: missing or truncated teacher predictions of {shard} "
-                            "(run `panns-keras teach` again)")  # fmt: skip
+            raise UserError(
+                f"{shard}: changed since its teacher predictions in {directory} "
+                "were made (run `panns-keras teach` again)"
+            )
+        if "://" not in path and (
+            not os.path.isfile(path) or os.path.getsize(path) != int(entry["bytes"])
+        ):
+            raise UserError(
+                f"{path}: missing or truncated teacher predictions of {shard} "
+                "(run `panns-keras teach` again)"
+            )
         out[shard] = path
     return out
 
@@ -122,8 +133,10 @@ def parse_fn(num_classes: int):
     """``serialized -> (clip_id, float16 logits [num_classes])`` (graph-safe)."""
     import tensorflow as tf
 
-    spec = {CLIP_ID: tf.io.FixedLenFeature([], tf.string),
-            LOGITS: tf.io.FixedLenFeature([], tf.string)}  # fmt: skip
+    spec = {
+        CLIP_ID: tf.io.FixedLenFeature([], tf.string),
+        LOGITS: tf.io.FixedLenFeature([], tf.string),
+    }
 
     def parse(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)

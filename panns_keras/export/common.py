@@ -31,8 +31,9 @@ def label_names(model, labels=None) -> list[str]:
         return [f"class_{i}" for i in range(model.spec.num_classes)]
     names = [label.display_name for label in to_labels(labels)]
     if len(names) != model.spec.num_classes:
-        raise UserError(f"labels: {len(names)} labels for a model with {model.spec.num_classes} "
-                        "classes")  # fmt: skip
+        raise UserError(
+            f"labels: {len(names)} labels for a model with {model.spec.num_classes} classes"
+        )
     return names
 
 
@@ -59,8 +60,9 @@ def batched(fn, x: np.ndarray, batch: int = VERIFY_BATCH) -> dict[str, np.ndarra
     few at a time: Cnn14 on 16 windows of 10 s in one call holds ~2 GB of activations,
     which set the export's peak memory (ONNX through the CLI: 5.4 GB).
     """
-    outs = [{k: np.asarray(v) for k, v in fn(x[i : i + batch]).items()}
-            for i in range(0, len(x), batch)]  # fmt: skip
+    outs = [
+        {k: np.asarray(v) for k, v in fn(x[i : i + batch]).items()} for i in range(0, len(x), batch)
+    ]
     return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 

@@ -39,8 +39,11 @@ PIP_HINT = "pip install 'panns-keras[onnx]' (tf2onnx==1.17.0 onnx==1.23.2 onnxru
 def require_onnx() -> None:
     """Raises a one-line :class:`UserError` when the ONNX packages are missing."""
     missing = []
-    for module, package in (("tf2onnx", "tf2onnx"), ("onnx", "onnx"),
-                            ("onnxruntime", "onnxruntime")):  # fmt: skip
+    for module, package in (
+        ("tf2onnx", "tf2onnx"),
+        ("onnx", "onnx"),
+        ("onnxruntime", "onnxruntime"),
+    ):
         try:
             __import__(module)
         except ImportError:
@@ -65,8 +68,9 @@ def _weights_as_inputs(model, keys):
 
     @tf.function(input_signature=specs)
     def serve(waveform, *weights):  # the model pads inputs shorter than its minimum itself
-        out, _ = model.stateless_call(list(weights[:n_t]), list(weights[n_t:]), waveform,
-                                      training=False)  # fmt: skip
+        out, _ = model.stateless_call(
+            list(weights[:n_t]), list(weights[n_t:]), waveform, training=False
+        )
         return {k: tf.identity(out[k], name=k) for k in keys}
 
     return serve, specs, variables
@@ -96,8 +100,9 @@ def _inline_weights(proto, variables) -> None:
     folded = []
     for node in graph.node:
         if node.op_type == "Transpose" and node.input[0] in weights and readers[node.input[0]] == 1:
-            perm = next((helper.get_attribute_value(a) for a in node.attribute
-                         if a.name == "perm"), None)  # fmt: skip
+            perm = next(
+                (helper.get_attribute_value(a) for a in node.attribute if a.name == "perm"), None
+            )
             value = weights.pop(node.input[0])
             weights[node.output[0]] = np.ascontiguousarray(np.transpose(value, perm))
             folded.append(node)
@@ -134,8 +139,10 @@ def _fold_constants(graph, values: dict) -> None:
             for n in names
         ]
         outs = [helper.make_tensor_value_info(o, 0, None) for o in node.output]
-        single = helper.make_model(helper.make_graph([node], "fold", inputs, outs),
-                                   opset_imports=[helper.make_opsetid("", OPSET)])  # fmt: skip
+        single = helper.make_model(
+            helper.make_graph([node], "fold", inputs, outs),
+            opset_imports=[helper.make_opsetid("", OPSET)],
+        )
         results = ReferenceEvaluator(single).run(None, {n: known[n] for n in names})
         for name, value in zip(node.output, results):
             known[name] = values[name] = np.asarray(value)
@@ -197,8 +204,7 @@ def op_types(onnx_bytes: bytes) -> list[str]:
     import onnx
 
     proto = onnx.load_from_string(onnx_bytes)
-    return sorted({f"{n.domain}:{n.op_type}" if n.domain else n.op_type
-                   for n in proto.graph.node})  # fmt: skip
+    return sorted({f"{n.domain}:{n.op_type}" if n.domain else n.op_type for n in proto.graph.node})
 
 
 def verify_onnx(model, onnx_bytes, inputs) -> dict:
@@ -245,6 +251,12 @@ def export_onnx(model, out_path, *, labels=None, verify_inputs=None, opset=OPSET
     stats = verify_onnx(model, content, np.atleast_2d(verify_inputs))
     out_path = atomic_write(out_path, content)
     logging.info("wrote %s (%d bytes): %s", out_path, len(content), stats)
-    return {"path": str(out_path), "input": "waveform [batch, samples] float32",
-            "outputs": list(common.output_keys(model)), "bytes": len(content),
-            "ops": op_types(content), "opset": opset, "stats": stats}  # fmt: skip
+    return {
+        "path": str(out_path),
+        "input": "waveform [batch, samples] float32",
+        "outputs": list(common.output_keys(model)),
+        "bytes": len(content),
+        "ops": op_types(content),
+        "opset": opset,
+        "stats": stats,
+    }

@@ -71,9 +71,10 @@ def representative_windows(
     path = os.fspath(path)
     if os.path.isdir(path):
         files = sorted(
-            str(p) for p in Path(path).rglob("*")
+            str(p)
+            for p in Path(path).rglob("*")
             if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
-        )  # fmt: skip
+        )
         records = sorted(str(p) for p in Path(path).rglob("*") if _is_tfrecord(str(p)))
         source = _from_audio if files else _from_tfrecords
         files = files or records

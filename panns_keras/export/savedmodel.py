@@ -78,8 +78,9 @@ def export_savedmodel(model, out_dir, labels=None, verify_inputs=None) -> Path:
     module.serve = serve
     module.__call__ = serve  # the loaded object is callable: loaded(waveform) -> dict
     module.class_names = tf.Variable(names, trainable=False, name="class_names")
-    module.sample_rate = tf.Variable(int(model.spec.sample_rate), trainable=False,
-                                     name="sample_rate")  # fmt: skip
+    module.sample_rate = tf.Variable(
+        int(model.spec.sample_rate), trainable=False, name="sample_rate"
+    )
     info = ArtifactInfo.of_model(model, INFO_FORMAT, common.output_keys(model), names)
     module.info = tf.Variable(json.dumps(info.to_json()), trainable=False, name="info")
     with (
@@ -105,8 +106,10 @@ def verify_savedmodel(model, path, inputs=None) -> dict:
     keys = common.output_keys(model) + intermediate_keys(model)
     stats = None
     signature = loaded.signatures["serving_default"]
-    for how, fn in (("signature", lambda v: signature(waveform=tf.constant(v))),
-                    ("call", lambda v: loaded(tf.constant(v)))):  # fmt: skip
+    for how, fn in (
+        ("signature", lambda v: signature(waveform=tf.constant(v))),
+        ("call", lambda v: loaded(tf.constant(v))),
+    ):
         got = common.batched(fn, inputs)
         if sorted(got) != sorted(keys):
             raise common.ExportVerificationError(f"savedmodel {how}: outputs {sorted(got)}")

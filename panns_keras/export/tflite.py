@@ -235,12 +235,19 @@ def verify_tflite(model, tflite_bytes, variant, inputs, keys=None) -> dict:
 
 def artifact_info(model, keys, length: int, variant: str, labels=None) -> ArtifactInfo:
     """What a reader needs to run a ``.tflite`` without the Keras model."""
-    return ArtifactInfo.of_model(model, INFO_FORMAT, keys, common.label_names(model, labels),
-                                 input_samples=length, variant=variant)  # fmt: skip
+    return ArtifactInfo.of_model(
+        model,
+        INFO_FORMAT,
+        keys,
+        common.label_names(model, labels),
+        input_samples=length,
+        variant=variant,
+    )
 
 
-def add_metadata(content: bytes, model, keys, length: int, variant: str, labels=None,
-                 version: str = "1") -> bytes:  # fmt: skip
+def add_metadata(
+    content: bytes, model, keys, length: int, variant: str, labels=None, version: str = "1"
+) -> bytes:
     """Labels (``labels.txt``), sample rate (AudioProperties) and ``panns_keras.json``.
 
     The metadata is MediaPipe's (``TFLITE_METADATA``, see :mod:`tflite_metadata`), written
@@ -251,16 +258,24 @@ def add_metadata(content: bytes, model, keys, length: int, variant: str, labels=
     names = list(info.labels)
     sr = info.sample_rate
     return add_audio_classifier_metadata(
-        content, labels=names, sample_rate=sr, channels=1,
+        content,
+        labels=names,
+        sample_rate=sr,
+        channels=1,
         model_name=f"panns_keras {model.spec.name} {variant}",
-        description=(f"PANNs {model.spec.reference_name} audio tagger: one sigmoid score per "
-                     f"class for each {length / sr:g} s window of {sr} Hz mono audio. "
-                     f"Outputs in order: {', '.join(keys)}."),
-        version=version, input_name="waveform", output_name=CLIPWISE,
+        description=(
+            f"PANNs {model.spec.reference_name} audio tagger: one sigmoid score per "
+            f"class for each {length / sr:g} s window of {sr} Hz mono audio. "
+            f"Outputs in order: {', '.join(keys)}."
+        ),
+        version=version,
+        input_name="waveform",
+        output_name=CLIPWISE,
         score_output_index=list(keys).index(CLIPWISE),
         extra_files={INFO_FILE: (json.dumps(info.to_json(), indent=2) + "\n").encode()},
-        warn_extra_outputs=False, output_tensor_names=list(keys),
-    )  # fmt: skip
+        warn_extra_outputs=False,
+        output_tensor_names=list(keys),
+    )
 
 
 def _check_metadata(model, content, keys, labels, variant) -> None:
@@ -274,8 +289,16 @@ def _check_metadata(model, content, keys, labels, variant) -> None:
         raise common.ExportVerificationError(f"tflite_{variant}: output order {order}")
 
 
-def export_tflite(model, out_path, variant="float32", *, window_seconds=None,
-                  representative=None, verify_inputs=None, labels=None) -> dict:  # fmt: skip
+def export_tflite(
+    model,
+    out_path,
+    variant="float32",
+    *,
+    window_seconds=None,
+    representative=None,
+    verify_inputs=None,
+    labels=None,
+) -> dict:
     """Writes ``model`` as a TFLite ``variant`` with a fixed ``window_seconds`` input
     (default: the length of the clips the model was trained on, else 10 s).
 
@@ -294,12 +317,30 @@ def export_tflite(model, out_path, variant="float32", *, window_seconds=None,
       dict with ``path``, ``variant``, ``input_samples``, ``outputs`` (names in order),
       ``bytes``, ``ops`` and the check's ``stats``.
     """
-    return _export(model, out_path, variant, variant, common.output_keys(model), window_seconds,
-                   representative, verify_inputs, labels)  # fmt: skip
+    return _export(
+        model,
+        out_path,
+        variant,
+        variant,
+        common.output_keys(model),
+        window_seconds,
+        representative,
+        verify_inputs,
+        labels,
+    )
 
 
-def export_mediapipe(model, out_path, *, window_seconds=None, labels=None, variant="float32",
-                     representative=None, verify_inputs=None, version="1") -> dict:  # fmt: skip
+def export_mediapipe(
+    model,
+    out_path,
+    *,
+    window_seconds=None,
+    labels=None,
+    variant="float32",
+    representative=None,
+    verify_inputs=None,
+    version="1",
+) -> dict:
     """Writes a MediaPipe AudioClassifier model: float32 ``[1, window] -> scores [1, K]``
     (window: ``window_seconds``, default the model's training clip length, else 1 s).
 
@@ -308,12 +349,32 @@ def export_mediapipe(model, out_path, *, window_seconds=None, labels=None, varia
     """
     if window_seconds is None and not model.spec.clip_samples:
         window_seconds = DEFAULT_MEDIAPIPE_WINDOW_SECONDS
-    return _export(model, out_path, variant, f"mediapipe_{variant}", (CLIPWISE,), window_seconds,
-                   representative, verify_inputs, labels, version)  # fmt: skip
+    return _export(
+        model,
+        out_path,
+        variant,
+        f"mediapipe_{variant}",
+        (CLIPWISE,),
+        window_seconds,
+        representative,
+        verify_inputs,
+        labels,
+        version,
+    )
 
 
-def _export(model, out_path, variant, name, keys, window_seconds, representative,
-            verify_inputs, labels, version="1") -> dict:  # fmt: skip
+def _export(
+    model,
+    out_path,
+    variant,
+    name,
+    keys,
+    window_seconds,
+    representative,
+    verify_inputs,
+    labels,
+    version="1",
+) -> dict:
     """Converts, adds metadata (as ``name``), verifies and writes one ``.tflite``."""
     length = window_length(model, window_seconds)
     representative = _as_windows(model, representative, length)
@@ -324,9 +385,15 @@ def _export(model, out_path, variant, name, keys, window_seconds, representative
     _check_metadata(model, content, keys, labels, name)
     out_path = atomic_write(out_path, content)
     logging.info("wrote %s (%d bytes): %s", out_path, len(content), stats)
-    return {"path": str(out_path), "variant": name, "input_samples": length,
-            "outputs": list(keys), "bytes": len(content), "ops": op_names(content),
-            "stats": stats}  # fmt: skip
+    return {
+        "path": str(out_path),
+        "variant": name,
+        "input_samples": length,
+        "outputs": list(keys),
+        "bytes": len(content),
+        "ops": op_names(content),
+        "stats": stats,
+    }
 
 
 DEFAULT_WINDOW_SECONDS = 10.0  # when the model does not record its training clip length

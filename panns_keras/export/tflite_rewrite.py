@@ -59,8 +59,11 @@ def name_outputs(tflite_bytes: bytes, keys) -> bytes:
     buf = bytearray(tflite_bytes)
     root = root_table(buf)
     u32 = number_types.Uint32Flags
-    sigs = [t for t in field_tables(root, MODEL_SIGNATURE_DEFS)
-            if field_scalar(t, SIGNATURE_SUBGRAPH_INDEX, u32) == 0]  # fmt: skip
+    sigs = [
+        t
+        for t in field_tables(root, MODEL_SIGNATURE_DEFS)
+        if field_scalar(t, SIGNATURE_SUBGRAPH_INDEX, u32) == 0
+    ]
     if len(sigs) != 1:
         raise ExportVerificationError(f"tflite: {len(sigs)} signatures, expected 1")
     sig = sigs[0]
@@ -76,8 +79,9 @@ def name_outputs(tflite_bytes: bytes, keys) -> bytes:
     for i, k in enumerate(keys):
         struct.pack_into("<i", buf, start + 4 * i, maps[k][1])
     start = vector_start(sig, SIGNATURE_OUTPUTS)  # [TensorMap] as uoffsets
-    tables = [start + 4 * i + struct.unpack_from("<I", buf, start + 4 * i)[0]
-              for i in range(len(keys))]  # fmt: skip
+    tables = [
+        start + 4 * i + struct.unpack_from("<I", buf, start + 4 * i)[0] for i in range(len(keys))
+    ]
     for i, k in enumerate(keys):
         struct.pack_into("<I", buf, start + 4 * i, tables[maps[k][0]] - (start + 4 * i))
     return bytes(buf)
@@ -163,8 +167,13 @@ def split_wide_convolutions(
             ):
                 new_ops.append(op)
                 continue
-            new_ops += _split_conv(model, g, op, np.frombuffer(bytes(bytearray(data)), "<f4")
-                                   .reshape([int(d) for d in w.shape]), parts)  # fmt: skip
+            new_ops += _split_conv(
+                model,
+                g,
+                op,
+                np.frombuffer(bytes(bytearray(data)), "<f4").reshape([int(d) for d in w.shape]),
+                parts,
+            )
             split_weights.add(op.inputs[1])
             changed = True
         g.operators = new_ops
@@ -208,8 +217,9 @@ def _split_conv(model, g, op, kernel, parts):
     axis = constant(f"{base}/split_axis", np.asarray(3, "<i4"), fb.TensorType.INT32)
     pieces = [tensor(f"{base}/in{j}", in_shape[:3] + [group]) for j in range(parts)]
     split = _opcode_index(model, fb.BuiltinOperator.SPLIT, version=1)
-    ops = [operator(split, [axis, op.inputs[0]], pieces, fb.BuiltinOptions.SplitOptions,
-                    split_opts)]  # fmt: skip
+    ops = [
+        operator(split, [axis, op.inputs[0]], pieces, fb.BuiltinOptions.SplitOptions, split_opts)
+    ]
     activation = op.builtinOptions.fusedActivationFunction
     bias = op.inputs[2] if len(op.inputs) > 2 else -1
     zero_bias = None
@@ -276,9 +286,13 @@ def float16_weights(tflite_bytes: bytes, keep_float=FLOAT_NODES, only=None) -> b
             t = g.tensors[i]
             data = model.buffers[t.buffer].data if t.buffer else None
             name = t.name.decode() if t.name else ""
-            if (t.type != fb.TensorType.FLOAT32 or data is None or len(data) < 8
-                    or any(f in name for f in keep_float)
-                    or (only is not None and not any(f in name for f in only))):  # fmt: skip
+            if (
+                t.type != fb.TensorType.FLOAT32
+                or data is None
+                or len(data) < 8
+                or any(f in name for f in keep_float)
+                or (only is not None and not any(f in name for f in only))
+            ):
                 continue
             values = np.frombuffer(bytes(bytearray(data)), "<f4")
             if not np.all(np.abs(values) <= f16_max):

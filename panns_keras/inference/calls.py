@@ -25,8 +25,15 @@ def _run(verb: str, model, audio, sample_rate, **kwargs):
     return results[0] if single else results
 
 
-def tag(model, audio, sample_rate: int | None = None, *, hop_seconds: float | None = None,
-        window_seconds: float | None = None, batch_size: int = 8):  # fmt: skip
+def tag(
+    model,
+    audio,
+    sample_rate: int | None = None,
+    *,
+    hop_seconds: float | None = None,
+    window_seconds: float | None = None,
+    batch_size: int = 8,
+):
     """Clip-level tags of ``audio`` with ``model``.
 
     Args:
@@ -44,14 +51,30 @@ def tag(model, audio, sample_rate: int | None = None, *, hop_seconds: float | No
         ``.clipwise`` (K,) scores (max over windows), ``.top(k)`` -> ``[(label, score)]``,
         ``.window_clipwise`` / ``.window_starts`` per window, ``.labels``, ``.error``.
     """
-    return _run("tag", model, audio, sample_rate, hop_seconds=hop_seconds,
-                window_seconds=window_seconds, batch_size=batch_size)  # fmt: skip
+    return _run(
+        "tag",
+        model,
+        audio,
+        sample_rate,
+        hop_seconds=hop_seconds,
+        window_seconds=window_seconds,
+        batch_size=batch_size,
+    )
 
 
-def detect_events(model, audio, sample_rate: int | None = None, *, threshold: float = 0.5,
-                  hop_seconds: float | None = None, median_filter=None,
-                  min_duration: float = 0.0, min_gap: float = 0.0,
-                  window_seconds: float | None = None, batch_size: int = 8):  # fmt: skip
+def detect_events(
+    model,
+    audio,
+    sample_rate: int | None = None,
+    *,
+    threshold: float = 0.5,
+    hop_seconds: float | None = None,
+    median_filter=None,
+    min_duration: float = 0.0,
+    min_gap: float = 0.0,
+    window_seconds: float | None = None,
+    batch_size: int = 8,
+):
     """Sound events in ``audio`` (arguments as :func:`tag`).
 
     Returns results whose ``.events`` are DCASE dicts (``onset``, ``offset`` in seconds,
@@ -60,18 +83,41 @@ def detect_events(model, audio, sample_rate: int | None = None, *, threshold: fl
     for clip models; their default hop is a quarter of the window). ``median_filter``: see
     :func:`panns_keras.inference.median.median_filter_sizes`.
     """
-    return _run("events", model, audio, sample_rate, hop_seconds=hop_seconds,
-                window_seconds=window_seconds, batch_size=batch_size, threshold=threshold,
-                median_filter=median_filter, min_duration=min_duration,
-                min_gap=min_gap)  # fmt: skip
+    return _run(
+        "events",
+        model,
+        audio,
+        sample_rate,
+        hop_seconds=hop_seconds,
+        window_seconds=window_seconds,
+        batch_size=batch_size,
+        threshold=threshold,
+        median_filter=median_filter,
+        min_duration=min_duration,
+        min_gap=min_gap,
+    )
 
 
-def embed(model, audio, sample_rate: int | None = None, *, hop_seconds: float | None = None,
-          window_seconds: float | None = None, batch_size: int = 8):  # fmt: skip
+def embed(
+    model,
+    audio,
+    sample_rate: int | None = None,
+    *,
+    hop_seconds: float | None = None,
+    window_seconds: float | None = None,
+    batch_size: int = 8,
+):
     """Clip embeddings of ``audio`` (arguments as :func:`tag`; clip-level models only).
 
     Returns results with ``.embedding`` (E,) (window-length-weighted mean over windows) and
     ``.window_embeddings`` (W, E).
     """
-    return _run("embed", model, audio, sample_rate, hop_seconds=hop_seconds,
-                window_seconds=window_seconds, batch_size=batch_size)  # fmt: skip
+    return _run(
+        "embed",
+        model,
+        audio,
+        sample_rate,
+        hop_seconds=hop_seconds,
+        window_seconds=window_seconds,
+        batch_size=batch_size,
+    )

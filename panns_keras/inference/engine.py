@@ -109,9 +109,15 @@ class InferenceEngine:
       keep_framewise: collect framewise outputs (decision-level models only).
     """
 
-    def __init__(self, model, window_seconds: float | None = None, batch_size: int = 8,
-                 jit_compile: bool = True, keep_framewise: bool = False,
-                 hop_seconds: float | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        window_seconds: float | None = None,
+        batch_size: int = 8,
+        jit_compile: bool = True,
+        keep_framewise: bool = False,
+        hop_seconds: float | None = None,
+    ):
         self.runner: Runner = load_runner(model)
         r = self.runner
         self.sample_rate = int(r.sample_rate)
@@ -176,8 +182,9 @@ class InferenceEngine:
 
         self._eager_step = step
         sig = [tf.TensorSpec([None, self._padded(self.window)], tf.float32)]
-        self._window_step = tf.function(step, input_signature=sig, jit_compile=jit_compile,
-                                        autograph=False)  # fmt: skip
+        self._window_step = tf.function(
+            step, input_signature=sig, jit_compile=jit_compile, autograph=False
+        )
         self._any_step = tf.function(step, reduce_retracing=True, autograph=False)
 
     # ------------------------------------------------------------------ core
@@ -307,8 +314,10 @@ class InferenceEngine:
         if self.keep_framewise:
             # A window of L samples has frames 0 .. L // hop (frame i at i * hop); frames of
             # zero padding are dropped, and frames where windows overlap are averaged.
-            keep = [min(1 + int(n) // self.hop, len(a["framewise_output"][i]))
-                    for n, i in zip(lengths, order)]  # fmt: skip
+            keep = [
+                min(1 + int(n) // self.hop, len(a["framewise_output"][i]))
+                for n, i in zip(lengths, order)
+            ]
             offsets = [int(s) // self.hop for s in starts]
             total = max(o + k for o, k in zip(offsets, keep))
             width = a["framewise_output"][order[0]].shape[-1]
@@ -376,18 +385,34 @@ def engine_for(model, engine, **kwargs):
     return engine if engine is not None else InferenceEngine(model, **kwargs)
 
 
-def tag_files(model, paths, *, window_seconds=None, hop_seconds=None,
-              batch_size=8, engine: InferenceEngine | None = None) -> list[FileResult]:  # fmt: skip
+def tag_files(
+    model,
+    paths,
+    *,
+    window_seconds=None,
+    hop_seconds=None,
+    batch_size=8,
+    engine: InferenceEngine | None = None,
+) -> list[FileResult]:
     """Clip-level scores for each file (``FileResult.clipwise``; ``.top(k)``)."""
-    return engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                   batch_size=batch_size).run(paths)  # fmt: skip
+    return engine_for(
+        model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size
+    ).run(paths)
 
 
-def embed_files(model, paths, *, window_seconds=None, hop_seconds=None,
-                batch_size=8, engine: InferenceEngine | None = None):  # fmt: skip
+def embed_files(
+    model,
+    paths,
+    *,
+    window_seconds=None,
+    hop_seconds=None,
+    batch_size=8,
+    engine: InferenceEngine | None = None,
+):
     """Clip embeddings (``FileResult.embedding``, per window in ``window_embeddings``)."""
-    eng = engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                  batch_size=batch_size)  # fmt: skip
+    eng = engine_for(
+        model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size
+    )
     if not eng.has_embedding:
         raise UserError(f"{eng.runner.name} has no embedding output (decision-level model)")
     return eng.run(paths)

@@ -22,8 +22,9 @@ from panns_keras.inference.median import apply_median_filter, median_filter_size
 EVENT_COLUMNS = ("filename", "onset", "offset", "event_label", "score")
 
 
-def events_from_framewise(framewise, frame_hop, labels, threshold=0.5, min_duration=0.0,
-                          min_gap=0.0, filename="") -> list[dict]:  # fmt: skip
+def events_from_framewise(
+    framewise, frame_hop, labels, threshold=0.5, min_duration=0.0, min_gap=0.0, filename=""
+) -> list[dict]:
     """Thresholds ``framewise`` (T, K) into DCASE-style events.
 
     A frame at index i covers ``[i * hop, (i + 1) * hop)``. Runs of frames above
@@ -46,19 +47,33 @@ def events_from_framewise(framewise, frame_hop, labels, threshold=0.5, min_durat
         for on, off in merged:
             if (off - on) * frame_hop < min_duration:
                 continue
-            events.append({
-                "filename": filename, "onset": round(float(on * frame_hop), 3),
-                "offset": round(float(off * frame_hop), 3), "event_label": labels[k],
-                "score": float(np.max(framewise[on:off, k])),
-            })  # fmt: skip
+            events.append(
+                {
+                    "filename": filename,
+                    "onset": round(float(on * frame_hop), 3),
+                    "offset": round(float(off * frame_hop), 3),
+                    "event_label": labels[k],
+                    "score": float(np.max(framewise[on:off, k])),
+                }
+            )
     events.sort(key=lambda e: (e["onset"], e["event_label"]))
     return events
 
 
-def detect_events(model, paths, *, labels=None, threshold=0.5, min_duration=0.0,
-                  min_gap=0.0, window_seconds=None, hop_seconds=None,
-                  median_filter=None, batch_size=8,
-                  engine: InferenceEngine | None = None):  # fmt: skip
+def detect_events(
+    model,
+    paths,
+    *,
+    labels=None,
+    threshold=0.5,
+    min_duration=0.0,
+    min_gap=0.0,
+    window_seconds=None,
+    hop_seconds=None,
+    median_filter=None,
+    batch_size=8,
+    engine: InferenceEngine | None = None,
+):
     """Sound event detection: ``[(FileResult, events)]`` with DCASE event dicts.
 
     Decision-level models give frame scores directly (averaged where windows overlap).
@@ -69,8 +84,14 @@ def detect_events(model, paths, *, labels=None, threshold=0.5, min_duration=0.0,
     :func:`median_filter_sizes` takes) applied to those scores before thresholding. Each
     result keeps the (filtered) scores in ``frame_scores`` / ``frame_scores_hop``.
     """
-    eng = engine_for(model, engine, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                  batch_size=batch_size, keep_framewise=True)  # fmt: skip
+    eng = engine_for(
+        model,
+        engine,
+        window_seconds=window_seconds,
+        hop_seconds=hop_seconds,
+        batch_size=batch_size,
+        keep_framewise=True,
+    )
     if engine is None and hop_seconds is None:
         eng.use_sed_hop()
     labels = list(labels or eng.runner.labels)
@@ -86,8 +107,9 @@ def detect_events(model, paths, *, labels=None, threshold=0.5, min_duration=0.0,
                 sizes = median_filter_sizes(median_filter, labels, hop)
                 frames = apply_median_filter(frames, sizes)
             res.frame_scores, res.frame_scores_hop = frames, hop
-            events = events_from_framewise(frames, hop, labels, threshold, min_duration,
-                                           min_gap, os.path.basename(res.path))  # fmt: skip
+            events = events_from_framewise(
+                frames, hop, labels, threshold, min_duration, min_gap, os.path.basename(res.path)
+            )
             for e in events:
                 e["offset"] = min(e["offset"], round(res.duration, 3))
         res.events = events
@@ -101,13 +123,21 @@ def write_events_tsv(path, events) -> None:
     w = csv.writer(out, delimiter="\t", lineterminator="\n")
     w.writerow(EVENT_COLUMNS)
     for e in events:
-        w.writerow([e["filename"], f"{e['onset']:.3f}", f"{e['offset']:.3f}",
-                    e["event_label"], f"{e['score']:.4f}"])  # fmt: skip
+        w.writerow(
+            [
+                e["filename"],
+                f"{e['onset']:.3f}",
+                f"{e['offset']:.3f}",
+                e["event_label"],
+                f"{e['score']:.4f}",
+            ]
+        )
     atomic_write(path, out.getvalue())
 
 
-def write_sed_scores(path, scores: np.ndarray, frame_hop: float, labels: Sequence[str],
-                     duration: float | None = None) -> None:  # fmt: skip
+def write_sed_scores(
+    path, scores: np.ndarray, frame_hop: float, labels: Sequence[str], duration: float | None = None
+) -> None:
     """Writes frame scores as a sed_scores_eval TSV (``onset``, ``offset``, one column per class).
 
     Row i covers ``[i * frame_hop, (i + 1) * frame_hop)``; the last offset is cut at

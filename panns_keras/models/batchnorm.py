@@ -120,10 +120,16 @@ def _fused_tf(inputs, gamma, beta, epsilon):
     if rank < 4:  # NHWC view: (B, C) -> (B, 1, 1, C), (B, T, C) -> (B, 1, T, C)
         x = tf.reshape(x, tf.concat([shape[:1], [1] * (4 - rank), shape[1:]], 0))
     y, batch_mean, batch_var, *_ = tf.raw_ops.FusedBatchNormV3(
-        x=x, scale=tf.cast(gamma, tf.float32), offset=tf.cast(beta, tf.float32),
-        mean=tf.constant([], tf.float32), variance=tf.constant([], tf.float32),
-        epsilon=epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True,
-    )  # fmt: skip
+        x=x,
+        scale=tf.cast(gamma, tf.float32),
+        offset=tf.cast(beta, tf.float32),
+        mean=tf.constant([], tf.float32),
+        variance=tf.constant([], tf.float32),
+        epsilon=epsilon,
+        exponential_avg_factor=1.0,
+        data_format="NHWC",
+        is_training=True,
+    )
     if rank < 4:
         y = tf.reshape(y, shape)
     return y, batch_mean, batch_var  # FusedBatchNormV3's batch_var is the unbiased one

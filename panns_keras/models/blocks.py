@@ -41,26 +41,54 @@ def dropout(rate: float, seeds: Seeds) -> L.Dropout:
 
 def batch_norm(path: str, zero_gamma: bool = False, **kwargs) -> BatchNormalization:
     return BatchNormalization(
-        axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=layer_name(path),
-        gamma_initializer="zeros" if zero_gamma else "ones", **kwargs,
-    )  # fmt: skip
+        axis=-1,
+        epsilon=BN_EPSILON,
+        momentum=BN_MOMENTUM,
+        name=layer_name(path),
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        **kwargs,
+    )
 
 
 def conv2d(path: str, filters: int, kernel: int) -> Conv2D:
-    return Conv2D(filters, kernel, padding="same", use_bias=False, name=layer_name(path),
-                  kernel_initializer=NumpyGlorotUniform())  # fmt: skip
+    return Conv2D(
+        filters,
+        kernel,
+        padding="same",
+        use_bias=False,
+        name=layer_name(path),
+        kernel_initializer=NumpyGlorotUniform(),
+    )
 
 
 def depthwise2d(path: str) -> L.DepthwiseConv2D:
-    return L.DepthwiseConv2D(3, padding="same", use_bias=False, name=layer_name(path),
-                             depthwise_initializer=NumpyGlorotUniform())  # fmt: skip
+    return L.DepthwiseConv2D(
+        3,
+        padding="same",
+        use_bias=False,
+        name=layer_name(path),
+        depthwise_initializer=NumpyGlorotUniform(),
+    )
 
 
-def conv1d(path: str, filters: int, kernel: int, strides: int = 1, dilation: int = 1,
-           use_bias: bool = False) -> L.Conv1D:  # fmt: skip
-    return L.Conv1D(filters, kernel, strides=strides, dilation_rate=dilation, padding="valid",
-                    use_bias=use_bias, name=layer_name(path),
-                    kernel_initializer=NumpyGlorotUniform())  # fmt: skip
+def conv1d(
+    path: str,
+    filters: int,
+    kernel: int,
+    strides: int = 1,
+    dilation: int = 1,
+    use_bias: bool = False,
+) -> L.Conv1D:
+    return L.Conv1D(
+        filters,
+        kernel,
+        strides=strides,
+        dilation_rate=dilation,
+        padding="valid",
+        use_bias=use_bias,
+        name=layer_name(path),
+        kernel_initializer=NumpyGlorotUniform(),
+    )
 
 
 def dense(path: str, units: int) -> L.Dense:

@@ -17,7 +17,8 @@ def dainet_backbone(spec: ModelSpec, seeds: B.Seeds) -> keras.Model:
     b = spec.backbone
     wave = keras.Input((None,), name="waveform")
     x = B.conv1d("conv0", b.widths[0], b.conv0_kernel, strides=b.conv0_stride)(
-        ops.expand_dims(wave, -1))  # fmt: skip
+        ops.expand_dims(wave, -1)
+    )
     x = B.batch_norm("bn0")(x)  # no ReLU (reference)
     channels = b.widths[0]
     for i, width in enumerate(b.widths, start=1):

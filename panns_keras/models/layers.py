@@ -83,8 +83,17 @@ class LogMelSpectrogram(keras.layers.Layer):
         TensorShape([1, 101, 64])
     """
 
-    def __init__(self, sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64,
-                 fmin=50.0, fmax=14000.0, amin=1e-10, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        sample_rate=32000,
+        window_size=1024,
+        hop_size=320,
+        mel_bins=64,
+        fmin=50.0,
+        fmax=14000.0,
+        amin=1e-10,
+        **kwargs,
+    ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.sample_rate, self.window_size, self.hop_size = sample_rate, window_size, hop_size
@@ -152,9 +161,15 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(sample_rate=self.sample_rate, window_size=self.window_size,
-                      hop_size=self.hop_size, mel_bins=self.mel_bins, fmin=self.fmin,
-                      fmax=self.fmax, amin=self.amin)  # fmt: skip
+        config.update(
+            sample_rate=self.sample_rate,
+            window_size=self.window_size,
+            hop_size=self.hop_size,
+            mel_bins=self.mel_bins,
+            fmin=self.fmin,
+            fmax=self.fmax,
+            amin=self.amin,
+        )
         return config
 
 
@@ -166,8 +181,15 @@ class SpecAugment(keras.layers.Layer):
     (torch ``randint`` bounds), band set to 0. Identity unless ``training``. Seeded.
     """
 
-    def __init__(self, time_drop_width=64, time_stripes_num=2, freq_drop_width=8,
-                 freq_stripes_num=2, seed=None, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        time_drop_width=64,
+        time_stripes_num=2,
+        freq_drop_width=8,
+        freq_stripes_num=2,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.time_drop_width, self.time_stripes_num = time_drop_width, time_stripes_num
         self.freq_drop_width, self.freq_stripes_num = freq_drop_width, freq_stripes_num
@@ -196,10 +218,13 @@ class SpecAugment(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(time_drop_width=self.time_drop_width,
-                      time_stripes_num=self.time_stripes_num,
-                      freq_drop_width=self.freq_drop_width,
-                      freq_stripes_num=self.freq_stripes_num, seed=self.seed)  # fmt: skip
+        config.update(
+            time_drop_width=self.time_drop_width,
+            time_stripes_num=self.time_stripes_num,
+            freq_drop_width=self.freq_drop_width,
+            freq_stripes_num=self.freq_stripes_num,
+            seed=self.seed,
+        )
         return config
 
 

@@ -31,8 +31,10 @@ class LegacyLayout(keras.Model):
             self.spec_augmenter = model.spec_augmenter
         if spec.wavegram is not None:
             self.pre_conv0, self.pre_bn0 = self._add("pre_conv0"), self._add("pre_bn0")
-            self.pre_blocks = [self._adds(f"pre_block{i}", "conv1", "bn1", "conv2", "bn2")
-                               for i in range(1, len(spec.wavegram.widths))]  # fmt: skip
+            self.pre_blocks = [
+                self._adds(f"pre_block{i}", "conv1", "bn1", "conv2", "bn2")
+                for i in range(1, len(spec.wavegram.widths))
+            ]
             self.pre_block4 = self._adds("pre_block4", "conv1", "bn1", "conv2", "bn2")
             if spec.frontend is None:
                 self.wavegram_dropout = L.Dropout(0.2)
@@ -91,8 +93,9 @@ class LegacyLayout(keras.Model):
         self.mb_stages = []
         for i, (_, stride) in enumerate(spec.backbone.stages, start=1):
             p = f"features.{i}"
-            self.mb_stages.append({"stride": stride, "dw": self._adds(p, "0", "2"),
-                                   "pw": self._adds(p, "4", "5")})  # fmt: skip
+            self.mb_stages.append(
+                {"stride": stride, "dw": self._adds(p, "0", "2"), "pw": self._adds(p, "4", "5")}
+            )
 
     def _mobilenet_v2(self, spec):
         b = spec.backbone
@@ -117,9 +120,14 @@ class LegacyLayout(keras.Model):
         self.lee_blocks = []
         for i, (_, stride, pool) in enumerate(b.blocks, start=1):
             names = ("conv1", "bn1") + (("conv2", "bn2") if b.convs_per_block == 2 else ())
-            self.lee_blocks.append({"stride": stride, "pool": pool,
-                                    "convs": self._adds(f"conv_block{i}", *names),
-                                    "dropout": i <= b.dropout_blocks})  # fmt: skip
+            self.lee_blocks.append(
+                {
+                    "stride": stride,
+                    "pool": pool,
+                    "convs": self._adds(f"conv_block{i}", *names),
+                    "dropout": i <= b.dropout_blocks,
+                }
+            )
         self.block_dropout = L.Dropout(b.dropout)
 
     def _dainet(self, spec):

@@ -112,23 +112,41 @@ def _specs() -> dict[str, ModelSpec]:
 
 # EfficientAT (Schmid et al., github.com/fschmid56/EfficientAT): every architecture of a
 # released AudioSet checkpoint. The digits are the width: mn04 = width_mult 0.4.
-MN_WIDTHS = {"mn01": 0.1, "mn02": 0.2, "mn04": 0.4, "mn05": 0.5, "mn10": 1.0, "mn20": 2.0,
-             "mn30": 3.0, "mn40": 4.0}
+MN_WIDTHS = {
+    "mn01": 0.1,
+    "mn02": 0.2,
+    "mn04": 0.4,
+    "mn05": 0.5,
+    "mn10": 1.0,
+    "mn20": 2.0,
+    "mn30": 3.0,
+    "mn40": 4.0,
+}
 DYMN_WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
 EAT_HOPS_MS = (5, 15, 20, 25)  # mn10_hop_N: hop N ms (N * 32 samples at 32 kHz)
 EAT_MELS = (40, 64, 256)  # mn10_mels_N: N mel bands
 
 
-def efficientat_spec(name: str, family: str, backbone, frontend: EATLogMelSpec | None = None
-                     ) -> ModelSpec:
+def efficientat_spec(
+    name: str, family: str, backbone, frontend: EATLogMelSpec | None = None
+) -> ModelSpec:
     """An EfficientAT model: its front end (default: 128 mel bands, hop 10 ms), no bn0 or
     SpecAugment, log-mel mixup (the reference's AudioSet recipe mixes log-mels)."""
     frontend = frontend or EATLogMelSpec()
     embedding = 6 * make_divisible(160 * backbone.width_mult, 8)  # pooled features.16 width
-    return ModelSpec(name=name, reference_name=name, family=family, backbone=backbone,
-                     head=HeadSpec(embedding_size=embedding, pre_dropout=False),
-                     frontend=frontend, sample_rate=frontend.sample_rate, spec_augment=None,
-                     conv_dropout=0.0, mixup_domain="logmel", reference="efficientat")
+    return ModelSpec(
+        name=name,
+        reference_name=name,
+        family=family,
+        backbone=backbone,
+        head=HeadSpec(embedding_size=embedding, pre_dropout=False),
+        frontend=frontend,
+        sample_rate=frontend.sample_rate,
+        spec_augment=None,
+        conv_dropout=0.0,
+        mixup_domain="logmel",
+        reference="efficientat",
+    )
 
 
 def _efficientat_specs() -> list[ModelSpec]:
@@ -138,14 +156,20 @@ def _efficientat_specs() -> list[ModelSpec]:
         efficientat_spec("mn10_fc", "mn", MNSpec(**fc)),
         efficientat_spec("mn10_fc_s2221", "mn", MNSpec(strides=(2, 2, 2, 1), **fc)),
         efficientat_spec("mn10_fc_s2211", "mn", MNSpec(strides=(2, 2, 1, 1), **fc)),
-        *(efficientat_spec(f"mn10_hop_{ms}", "mn", MNSpec(), EATLogMelSpec(hop_size=32 * ms))
-          for ms in EAT_HOPS_MS),
-        *(efficientat_spec(f"mn10_mels_{n}", "mn", MNSpec(), EATLogMelSpec(mel_bins=n))
-          for n in EAT_MELS),
+        *(
+            efficientat_spec(f"mn10_hop_{ms}", "mn", MNSpec(), EATLogMelSpec(hop_size=32 * ms))
+            for ms in EAT_HOPS_MS
+        ),
+        *(
+            efficientat_spec(f"mn10_mels_{n}", "mn", MNSpec(), EATLogMelSpec(mel_bins=n))
+            for n in EAT_MELS
+        ),
         # dymn: temperature 30 (get_model's T_max, a fresh model); the converter sets 1 for
         # released AudioSet checkpoints, as the reference does when it loads one.
-        *(efficientat_spec(name, "dymn", DyMNSpec(width_mult=w))
-          for name, w in DYMN_WIDTHS.items()),
+        *(
+            efficientat_spec(name, "dymn", DyMNSpec(width_mult=w))
+            for name, w in DYMN_WIDTHS.items()
+        ),
     ]
 
 

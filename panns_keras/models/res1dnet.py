@@ -16,8 +16,9 @@ from panns_keras.models.spec import ModelSpec
 
 def _block(x, path, planes, stride, downsample, drop):
     out = x if stride == 1 else ops.max_pool(x, stride, strides=stride, padding="valid")
-    out = ops.relu(B.batch_norm(f"{path}.bn1")(B.conv1d(f"{path}.conv1", planes, 3)(
-        B.pad_time(out, 1))))  # fmt: skip
+    out = ops.relu(
+        B.batch_norm(f"{path}.bn1")(B.conv1d(f"{path}.conv1", planes, 3)(B.pad_time(out, 1)))
+    )
     out = drop(out)
     out = B.conv1d(f"{path}.conv2", planes, 3, dilation=2)(B.pad_time(out, 2))
     out = B.batch_norm(f"{path}.bn2", zero_gamma=True)(out)

@@ -49,8 +49,9 @@ def resnet_backbone(spec: ModelSpec, seeds: B.Seeds) -> keras.Model:
         for bi in range(n):
             s = stride if bi == 0 else 1
             down = s != 1 or inplanes != planes * expansion
-            x = _residual_block(x, f"resnet.layer{li}.{bi}", planes, s, bottleneck, down,
-                                block_drop)  # fmt: skip
+            x = _residual_block(
+                x, f"resnet.layer{li}.{bi}", planes, s, bottleneck, down, block_drop
+            )
             inplanes = planes * expansion
     x = conv_drop(B.avg_pool(x, (2, 2)))
     x = conv_drop(B.conv_block(x, "conv_block_after1", b.after_width, 3, (1, 1)))

@@ -109,8 +109,13 @@ def save_model_dir(
     meta = model_metadata(model, source, license)
     with atomic_dir(out_dir) as tmp:
         model.save_weights(str(tmp / WEIGHTS))
-        config = {"format": FORMAT, "model": model.spec.name, "spec": model.spec.to_dict(),
-                  "labels": LABELS_NAME, **(extra or {})}  # fmt: skip
+        config = {
+            "format": FORMAT,
+            "model": model.spec.name,
+            "spec": model.spec.to_dict(),
+            "labels": LABELS_NAME,
+            **(extra or {}),
+        }
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         write_labels_csv(tmp / LABELS_NAME, labels)
         (tmp / METADATA).write_text(json.dumps(meta, indent=2) + "\n")

@@ -35,18 +35,29 @@ from panns_keras.models.resnet import resnet_backbone
 from panns_keras.models.wavegram import wavegram_frontend
 
 BACKBONES = {
-    "convnet": convnet_backbone, "resnet": resnet_backbone,
-    "mobilenet_v1": mobilenet_v1_backbone, "mobilenet_v2": mobilenet_v2_backbone,
-    "leenet": leenet_backbone, "dainet": dainet_backbone, "res1dnet": res1dnet_backbone,
-    "mn": mn_backbone, "dymn": dymn_backbone,
-}  # fmt: skip
+    "convnet": convnet_backbone,
+    "resnet": resnet_backbone,
+    "mobilenet_v1": mobilenet_v1_backbone,
+    "mobilenet_v2": mobilenet_v2_backbone,
+    "leenet": leenet_backbone,
+    "dainet": dainet_backbone,
+    "res1dnet": res1dnet_backbone,
+    "mn": mn_backbone,
+    "dymn": dymn_backbone,
+}
 # Families with their own head (EfficientAT's classifier); the others take heads.build_head.
 HEADS = {"mn": mn_head, "dymn": dymn_head}
 _FAMILY_SPECS = {
-    "convnet": S.ConvNetSpec, "resnet": S.ResNetSpec, "mobilenet_v1": S.MobileNetV1Spec,
-    "mobilenet_v2": S.MobileNetV2Spec, "leenet": S.LeeNetSpec, "dainet": S.DaiNetSpec,
-    "res1dnet": S.Res1dNetSpec, "mn": S.MNSpec, "dymn": S.DyMNSpec,
-}  # fmt: skip
+    "convnet": S.ConvNetSpec,
+    "resnet": S.ResNetSpec,
+    "mobilenet_v1": S.MobileNetV1Spec,
+    "mobilenet_v2": S.MobileNetV2Spec,
+    "leenet": S.LeeNetSpec,
+    "dainet": S.DaiNetSpec,
+    "res1dnet": S.Res1dNetSpec,
+    "mn": S.MNSpec,
+    "dymn": S.DyMNSpec,
+}
 # The front-end spec of each reference (ModelSpec.reference).
 _FRONTEND_SPECS = {"panns": S.LogMelSpec, "efficientat": S.EATLogMelSpec}
 LOGMEL_MIXUP = ("logmel", "wavegram_logmel")
@@ -116,9 +127,14 @@ class AudioTagger(keras.Model):
         (2, 527)
     """
 
-    def __init__(self, spec: S.ModelSpec | dict, seed: int | None = None,
-                 labels: Sequence[str | Label] | None = None,
-                 label_ids: Sequence[str] | None = None, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        spec: S.ModelSpec | dict,
+        seed: int | None = None,
+        labels: Sequence[str | Label] | None = None,
+        label_ids: Sequence[str] | None = None,
+        **kwargs,
+    ):
         if isinstance(spec, dict):
             spec = spec_from_dict(spec)
         kwargs.setdefault("name", spec.name)
@@ -153,9 +169,14 @@ class AudioTagger(keras.Model):
         if spec.spec_augment is not None and "spec_augmenter" not in spec.unused:
             sa = spec.spec_augment
             self.spec_augmenter = SpecAugment(
-                sa.time_drop_width, sa.time_stripes_num, sa.freq_drop_width,
-                sa.freq_stripes_num, seed=seed, name="spec_augmenter", dtype="float32",
-            )  # fmt: skip
+                sa.time_drop_width,
+                sa.time_stripes_num,
+                sa.freq_drop_width,
+                sa.freq_stripes_num,
+                seed=seed,
+                name="spec_augmenter",
+                dtype="float32",
+            )
         if spec.wavegram is not None:
             self.wavegram = wavegram_frontend(spec)
         self.backbone = BACKBONES[spec.family](spec, seeds)
@@ -189,8 +210,15 @@ class AudioTagger(keras.Model):
                 for sub in layer.layers:
                     visit(sub)
 
-        for part in (self.logmel_extractor, self.bn0, self.spec_augmenter, self.wavegram,
-                     self.backbone, self.head, *self.unused_layers):  # fmt: skip
+        for part in (
+            self.logmel_extractor,
+            self.bn0,
+            self.spec_augmenter,
+            self.wavegram,
+            self.backbone,
+            self.head,
+            *self.unused_layers,
+        ):
             if part is not None:
                 visit(part)
         return found
@@ -256,16 +284,18 @@ class AudioTagger(keras.Model):
         features = self.backbone(inputs, training=training)  # (B, T', C)
         head = self.head(features, training=training)
         if self.spec.head.kind == "clip":
-            out = {"clipwise_output": ops.sigmoid(head["logits"]),
-                   "embedding": head["embedding"]}  # fmt: skip
+            out = {"clipwise_output": ops.sigmoid(head["logits"]), "embedding": head["embedding"]}
         else:
             # Each segment repeated time_ratio times, then the last repeated up to T frames.
             frames = 1 + ops.shape(wave)[1] // self.spec.frontend.hop_size
             segmentwise = head["segmentwise_output"]
-            idx = ops.minimum(ops.arange(frames) // time_ratio(self.spec),
-                              ops.shape(segmentwise)[1] - 1)  # fmt: skip
-            out = {"clipwise_output": head["clipwise_output"],
-                   "framewise_output": ops.take(segmentwise, idx, axis=1)}  # fmt: skip
+            idx = ops.minimum(
+                ops.arange(frames) // time_ratio(self.spec), ops.shape(segmentwise)[1] - 1
+            )
+            out = {
+                "clipwise_output": head["clipwise_output"],
+                "framewise_output": ops.take(segmentwise, idx, axis=1),
+            }
         if return_intermediates or self._output_logits:  # single-label compile: logits too
             out["logits"] = head["logits"]
         if return_intermediates and logmel is not None:
@@ -316,10 +346,14 @@ class AudioTagger(keras.Model):
 
     # ------------------------------------------------------------------ serialisation
     def get_config(self):
-        return {"spec": self.spec.to_dict(), "seed": self.seed,
-                "labels": list(self.labels) if self.labels is not None else None,
-                "label_ids": list(self.label_ids) if self.label_ids is not None else None,
-                "name": self.name, "trainable": self.trainable}  # fmt: skip
+        return {
+            "spec": self.spec.to_dict(),
+            "seed": self.seed,
+            "labels": list(self.labels) if self.labels is not None else None,
+            "label_ids": list(self.label_ids) if self.label_ids is not None else None,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -141,17 +141,26 @@ def digests(path: Path) -> dict[str, str]:
     return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
 
 
-def verify(path: Path, file: str, *, md5: str | None = None, sha256: str | None = None,
-           size: int | None = None) -> dict[str, str]:  # fmt: skip
+def verify(
+    path: Path,
+    file: str,
+    *,
+    md5: str | None = None,
+    sha256: str | None = None,
+    size: int | None = None,
+) -> dict[str, str]:
     """The file's digests; raises UserError (one line: file, expected and actual) on a mismatch."""
     actual = digests(path)
     nbytes = path.stat().st_size
     for algo, expected in (("sha256", sha256), ("md5", md5)):
         if expected and actual[algo] != expected.lower():
             extra = f"; {nbytes} bytes, expected {size}" if size and size != nbytes else ""
-            raise UserError(f"{file}: checksum mismatch ({algo} expected {expected.lower()}, "
-                            f"got {actual[algo]}{extra}); not cached")  # fmt: skip
+            raise UserError(
+                f"{file}: checksum mismatch ({algo} expected {expected.lower()}, "
+                f"got {actual[algo]}{extra}); not cached"
+            )
     if size is not None and size != nbytes:
-        raise UserError(f"{file}: {nbytes} bytes, expected {size} (sha256 {actual['sha256']}); "
-                        "not cached")  # fmt: skip
+        raise UserError(
+            f"{file}: {nbytes} bytes, expected {size} (sha256 {actual['sha256']}); not cached"
+        )
     return actual

@@ -56,8 +56,10 @@ def is_cached(preset: table.Preset) -> bool:
 
 
 def _offline_message(preset: table.Preset, why: str) -> str:
-    return (f"{preset.name}: {why}; download {preset.location} ({_size_text(preset)}) and "
-            f"place it at {checkpoint_path(preset)}")  # fmt: skip
+    return (
+        f"{preset.name}: {why}; download {preset.location} ({_size_text(preset)}) and "
+        f"place it at {checkpoint_path(preset)}"
+    )
 
 
 def _fetch_file(preset: table.Preset) -> dict:
@@ -88,8 +90,9 @@ def _fetch_file(preset: table.Preset) -> dict:
         part.unlink(missing_ok=True)
         raise
     if not (preset.md5 or preset.sha256):
-        logging.warning("%s: no published checksum to check; its sha256 is %s", preset.file,
-                        digests["sha256"])  # fmt: skip
+        logging.warning(
+            "%s: no published checksum to check; its sha256 is %s", preset.file, digests["sha256"]
+        )
     os.replace(part, dest)
     return digests
 
@@ -109,8 +112,10 @@ def fetch(preset: table.Preset, convert=None) -> Path:
     folder = cache.preset_dir(preset.name)
 
     def waiting():
-        print(f"panns-keras: waiting for another process fetching preset {preset.name}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"panns-keras: waiting for another process fetching preset {preset.name}",
+            file=sys.stderr,
+        )
 
     with cache.lock(preset.name, on_wait=waiting):
         if is_cached(preset):  # fetched by the process we waited for
@@ -154,4 +159,3 @@ def resolve(model, tables: list[str] | None = None, convert=None):
     if preset is None:
         return model
     return str(fetch(preset, convert))
-

@@ -45,51 +45,171 @@ MD5_NOTE = "md5 from a third-party listing, not verified here"
 
 # The paper's Table XII mAP of each system (registry name -> mAP), shown by `models`.
 PAPER_MAP = {
-    "cnn6": 0.343, "cnn10": 0.380, "cnn14": 0.431, "resnet22": 0.430, "resnet38": 0.434,
-    "resnet54": 0.429, "mobilenet_v1": 0.389, "mobilenet_v2": 0.383, "dainet19": 0.295,
-    "leenet11": 0.266, "leenet24": 0.336, "res1dnet31": 0.365, "res1dnet51": 0.355,
-    "wavegram_cnn14": 0.389, "wavegram_logmel_cnn14": 0.439,
-}  # fmt: skip
+    "cnn6": 0.343,
+    "cnn10": 0.380,
+    "cnn14": 0.431,
+    "resnet22": 0.430,
+    "resnet38": 0.434,
+    "resnet54": 0.429,
+    "mobilenet_v1": 0.389,
+    "mobilenet_v2": 0.383,
+    "dainet19": 0.295,
+    "leenet11": 0.266,
+    "leenet24": 0.336,
+    "res1dnet31": 0.365,
+    "res1dnet51": 0.355,
+    "wavegram_cnn14": 0.389,
+    "wavegram_logmel_cnn14": 0.439,
+}
 
 _LOGMEL32 = "log-mel, 32 kHz, 64 bins"
 # name: (file, architecture, front end, mAP, md5 or None, approx. MB, source of the name)
 BUILTIN: dict[str, tuple] = {
-    "cnn14": ("Cnn14_mAP=0.431.pth", "cnn14", _LOGMEL32, 0.431,
-              "541141fa2ee191a88f24a3219fff024e", 327, "reference README"),
-    "cnn14_16k": ("Cnn14_16k_mAP=0.438.pth", "cnn14_16k", "log-mel, 16 kHz, 64 bins", 0.438,
-                  None, 324, "reference README"),
-    "cnn14_8k": ("Cnn14_8k_mAP=0.416.pth", "cnn14_8k", "log-mel, 8 kHz, 64 bins", 0.416, None,
-                 323, "third-party code"),
-    "cnn14_decision_level_max": ("Cnn14_DecisionLevelMax_mAP=0.385.pth",
-                                 "cnn14_decision_level_max", _LOGMEL32, 0.385, None, 327,
-                                 "reference README"),
-    "cnn14_decision_level_att": ("Cnn14_DecisionLevelAtt_mAP=0.425.pth",
-                                 "cnn14_decision_level_att", _LOGMEL32, 0.425,
-                                 "c8281ca2b9967244b91d557aa941e8ca", 332, "third-party code"),
-    "cnn6": ("Cnn6_mAP=0.343.pth", "cnn6", _LOGMEL32, 0.343, "e25e26b84585b14c7754c91e48efc9be",
-             24, "third-party code"),
-    "cnn10": ("Cnn10_mAP=0.380.pth", "cnn10", _LOGMEL32, 0.380,
-              "bfb1f1f9968938fa8ef4012b8471f5f6", 25, "third-party code"),
-    "resnet22": ("ResNet22_mAP=0.430.pth", "resnet22", _LOGMEL32, 0.430,
-                 "cf36d413096793c4e15dc752a3abd599", 259, "third-party code"),
-    "resnet38": ("ResNet38_mAP=0.434.pth", "resnet38", _LOGMEL32, 0.434,
-                 "bf12f36aaabac4e0855e22d3c3239c1b", 299, "third-party code"),
-    "resnet54": ("ResNet54_mAP=0.429.pth", "resnet54", _LOGMEL32, 0.429,
-                 "4f1f1406d37a29e2379916885e18c5f3", 422, "third-party code"),
-    "mobilenet_v1": ("MobileNetV1_mAP=0.389.pth", "mobilenet_v1", _LOGMEL32, 0.389, None, 24,
-                     "paper Table XII (file name not confirmed)"),
-    "mobilenet_v2": ("MobileNetV2_mAP=0.383.pth", "mobilenet_v2", _LOGMEL32, 0.383, None, 21,
-                     "paper Table XII (file name not confirmed)"),
-    "res1dnet31": ("Res1dNet31_mAP=0.365.pth", "res1dnet31", "waveform, 32 kHz", 0.365, None,
-                   322, "third-party code (older record 3960586)"),
-    "res1dnet51": ("Res1dNet51_mAP=0.355.pth", "res1dnet51", "waveform, 32 kHz", 0.355, None,
-                   426, "paper Table XII (file name not confirmed)"),
-    "wavegram_cnn14": ("Wavegram_Cnn14_mAP=0.389.pth", "wavegram_cnn14", "wavegram, 32 kHz",
-                       0.389, "1e3506ab640371e0b5a417b15fd66d21", 324, "third-party code"),
-    "wavegram_logmel_cnn14": ("Wavegram_Logmel_Cnn14_mAP=0.439.pth", "wavegram_logmel_cnn14",
-                              "wavegram + log-mel, 32 kHz, 64 bins", 0.439,
-                              "17fa9ab65af3c0eb5ffbc5f65552c4e1", 329, "third-party code"),
-}  # fmt: skip
+    "cnn14": (
+        "Cnn14_mAP=0.431.pth",
+        "cnn14",
+        _LOGMEL32,
+        0.431,
+        "541141fa2ee191a88f24a3219fff024e",
+        327,
+        "reference README",
+    ),
+    "cnn14_16k": (
+        "Cnn14_16k_mAP=0.438.pth",
+        "cnn14_16k",
+        "log-mel, 16 kHz, 64 bins",
+        0.438,
+        None,
+        324,
+        "reference README",
+    ),
+    "cnn14_8k": (
+        "Cnn14_8k_mAP=0.416.pth",
+        "cnn14_8k",
+        "log-mel, 8 kHz, 64 bins",
+        0.416,
+        None,
+        323,
+        "third-party code",
+    ),
+    "cnn14_decision_level_max": (
+        "Cnn14_DecisionLevelMax_mAP=0.385.pth",
+        "cnn14_decision_level_max",
+        _LOGMEL32,
+        0.385,
+        None,
+        327,
+        "reference README",
+    ),
+    "cnn14_decision_level_att": (
+        "Cnn14_DecisionLevelAtt_mAP=0.425.pth",
+        "cnn14_decision_level_att",
+        _LOGMEL32,
+        0.425,
+        "c8281ca2b9967244b91d557aa941e8ca",
+        332,
+        "third-party code",
+    ),
+    "cnn6": (
+        "Cnn6_mAP=0.343.pth",
+        "cnn6",
+        _LOGMEL32,
+        0.343,
+        "e25e26b84585b14c7754c91e48efc9be",
+        24,
+        "third-party code",
+    ),
+    "cnn10": (
+        "Cnn10_mAP=0.380.pth",
+        "cnn10",
+        _LOGMEL32,
+        0.380,
+        "bfb1f1f9968938fa8ef4012b8471f5f6",
+        25,
+        "third-party code",
+    ),
+    "resnet22": (
+        "ResNet22_mAP=0.430.pth",
+        "resnet22",
+        _LOGMEL32,
+        0.430,
+        "cf36d413096793c4e15dc752a3abd599",
+        259,
+        "third-party code",
+    ),
+    "resnet38": (
+        "ResNet38_mAP=0.434.pth",
+        "resnet38",
+        _LOGMEL32,
+        0.434,
+        "bf12f36aaabac4e0855e22d3c3239c1b",
+        299,
+        "third-party code",
+    ),
+    "resnet54": (
+        "ResNet54_mAP=0.429.pth",
+        "resnet54",
+        _LOGMEL32,
+        0.429,
+        "4f1f1406d37a29e2379916885e18c5f3",
+        422,
+        "third-party code",
+    ),
+    "mobilenet_v1": (
+        "MobileNetV1_mAP=0.389.pth",
+        "mobilenet_v1",
+        _LOGMEL32,
+        0.389,
+        None,
+        24,
+        "paper Table XII (file name not confirmed)",
+    ),
+    "mobilenet_v2": (
+        "MobileNetV2_mAP=0.383.pth",
+        "mobilenet_v2",
+        _LOGMEL32,
+        0.383,
+        None,
+        21,
+        "paper Table XII (file name not confirmed)",
+    ),
+    "res1dnet31": (
+        "Res1dNet31_mAP=0.365.pth",
+        "res1dnet31",
+        "waveform, 32 kHz",
+        0.365,
+        None,
+        322,
+        "third-party code (older record 3960586)",
+    ),
+    "res1dnet51": (
+        "Res1dNet51_mAP=0.355.pth",
+        "res1dnet51",
+        "waveform, 32 kHz",
+        0.355,
+        None,
+        426,
+        "paper Table XII (file name not confirmed)",
+    ),
+    "wavegram_cnn14": (
+        "Wavegram_Cnn14_mAP=0.389.pth",
+        "wavegram_cnn14",
+        "wavegram, 32 kHz",
+        0.389,
+        "1e3506ab640371e0b5a417b15fd66d21",
+        324,
+        "third-party code",
+    ),
+    "wavegram_logmel_cnn14": (
+        "Wavegram_Logmel_Cnn14_mAP=0.439.pth",
+        "wavegram_logmel_cnn14",
+        "wavegram + log-mel, 32 kHz, 64 bins",
+        0.439,
+        "17fa9ab65af3c0eb5ffbc5f65552c4e1",
+        329,
+        "third-party code",
+    ),
+}
 
 # EfficientAT (Schmid et al., github.com/fschmid56/EfficientAT): the AudioSet checkpoints of
 # its GitHub release v0.0.1, by the names of its models/mn/model.py and models/dymn/model.py
@@ -106,50 +226,154 @@ _README = "reference README table"
 _FILE_NAME = "mAP from the file name; parameters counted here; MACs not published"
 # name: (file, architecture, front end, mAP, params (M), MACs (G) or None, source)
 EFFICIENTAT: dict[str, tuple] = {
-    "mn01_as": ("mn01_as_mAP_298.pt", "mn01", _EAT.format(128, 10), 0.298, 0.124, None,
-                _FILE_NAME),
-    "mn02_as": ("mn02_as_mAP_378.pt", "mn02", _EAT.format(128, 10), 0.378, 0.325, None,
-                _FILE_NAME),
+    "mn01_as": ("mn01_as_mAP_298.pt", "mn01", _EAT.format(128, 10), 0.298, 0.124, None, _FILE_NAME),
+    "mn02_as": ("mn02_as_mAP_378.pt", "mn02", _EAT.format(128, 10), 0.378, 0.325, None, _FILE_NAME),
     "mn04_as": ("mn04_as_mAP_432.pt", "mn04", _EAT.format(128, 10), 0.432, 0.983, 0.11, _README),
     "mn05_as": ("mn05_as_mAP_443.pt", "mn05", _EAT.format(128, 10), 0.443, 1.43, 0.16, _README),
     "mn10_as": ("mn10_as_mAP_471.pt", "mn10", _EAT.format(128, 10), 0.471, 4.88, 0.54, _README),
     "mn20_as": ("mn20_as_mAP_478.pt", "mn20", _EAT.format(128, 10), 0.478, 17.91, 2.06, _README),
     "mn30_as": ("mn30_as_mAP_482.pt", "mn30", _EAT.format(128, 10), 0.482, 39.09, 4.55, _README),
     "mn40_as": ("mn40_as_mAP_484.pt", "mn40", _EAT.format(128, 10), 0.484, 68.43, 8.03, _README),
-    "mn40_as_ext": ("mn40_as_ext_mAP_487.pt", "mn40", _EAT.format(128, 10), 0.487, 68.43, 8.03,
-                    _README),
-    "mn40_as_no_im_pre": ("mn40_as_no_im_pre_mAP_483.pt", "mn40", _EAT.format(128, 10), 0.483,
-                          68.43, 8.03, _README),
-    "mn10_as_hop_5": ("mn10_as_hop_5_mAP_475.pt", "mn10_hop_5", _EAT.format(128, 5), 0.475, 4.88,
-                      None, _FILE_NAME),
-    "mn10_as_hop_15": ("mn10_as_hop_15_mAP_463.pt", "mn10_hop_15", _EAT.format(128, 15), 0.463,
-                       4.88, 0.36, _README),
-    "mn10_as_hop_20": ("mn10_as_hop_20_mAP_456.pt", "mn10_hop_20", _EAT.format(128, 20), 0.456,
-                       4.88, 0.27, _README),
-    "mn10_as_hop_25": ("mn10_as_hop_25_mAP_447.pt", "mn10_hop_25", _EAT.format(128, 25), 0.447,
-                       4.88, 0.22, _README),
-    "mn10_as_mels_40": ("mn10_as_mels_40_mAP_453.pt", "mn10_mels_40", _EAT.format(40, 10), 0.453,
-                        4.88, 0.21, _README),
-    "mn10_as_mels_64": ("mn10_as_mels_64_mAP_461.pt", "mn10_mels_64", _EAT.format(64, 10), 0.461,
-                        4.88, 0.27, _README),
-    "mn10_as_mels_256": ("mn10_as_mels_256_mAP_474.pt", "mn10_mels_256", _EAT.format(256, 10),
-                         0.474, 4.88, 1.08, _README),
-    "mn10_as_fc": ("mn10_as_fc_mAP_465.pt", "mn10_fc", _EAT.format(128, 10), 0.465, 3.48, None,
-                   _FILE_NAME),
-    "mn10_as_fc_s2221": ("mn10_as_fc_s2221_mAP_466.pt", "mn10_fc_s2221", _EAT.format(128, 10),
-                         0.466, 3.48, None, _FILE_NAME),
-    "mn10_as_fc_s2211": ("mn10_as_fc_s2211_mAP_466.pt", "mn10_fc_s2211", _EAT.format(128, 10),
-                         0.466, 3.48, None, _FILE_NAME),
+    "mn40_as_ext": (
+        "mn40_as_ext_mAP_487.pt",
+        "mn40",
+        _EAT.format(128, 10),
+        0.487,
+        68.43,
+        8.03,
+        _README,
+    ),
+    "mn40_as_no_im_pre": (
+        "mn40_as_no_im_pre_mAP_483.pt",
+        "mn40",
+        _EAT.format(128, 10),
+        0.483,
+        68.43,
+        8.03,
+        _README,
+    ),
+    "mn10_as_hop_5": (
+        "mn10_as_hop_5_mAP_475.pt",
+        "mn10_hop_5",
+        _EAT.format(128, 5),
+        0.475,
+        4.88,
+        None,
+        _FILE_NAME,
+    ),
+    "mn10_as_hop_15": (
+        "mn10_as_hop_15_mAP_463.pt",
+        "mn10_hop_15",
+        _EAT.format(128, 15),
+        0.463,
+        4.88,
+        0.36,
+        _README,
+    ),
+    "mn10_as_hop_20": (
+        "mn10_as_hop_20_mAP_456.pt",
+        "mn10_hop_20",
+        _EAT.format(128, 20),
+        0.456,
+        4.88,
+        0.27,
+        _README,
+    ),
+    "mn10_as_hop_25": (
+        "mn10_as_hop_25_mAP_447.pt",
+        "mn10_hop_25",
+        _EAT.format(128, 25),
+        0.447,
+        4.88,
+        0.22,
+        _README,
+    ),
+    "mn10_as_mels_40": (
+        "mn10_as_mels_40_mAP_453.pt",
+        "mn10_mels_40",
+        _EAT.format(40, 10),
+        0.453,
+        4.88,
+        0.21,
+        _README,
+    ),
+    "mn10_as_mels_64": (
+        "mn10_as_mels_64_mAP_461.pt",
+        "mn10_mels_64",
+        _EAT.format(64, 10),
+        0.461,
+        4.88,
+        0.27,
+        _README,
+    ),
+    "mn10_as_mels_256": (
+        "mn10_as_mels_256_mAP_474.pt",
+        "mn10_mels_256",
+        _EAT.format(256, 10),
+        0.474,
+        4.88,
+        1.08,
+        _README,
+    ),
+    "mn10_as_fc": (
+        "mn10_as_fc_mAP_465.pt",
+        "mn10_fc",
+        _EAT.format(128, 10),
+        0.465,
+        3.48,
+        None,
+        _FILE_NAME,
+    ),
+    "mn10_as_fc_s2221": (
+        "mn10_as_fc_s2221_mAP_466.pt",
+        "mn10_fc_s2221",
+        _EAT.format(128, 10),
+        0.466,
+        3.48,
+        None,
+        _FILE_NAME,
+    ),
+    "mn10_as_fc_s2211": (
+        "mn10_as_fc_s2211_mAP_466.pt",
+        "mn10_fc_s2211",
+        _EAT.format(128, 10),
+        0.466,
+        3.48,
+        None,
+        _FILE_NAME,
+    ),
     "dymn04_as": ("dymn04_as.pt", "dymn04", _EAT.format(128, 10), 0.450, 1.97, 0.12, _README),
     "dymn10_as": ("dymn10_as.pt", "dymn10", _EAT.format(128, 10), 0.477, 10.57, 0.58, _README),
-    "dymn20_as": ("dymn20_as_mAP_493.pt", "dymn20", _EAT.format(128, 10), 0.491, 40.02, 2.2,
-                  _README),
-}  # fmt: skip
+    "dymn20_as": (
+        "dymn20_as_mAP_493.pt",
+        "dymn20",
+        _EAT.format(128, 10),
+        0.491,
+        40.02,
+        2.2,
+        _README,
+    ),
+}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]*$")
-_FIELDS = {"url", "path", "file", "md5", "sha256", "size", "arch", "architecture", "labels",
-           "map", "frontend", "description", "approx_mb", "params", "macs",
-           "license"}  # fmt: skip
+_FIELDS = {
+    "url",
+    "path",
+    "file",
+    "md5",
+    "sha256",
+    "size",
+    "arch",
+    "architecture",
+    "labels",
+    "map",
+    "frontend",
+    "description",
+    "approx_mb",
+    "params",
+    "macs",
+    "license",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,8 +430,14 @@ class Preset:
 
     def key(self) -> dict:
         """What the cached files must have been made from (a changed entry is re-fetched)."""
-        return {"file": self.file, "md5": self.md5, "sha256": self.sha256, "arch": self.arch,
-                "labels": self.labels, "size": self.size}  # fmt: skip
+        return {
+            "file": self.file,
+            "md5": self.md5,
+            "sha256": self.sha256,
+            "arch": self.arch,
+            "labels": self.labels,
+            "size": self.size,
+        }
 
 
 def base_url() -> str:
@@ -220,17 +450,34 @@ def builtin_presets() -> dict[str, Preset]:
     out = {}
     for name, (file, arch, frontend, map_, md5, mb, origin) in BUILTIN.items():
         note = f"file name: {origin}" + (f"; {MD5_NOTE}" if md5 else "; no published checksum")
-        out[name] = Preset(name=name, file=file, url=f"{base}/{quote(file)}{query}", arch=arch,
-                           md5=md5, approx_mb=mb, map=map_, frontend=frontend,
-                           description=f"{file[:-4]} (Zenodo record {ZENODO_RECORD})",
-                           note=note)  # fmt: skip
+        out[name] = Preset(
+            name=name,
+            file=file,
+            url=f"{base}/{quote(file)}{query}",
+            arch=arch,
+            md5=md5,
+            approx_mb=mb,
+            map=map_,
+            frontend=frontend,
+            description=f"{file[:-4]} (Zenodo record {ZENODO_RECORD})",
+            note=note,
+        )
     eat = os.environ.get(BASE_URL_ENV, "").rstrip("/") or EFFICIENTAT_BASE_URL
     for name, (file, arch, frontend, map_, params, macs, origin) in EFFICIENTAT.items():
-        out[name] = Preset(name=name, file=file, url=f"{eat}/{quote(file)}", arch=arch,
-                           approx_mb=round(4 * params, 1), map=map_, frontend=frontend,
-                           description=f"EfficientAT {file[:-3]} (GitHub release v0.0.1)",
-                           note=f"{origin}; no published checksum", params=params, macs=macs,
-                           license=EFFICIENTAT_LICENSE)  # fmt: skip
+        out[name] = Preset(
+            name=name,
+            file=file,
+            url=f"{eat}/{quote(file)}",
+            arch=arch,
+            approx_mb=round(4 * params, 1),
+            map=map_,
+            frontend=frontend,
+            description=f"EfficientAT {file[:-3]} (GitHub release v0.0.1)",
+            note=f"{origin}; no published checksum",
+            params=params,
+            macs=macs,
+            license=EFFICIENTAT_LICENSE,
+        )
     return out
 
 
@@ -242,8 +489,10 @@ def _local(value: str, table_dir: Path) -> str | None:
     if parsed.scheme == "file":
         return url2pathname(unquote(parsed.path))
     if parsed.scheme and len(parsed.scheme) > 1:  # not a Windows drive letter
-        raise UserError(f"{value}: unsupported URL scheme {parsed.scheme!r} (use https://, "
-                        "http://, file:// or a path)")  # fmt: skip
+        raise UserError(
+            f"{value}: unsupported URL scheme {parsed.scheme!r} (use https://, "
+            "http://, file:// or a path)"
+        )
     path = Path(os.path.expanduser(value))
     return str(path if path.is_absolute() else table_dir / path)
 
@@ -273,16 +522,25 @@ def _entry(name: str, raw, table: Path) -> Preset:
         value = raw.get(digest)
         if value is not None and not re.fullmatch(f"[0-9a-fA-F]{{{length}}}", str(value)):
             raise UserError(f"{where}: {digest} must be {length} hex digits")
-    return Preset(name=name, file=file, url=None if local else location, path=local,
-                  arch=raw.get("arch") or raw.get("architecture"),
-                  md5=(raw.get("md5") or "").lower() or None,
-                  sha256=(raw.get("sha256") or "").lower() or None,
-                  size=int(raw["size"]) if raw.get("size") is not None else None,
-                  approx_mb=raw.get("approx_mb"), map=raw.get("map"),
-                  frontend=raw.get("frontend", ""), labels=labels,
-                  description=raw.get("description", ""), source=str(table),
-                  params=raw.get("params"), macs=raw.get("macs"),
-                  license=raw.get("license"))  # fmt: skip
+    return Preset(
+        name=name,
+        file=file,
+        url=None if local else location,
+        path=local,
+        arch=raw.get("arch") or raw.get("architecture"),
+        md5=(raw.get("md5") or "").lower() or None,
+        sha256=(raw.get("sha256") or "").lower() or None,
+        size=int(raw["size"]) if raw.get("size") is not None else None,
+        approx_mb=raw.get("approx_mb"),
+        map=raw.get("map"),
+        frontend=raw.get("frontend", ""),
+        labels=labels,
+        description=raw.get("description", ""),
+        source=str(table),
+        params=raw.get("params"),
+        macs=raw.get("macs"),
+        license=raw.get("license"),
+    )
 
 
 def read_table(path: str | Path) -> dict[str, Preset]:

@@ -38,5 +38,6 @@ class OnnxRunner:
 def read_onnx_artifact(runner: OnnxRunner, where: str = "") -> ArtifactInfo:
     """The :class:`ArtifactInfo` an exported ``.onnx`` carries (labels one per line)."""
     meta = runner.metadata
-    return ArtifactInfo.from_json(meta.get(INFO_KEY, "{}"), meta.get("labels", "").split("\n"),
-                                  where)  # fmt: skip
+    return ArtifactInfo.from_json(
+        meta.get(INFO_KEY, "{}"), meta.get("labels", "").split("\n"), where
+    )

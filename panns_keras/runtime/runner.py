@@ -94,15 +94,35 @@ def from_keras(model) -> Runner:
         return {k: np.asarray(out[k]) for k in outputs}
 
     hop = spec.frontend.hop_size if spec.frontend is not None else None
-    return Runner(fn, "keras", spec.name, names, int(spec.sample_rate), int(spec.min_samples),
-                  outputs, hop, None, model, spec.clip_samples)  # fmt: skip
+    return Runner(
+        fn,
+        "keras",
+        spec.name,
+        names,
+        int(spec.sample_rate),
+        int(spec.min_samples),
+        outputs,
+        hop,
+        None,
+        model,
+        spec.clip_samples,
+    )
 
 
 def from_artifact(fn: Callable[[np.ndarray], dict], kind: str, info: ArtifactInfo) -> Runner:
     """A Runner over an exported file's ``fn`` and its :class:`ArtifactInfo`."""
-    return Runner(fn, kind, info.model, list(info.labels), info.sample_rate, info.min_samples,
-                  info.outputs, info.frame_hop_samples, info.input_samples,
-                  clip_samples=info.clip_samples)  # fmt: skip
+    return Runner(
+        fn,
+        kind,
+        info.model,
+        list(info.labels),
+        info.sample_rate,
+        info.min_samples,
+        info.outputs,
+        info.frame_hop_samples,
+        info.input_samples,
+        clip_samples=info.clip_samples,
+    )
 
 
 def load_runner(model, num_threads: int | None = None) -> Runner:
@@ -121,8 +141,9 @@ def load_runner(model, num_threads: int | None = None) -> Runner:
 
     path = Path(resolve(model))  # a preset name -> its cached model directory
     if not path.exists():
-        raise UserError(f"{path}: model not found (no such path, and not a preset name: "
-                        "see panns-keras models)")  # fmt: skip
+        raise UserError(
+            f"{path}: model not found (no such path, and not a preset name: see panns-keras models)"
+        )
     if path.is_file() and path.suffix == ".tflite":
         from panns_keras.runtime.tflite import load_tflite
 

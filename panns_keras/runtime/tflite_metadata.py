@@ -25,7 +25,7 @@ __all__ = [
     "read_metadata",
     "root_table",
     "vector_start",
-]  # fmt: skip
+]
 
 
 def root_table(buf: bytearray) -> Table:

@@ -137,17 +137,26 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if source not in ("tfrecord", "synthetic"):
         raise UserError(f"config.data.source: {source!r} is not one of tfrecord, synthetic")
     if source == "tfrecord" and not config.data.train_files:
-        raise UserError("config.data.train_files: empty (give a glob of TFRecord shards, or "
-                        "--config.data.source=synthetic to measure the step)")  # fmt: skip
+        raise UserError(
+            "config.data.train_files: empty (give a glob of TFRecord shards, or "
+            "--config.data.source=synthetic to measure the step)"
+        )
     if config.model.mode != "scratch" and not config.model.init:
-        raise UserError(f"config.model.mode: {config.model.mode} needs config.model.init "
-                        "(a model directory, .keras or .pth file)")  # fmt: skip
+        raise UserError(
+            f"config.model.mode: {config.model.mode} needs config.model.init "
+            "(a model directory, .keras or .pth file)"
+        )
     if config.model.init:
-        fixed = sorted(k for k, v in overrides_dict(config).items()
-                       if k not in ("spec_augment", "conv_dropout"))  # fmt: skip
+        fixed = sorted(
+            k
+            for k, v in overrides_dict(config).items()
+            if k not in ("spec_augment", "conv_dropout")
+        )
         if fixed:
-            raise UserError(f"config.model.overrides: {fixed} do not apply with "
-                            "config.model.init (the initial model fixes them)")  # fmt: skip
+            raise UserError(
+                f"config.model.overrides: {fixed} do not apply with "
+                "config.model.init (the initial model fixes them)"
+            )
     _validate_distill(config, source)
     if float(config.model.base_lr_scale) <= 0:
         raise UserError("config.model.base_lr_scale: must be > 0")
@@ -183,8 +192,10 @@ def _validate_distill(config, source: str) -> None:
     if not float(d.get("temperature", 1.0)) > 0.0:
         raise UserError(f"config.train.distill.temperature: {d.temperature} must be > 0")
     if weight is not None and source != "synthetic" and not config.data.get("teacher", ""):
-        raise UserError("config.train.distill.weight: set, but config.data.teacher is empty "
-                        "(a folder written by `panns-keras teach`)")  # fmt: skip
+        raise UserError(
+            "config.train.distill.weight: set, but config.data.teacher is empty "
+            "(a folder written by `panns-keras teach`)"
+        )
 
 
 def overrides_dict(config: ml_collections.ConfigDict) -> dict:

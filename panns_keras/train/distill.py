@@ -44,8 +44,10 @@ def shard_files(data: str) -> list[str]:
     try:
         return formats.list_files(pattern)
     except FileNotFoundError:
-        raise UserError(f"{data}: no TFRecord shards (a folder written by `panns-keras "
-                        "prepare`, or a glob of its shards)") from None  # fmt: skip
+        raise UserError(
+            f"{data}: no TFRecord shards (a folder written by `panns-keras "
+            "prepare`, or a glob of its shards)"
+        ) from None
 
 
 def _data_facts(files: list[str]) -> tuple[int | None, int | None]:
@@ -59,8 +61,10 @@ def _data_facts(files: list[str]) -> tuple[int | None, int | None]:
             if m.get("num_classes") is not None:
                 classes.add(int(m["num_classes"]))
     if len(rates) > 1 or len(classes) > 1:
-        raise UserError(f"--data: shards of several data sets (sample rates {sorted(rates)}, "
-                        f"class counts {sorted(classes)})")  # fmt: skip
+        raise UserError(
+            f"--data: shards of several data sets (sample rates {sorted(rates)}, "
+            f"class counts {sorted(classes)})"
+        )
     return (rates.pop() if rates else None), (classes.pop() if classes else None)
 
 
@@ -102,8 +106,14 @@ def _clips(path: str, batch_size: int):
 
 
 def _fingerprint(shard_sha: str, models: list[dict]) -> str:
-    key = json.dumps({"shard": shard_sha, "models": [m["weights_sha256"] for m in models],
-                      "dtype": fmt.DTYPE, "version": fmt.VERSION})  # fmt: skip
+    key = json.dumps(
+        {
+            "shard": shard_sha,
+            "models": [m["weights_sha256"] for m in models],
+            "dtype": fmt.DTYPE,
+            "version": fmt.VERSION,
+        }
+    )
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -119,8 +129,14 @@ def _load_state(out: Path, name: str, fingerprint: str) -> dict | None:
     return state if path.stat().st_size == state.get("bytes") else None
 
 
-def teach(models: list[str], data: str, out: str | os.PathLike, *, batch_size: int = 32,
-          progress: bool = True) -> dict:  # fmt: skip
+def teach(
+    models: list[str],
+    data: str,
+    out: str | os.PathLike,
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict:
     """Writes the mean clip logits of ``models`` over the shards of ``data`` into ``out``.
 
     Args:
@@ -142,26 +158,37 @@ def teach(models: list[str], data: str, out: str | os.PathLike, *, batch_size: i
     names = [os.path.basename(f) for f in files]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})[0]
-        raise UserError(f"--data: two shards named {dup} (predictions are keyed by the "
-                        "shard's file name; teach each data set into its own --out)")  # fmt: skip
+        raise UserError(
+            f"--data: two shards named {dup} (predictions are keyed by the "
+            "shard's file name; teach each data set into its own --out)"
+        )
     rate, classes = _data_facts(files)
     loaded, described = [], []
     for name in models:
         model = load_init(name)
         spec = model.spec
         if rate is not None and int(spec.sample_rate) != rate:
-            raise UserError(f"{name}: runs at {spec.sample_rate} Hz, the data is at {rate} Hz "
-                            "(train or finetune a teacher at the data's rate)")  # fmt: skip
+            raise UserError(
+                f"{name}: runs at {spec.sample_rate} Hz, the data is at {rate} Hz "
+                "(train or finetune a teacher at the data's rate)"
+            )
         if classes is not None and int(spec.num_classes) != classes:
-            raise UserError(f"{name}: predicts {spec.num_classes} classes, the data has "
-                            f"{classes} (a teacher predicts the data's classes: finetune it "
-                            "on them first)")  # fmt: skip
+            raise UserError(
+                f"{name}: predicts {spec.num_classes} classes, the data has "
+                f"{classes} (a teacher predicts the data's classes: finetune it "
+                "on them first)"
+            )
         loaded.append(model)
-        described.append({"name": str(name), "model": spec.name,
-                          "weights_sha256": weights_sha256(model),
-                          "sample_rate": int(spec.sample_rate),
-                          "num_classes": int(spec.num_classes),
-                          "panns_keras_version": _package_version()})  # fmt: skip
+        described.append(
+            {
+                "name": str(name),
+                "model": spec.name,
+                "weights_sha256": weights_sha256(model),
+                "sample_rate": int(spec.sample_rate),
+                "num_classes": int(spec.num_classes),
+                "panns_keras_version": _package_version(),
+            }
+        )
     ks = {d["num_classes"] for d in described}
     if len(ks) > 1:
         raise UserError(f"--model: the teachers predict different class counts {sorted(ks)}")
@@ -185,22 +212,30 @@ def teach(models: list[str], data: str, out: str | os.PathLike, *, batch_size: i
         states[name] = _write_shard(out, path, name, fp, fns, k, batch_size)
         bar.update(1)
     bar.close()
-    meta = {"format": fmt.FORMAT, "version": fmt.VERSION, "dtype": fmt.DTYPE,
-            "combine": "mean of the teachers' clip logits" if len(models) > 1 else "logits",
-            "models": described, "num_classes": k, "sample_rate": int(sample_rate),
-            "shards": [_entry(states[n]) for n in sorted(states)]}  # fmt: skip
+    meta = {
+        "format": fmt.FORMAT,
+        "version": fmt.VERSION,
+        "dtype": fmt.DTYPE,
+        "combine": "mean of the teachers' clip logits" if len(models) > 1 else "logits",
+        "models": described,
+        "num_classes": k,
+        "sample_rate": int(sample_rate),
+        "shards": [_entry(states[n]) for n in sorted(states)],
+    }
     old = _previous_entries(out, described)
     if old:  # shards of another `teach --data` into the same folder, same teachers
         mine = {e["shard"] for e in meta["shards"]}
-        meta["shards"] = sorted([*meta["shards"], *(e for e in old if e["shard"] not in mine)],
-                                key=lambda e: e["shard"])  # fmt: skip
+        meta["shards"] = sorted(
+            [*meta["shards"], *(e for e in old if e["shard"] not in mine)], key=lambda e: e["shard"]
+        )
     atomic_write(fmt.teacher_path(str(out)), json.dumps(meta, indent=1) + "\n", fsync=True)
     return {**meta, "written": len(todo), "kept": len(files) - len(todo)}
 
 
 def _entry(state: dict) -> dict:
-    return {k: state[k] for k in ("shard", "file", "num_clips", "shard_bytes", "shard_sha256",
-                                  "bytes")}  # fmt: skip
+    return {
+        k: state[k] for k in ("shard", "file", "num_clips", "shard_bytes", "shard_sha256", "bytes")
+    }
 
 
 def _previous_entries(out: Path, described: list[dict]) -> list[dict]:
@@ -214,8 +249,9 @@ def _previous_entries(out: Path, described: list[dict]) -> list[dict]:
     return list(old["shards"]) if same else []
 
 
-def _write_shard(out: Path, path: str, name: str, fingerprint: str, fns, k: int,
-                 batch_size: int) -> dict:  # fmt: skip
+def _write_shard(
+    out: Path, path: str, name: str, fingerprint: str, fns, k: int, batch_size: int
+) -> dict:
     """One shard's predictions file (atomic), then its state file; returns the state."""
     import tensorflow as tf
 
@@ -230,9 +266,15 @@ def _write_shard(out: Path, path: str, name: str, fingerprint: str, fns, k: int,
                 for clip_id, row in zip(ids, z):
                     w.write(fmt.encode_record(clip_id, row))
                 n += len(ids)
-        state = {"shard": name, "file": target.name, "num_clips": n,
-                 "shard_bytes": os.path.getsize(path), "shard_sha256": fmt.file_sha256(path),
-                 "bytes": os.path.getsize(tmp), "fingerprint": fingerprint}  # fmt: skip
+        state = {
+            "shard": name,
+            "file": target.name,
+            "num_clips": n,
+            "shard_bytes": os.path.getsize(path),
+            "shard_sha256": fmt.file_sha256(path),
+            "bytes": os.path.getsize(tmp),
+            "fingerprint": fingerprint,
+        }
         atomic_write(out / fmt.STATE_DIR / f"{name}.json", json.dumps(state), fsync=True)
     return state
 

@@ -67,8 +67,9 @@ def predict_dataset(
     }
 
 
-def evaluate(predict, dataset: tf.data.Dataset, max_batches: int = 0,
-             progress=None) -> dict[str, Any]:  # fmt: skip
+def evaluate(
+    predict, dataset: tf.data.Dataset, max_batches: int = 0, progress=None
+) -> dict[str, Any]:
     """``evaluate_scores`` of the model's outputs plus ``accuracy`` (argmax, single-label
     rows) and ``loss``: the training loss of these clips (:func:`clip_loss`)."""
     pred = predict_dataset(predict, dataset, max_batches, progress)
@@ -87,8 +88,9 @@ def clip_loss(target: np.ndarray, scores: np.ndarray) -> float:
 
     from panns_keras.train.losses import binary_crossentropy_on_probabilities
 
-    per_clip = binary_crossentropy_on_probabilities(np.asarray(target, np.float32),
-                                                    np.asarray(scores, np.float32))  # fmt: skip
+    per_clip = binary_crossentropy_on_probabilities(
+        np.asarray(target, np.float32), np.asarray(scores, np.float32)
+    )
     return float(np.mean(ops.convert_to_numpy(per_clip)))
 
 
@@ -137,28 +139,41 @@ def write_report(result: dict, names: Sequence[str], out_dir: str | Path) -> dic
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     excluded = set(result["excluded_classes"])
-    paths = {"metrics": out / "metrics.json", "csv": out / "per_class.csv",
-             "plot": out / "per_class_ap.png"}  # fmt: skip
+    paths = {
+        "metrics": out / "metrics.json",
+        "csv": out / "per_class.csv",
+        "plot": out / "per_class_ap.png",
+    }
 
     def num(x):
         return None if not np.isfinite(x) else float(x)
 
     summary = {
-        "mAP": num(result["mAP"]), "mAUC": num(result["mAUC"]),
-        "d_prime": num(result["d_prime"]), "accuracy": num(result["accuracy"]),
+        "mAP": num(result["mAP"]),
+        "mAUC": num(result["mAUC"]),
+        "d_prime": num(result["d_prime"]),
+        "accuracy": num(result["accuracy"]),
         "loss": num(result["loss"]) if "loss" in result else None,
-        "num_clips": result["num_clips"], "num_classes": len(names),
+        "num_clips": result["num_clips"],
+        "num_classes": len(names),
         "excluded_classes": [{"index": i, "display_name": names[i]} for i in sorted(excluded)],
-    }  # fmt: skip
+    }
     paths["metrics"].write_text(json.dumps(summary, indent=2) + "\n")
     with open(paths["csv"], "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["index", "display_name", "ap", "auc", "positives", "excluded"])
         for i, name in enumerate(names):
             ap, auc = float(result["ap"][i]), float(result["auc"][i])
-            w.writerow([i, name, "" if not np.isfinite(ap) else f"{ap:.6f}",
-                        "" if not np.isfinite(auc) else f"{auc:.6f}",
-                        int(result["num_positives"][i]), int(i in excluded)])  # fmt: skip
+            w.writerow(
+                [
+                    i,
+                    name,
+                    "" if not np.isfinite(ap) else f"{ap:.6f}",
+                    "" if not np.isfinite(auc) else f"{auc:.6f}",
+                    int(result["num_positives"][i]),
+                    int(i in excluded),
+                ]
+            )
     _plot_ap(result, names, paths["plot"])
     logging.info("evaluation report written to %s", out)
     return paths
@@ -184,8 +199,11 @@ def ap_figure(result: dict, names: Sequence[str]):
     from matplotlib import pyplot as plt
 
     ap = np.asarray(result["ap"], dtype=np.float64)
-    keep = [i for i in range(len(names)) if np.isfinite(ap[i])
-            and i not in set(result["excluded_classes"])]  # fmt: skip
+    keep = [
+        i
+        for i in range(len(names))
+        if np.isfinite(ap[i]) and i not in set(result["excluded_classes"])
+    ]
     keep.sort(key=lambda i: -ap[i])
     k = len(keep)
     # labels at 9 pt; the legend right of the axes, clear of the bars

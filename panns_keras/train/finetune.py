@@ -86,8 +86,9 @@ def prepared_data(data: str, workdir: Path, sample_rate: int, clip_seconds: floa
     beside = path.parent / formats.LABELS_NAME
     if path.is_file() and beside.is_file():
         kw["labels_csv"] = str(beside)  # a labels.csv beside the CSV fixes the class order
-    manifest = prepare(str(out), sample_rate=sample_rate, clip_seconds=clip_seconds,
-                       num_workers=1, **kw)  # fmt: skip
+    manifest = prepare(
+        str(out), sample_rate=sample_rate, clip_seconds=clip_seconds, num_workers=1, **kw
+    )
     if manifest.get("num_skipped"):
         logging.warning("prepare skipped %d input(s)", manifest["num_skipped"])
     return out
@@ -142,8 +143,9 @@ def _evaluate(model, cfg) -> dict:
     return evaluation.evaluate(evaluation.make_predict_fn(model), make_eval_dataset(cfg))
 
 
-def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict,
-                 split_dir: Path | None = None) -> dict:  # fmt: skip
+def _probe_split(
+    config, data_dir, manifest, held_out, fold_cache: dict, split_dir: Path | None = None
+) -> dict:
     from panns_keras.train import evaluation, probe
     from panns_keras.train.warm_start import load_init
 
@@ -158,8 +160,9 @@ def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict,
         model = load_init(config.model.init)
         if model.spec.head.kind != "clip":
             raise UserError(f"{model.spec.name}: probe needs a clip model with an embedding")
-        embed = tf.function(lambda w: model(w, training=False)["embedding"],
-                            reduce_retracing=True, autograph=False)  # fmt: skip
+        embed = tf.function(
+            lambda w: model(w, training=False)["embedding"], reduce_retracing=True, autograph=False
+        )
         fold_cache[_PROBE_MODEL] = model.spec.name
         for fold in present:
             cfg = split_config(config, data_dir, manifest, fold)
@@ -177,15 +180,27 @@ def _probe_split(config, data_dir, manifest, held_out, fold_cache: dict,
     scores = fitted.logits(x_test)  # (N, K); ranking and argmax are what the metrics read
     res = evaluation.evaluate_scores(y_test, scores)
     res["accuracy"] = evaluation.top1_accuracy(y_test, scores)
-    logging.info("fold %s: probe C=%g on %d clips (%d evaluations%s) %.1f s, accuracy %.3f",
-                 held_out, fitted.C, len(x), fitted.evaluations,
-                 "" if fitted.converged else ", NOT converged", time.monotonic() - start,
-                 res["accuracy"])  # fmt: skip
+    logging.info(
+        "fold %s: probe C=%g on %d clips (%d evaluations%s) %.1f s, accuracy %.3f",
+        held_out,
+        fitted.C,
+        len(x),
+        fitted.evaluations,
+        "" if fitted.converged else ", NOT converged",
+        time.monotonic() - start,
+        res["accuracy"],
+    )
     if split_dir is not None:  # TensorBoard: the split's hparams and held-out evaluation
-        _probe_summaries(split_config(config, data_dir, manifest, held_out), split_dir,
-                         fold_cache.get(_PROBE_MODEL), res, fitted, scores, y_test)  # fmt: skip
-    return {**_metrics(res), "C": float(fitted.C), "train_clips": len(x),
-            "test_clips": len(x_test)}  # fmt: skip
+        _probe_summaries(
+            split_config(config, data_dir, manifest, held_out),
+            split_dir,
+            fold_cache.get(_PROBE_MODEL),
+            res,
+            fitted,
+            scores,
+            y_test,
+        )
+    return {**_metrics(res), "C": float(fitted.C), "train_clips": len(x), "test_clips": len(x_test)}
 
 
 _PROBE_MODEL = "__model_name__"  # fold_cache entry: the initial model's name
@@ -204,8 +219,11 @@ def _probe_summaries(cfg, split_dir: Path, model_name, res, fitted, logits, targ
         prob /= prob.sum(axis=1, keepdims=True)
     names = [label.display_name for label in formats.read_labels_csv(cfg.data.labels)]
     res = {**res, "num_clips": len(target), "predictions": {"scores": prob, "target": target}}
-    s = Summaries(split_dir, num_pr_curves=int(cfg.eval.get("num_pr_curves", 10)),
-                  num_best_worst=int(cfg.eval.num_best_worst))  # fmt: skip
+    s = Summaries(
+        split_dir,
+        num_pr_curves=int(cfg.eval.get("num_pr_curves", 10)),
+        num_best_worst=int(cfg.eval.num_best_worst),
+    )
     s.hparams(cfg, model_name=model_name, extra={"probe.C": float(fitted.C)})
     s.evaluation(0, res, names)
     s.close()
@@ -246,9 +264,15 @@ class SplitProgress:
         self.bar.close()
 
 
-def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.ConfigDict, *,
-             folds: str = "all", clip_seconds: float | None = None,
-             say=None) -> dict:  # fmt: skip
+def finetune(
+    data: str,
+    workdir: str | os.PathLike,
+    config: ml_collections.ConfigDict,
+    *,
+    folds: str = "all",
+    clip_seconds: float | None = None,
+    say=None,
+) -> dict:
     """Runs every split (see the module docstring); returns the ``results.json`` content.
 
     ``clip_seconds``: clip length when ``data`` must be prepared (default: the length of the
@@ -264,8 +288,10 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
     if not config.model.init:
         raise UserError("config.model.init is required: the model to start from")
     if mode == "probe" and config.data.get("teacher", ""):
-        raise UserError("config.data.teacher: mode probe fits a linear classifier on labels; "
-                        "distil with mode finetune, freeze_l1, freeze_l3 or scratch")  # fmt: skip
+        raise UserError(
+            "config.data.teacher: mode probe fits a linear classifier on labels; "
+            "distil with mode finetune, freeze_l1, freeze_l3 or scratch"
+        )
     init = init_spec(config.model.init)
     if clip_seconds is None:
         clip_seconds = init.get("clip_seconds") or DEFAULT_CLIP_SECONDS
@@ -306,8 +332,11 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
             result = out["eval"]
             if result is None and held_out is not None:  # resumed after its last step
                 result = _evaluate(out["model"], cfg)
-            row = {**_metrics(result), "steps": int(out["step"]),
-                   "model_dir": str(split_dir / "model")}  # fmt: skip
+            row = {
+                **_metrics(result),
+                "steps": int(out["step"]),
+                "model_dir": str(split_dir / "model"),
+            }
         row = {"split": name, "held_out_fold": held_out, **row}
         _write_json(done, row)
         results.append(row)
@@ -315,11 +344,19 @@ def finetune(data: str, workdir: str | os.PathLike, config: ml_collections.Confi
             progress.bar.stream.write("\n")  # the split's line stays above the result
         say(f"{name} ({index}/{len(held)}): {_shown(row)}")
     progress.finish()
-    means = {k: float(np.mean([r[k] for r in results])) for k in METRICS
-             if results and all(k in r for r in results)}  # fmt: skip
-    summary = {"mode": mode, "init": str(config.model.init), "data": str(data_dir),
-               "clip_seconds": float(manifest["clip_samples"]) / float(manifest["sample_rate"]),
-               "splits": results, "mean": means}  # fmt: skip
+    means = {
+        k: float(np.mean([r[k] for r in results]))
+        for k in METRICS
+        if results and all(k in r for r in results)
+    }
+    summary = {
+        "mode": mode,
+        "init": str(config.model.init),
+        "data": str(data_dir),
+        "clip_seconds": float(manifest["clip_samples"]) / float(manifest["sample_rate"]),
+        "splits": results,
+        "mean": means,
+    }
     _write_json(workdir / RESULTS, summary)
     return summary
 

@@ -37,8 +37,10 @@ def train_files(config) -> list[str]:
     except FileNotFoundError:
         files = []
     if not files:
-        raise UserError(f"config.data.train_files: {config.data.train_files!r} matches no "
-                        "TFRecord file (check the path, or run `panns-keras prepare`)")  # fmt: skip
+        raise UserError(
+            f"config.data.train_files: {config.data.train_files!r} matches no "
+            "TFRecord file (check the path, or run `panns-keras prepare`)"
+        )
     return files
 
 
@@ -66,13 +68,16 @@ def check_shards(config, model_sample_rate: int) -> None:
         raise UserError(f"{path}: unreadable manifest ({e})") from None
     rate = manifest.get("sample_rate")
     if rate is not None and int(rate) != int(config.data.sample_rate):
-        raise UserError(f"{path}: clips at {rate} Hz, but config.data.sample_rate is "
-                        f"{config.data.sample_rate} (re-run prepare with "
-                        f"--sample_rate={model_sample_rate}, or fix the config)")  # fmt: skip
+        raise UserError(
+            f"{path}: clips at {rate} Hz, but config.data.sample_rate is "
+            f"{config.data.sample_rate} (re-run prepare with "
+            f"--sample_rate={model_sample_rate}, or fix the config)"
+        )
     k = manifest.get("num_classes")
     if k is not None and int(k) != int(config.data.num_classes):
-        raise UserError(f"{path}: {k} classes, but config.data.num_classes is "
-                        f"{config.data.num_classes}")  # fmt: skip
+        raise UserError(
+            f"{path}: {k} classes, but config.data.num_classes is {config.data.num_classes}"
+        )
 
 
 def check_teacher(config, files: list[str]) -> None:
@@ -148,11 +153,15 @@ def data_error(exc: BaseException) -> UserError | None:
     found = _SHARD.search(text)
     where = found.group(1) if found else "a training shard"
     if "corrupted or truncated" in text or isinstance(exc, tf.errors.DataLossError):
-        return UserError(f"{where}: corrupted or truncated TFRecord shard (re-create it with "
-                         "`panns-keras prepare`, or skip it with "
-                         "--config.data.skip_corrupt=true)")  # fmt: skip
+        return UserError(
+            f"{where}: corrupted or truncated TFRecord shard (re-create it with "
+            "`panns-keras prepare`, or skip it with "
+            "--config.data.skip_corrupt=true)"
+        )
     if isinstance(exc, tf.errors.NotFoundError):
         return UserError(f"{where}: not found while training (a shard was moved or deleted)")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return UserError(f"{where}: unreadable training data ({first[:200]}; "
-                     "--config.data.skip_corrupt=true skips bad records)")  # fmt: skip
+    return UserError(
+        f"{where}: unreadable training data ({first[:200]}; "
+        "--config.data.skip_corrupt=true skips bad records)"
+    )

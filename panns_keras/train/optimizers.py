@@ -142,8 +142,14 @@ class TorchAdam(keras.optimizers.Adam):
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Constant or cosine decay (to ``min_ratio * base``) after a linear warm-up."""
 
-    def __init__(self, base: float, total_steps: int, warmup_steps: int = 0,
-                 kind: str = "constant", min_ratio: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        base: float,
+        total_steps: int,
+        warmup_steps: int = 0,
+        kind: str = "constant",
+        min_ratio: float = 0.0,
+    ):
         self.base, self.total_steps, self.warmup_steps = base, total_steps, warmup_steps
         self.kind, self.min_ratio = kind, min_ratio
 
@@ -160,28 +166,43 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return lr
 
     def get_config(self):
-        return {"base": self.base, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps, "kind": self.kind,
-                "min_ratio": self.min_ratio}  # fmt: skip
+        return {
+            "base": self.base,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "kind": self.kind,
+            "min_ratio": self.min_ratio,
+        }
 
 
 def make_optimizer(t, lr_scale: float = 1.0) -> keras.optimizers.Optimizer:
     """The optimizer of ``t`` (the train config); its learning rate times ``lr_scale``."""
-    lr = WarmupSchedule(float(t.learning_rate) * lr_scale, int(t.num_steps),
-                        int(t.warmup_steps), t.schedule, float(t.min_lr_ratio))  # fmt: skip
+    lr = WarmupSchedule(
+        float(t.learning_rate) * lr_scale,
+        int(t.num_steps),
+        int(t.warmup_steps),
+        t.schedule,
+        float(t.min_lr_ratio),
+    )
     kw: dict[str, Any] = {"learning_rate": lr}
     if t.clipnorm:
         kw["clipnorm"] = float(t.clipnorm)
     # Adam in torch's form (epsilon outside the bias correction; Keras's form is another
     # recipe): "adam" is torch Adam (L2 weight decay), "adamw" torch AdamW (decoupled).
     if t.optimizer in ("adam", "adamw"):
-        opt = TorchAdam(beta_1=float(t.beta_1), beta_2=float(t.beta_2),
-                        epsilon=float(t.epsilon), amsgrad=bool(t.amsgrad),
-                        weight_decay=float(t.weight_decay) or None,
-                        decoupled=t.optimizer == "adamw", **kw)  # fmt: skip
+        opt = TorchAdam(
+            beta_1=float(t.beta_1),
+            beta_2=float(t.beta_2),
+            epsilon=float(t.epsilon),
+            amsgrad=bool(t.amsgrad),
+            weight_decay=float(t.weight_decay) or None,
+            decoupled=t.optimizer == "adamw",
+            **kw,
+        )
     else:
-        opt = keras.optimizers.SGD(momentum=float(t.momentum),
-                                   weight_decay=float(t.weight_decay) or None, **kw)  # fmt: skip
+        opt = keras.optimizers.SGD(
+            momentum=float(t.momentum), weight_decay=float(t.weight_decay) or None, **kw
+        )
     if t.precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt

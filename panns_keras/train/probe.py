@@ -141,8 +141,7 @@ class _Basis:
         self.curv = 0.25 if multi_label or k < 2 else 1.0 / k  # the loss's, at the origin
 
 
-def _solve(basis: _Basis, C: float, r0: np.ndarray, b0: np.ndarray, gtol: float,
-           max_iter: int):  # fmt: skip
+def _solve(basis: _Basis, C: float, r0: np.ndarray, b0: np.ndarray, gtol: float, max_iter: int):
     """Minimises at one C from (R, b) = (r0, b0) in the rotated coordinates; returns
     (R, b, converged, objective evaluations)."""
     from scipy.optimize import minimize
@@ -177,17 +176,35 @@ def _solve(basis: _Basis, C: float, r0: np.ndarray, b0: np.ndarray, gtol: float,
 
     p0 = np.concatenate([(r0 / d[:, None]).ravel(), b0 / bd])
     try:
-        res = minimize(fun, p0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": max_iter, "maxfun": 4 * max_iter, "gtol": 0.0,
-                                "ftol": 1e-15, "maxcor": 20})  # fmt: skip
+        res = minimize(
+            fun,
+            p0,
+            jac=True,
+            method="L-BFGS-B",
+            options={
+                "maxiter": max_iter,
+                "maxfun": 4 * max_iter,
+                "gtol": 0.0,
+                "ftol": 1e-15,
+                "maxcor": 20,
+            },
+        )
         p, ok = res.x, False
     except _Done:
         p, ok = best["p"], True
     return d[:, None] * p[: e * k].reshape(e, k), bd * p[e * k :], ok, evals[0]
 
 
-def fit_path(x, y, c_grid, multi_label: bool, init=None, gtol: float = GTOL,
-             max_iter: int = 5000, stats: dict | None = None) -> list:  # fmt: skip
+def fit_path(
+    x,
+    y,
+    c_grid,
+    multi_label: bool,
+    init=None,
+    gtol: float = GTOL,
+    max_iter: int = 5000,
+    stats: dict | None = None,
+) -> list:
     """Fits every C of ``c_grid`` in increasing order on standardised ``x``, each
     warm-started from the fit before (the first from ``init`` = (W, b), or zero); one
     eigendecomposition serves the whole path. Returns [(C, W, b, converged), ...];
@@ -207,8 +224,9 @@ def fit_path(x, y, c_grid, multi_label: bool, init=None, gtol: float = GTOL,
     return out
 
 
-def fit_linear(x, y, C: float, multi_label: bool, init=None, gtol: float = GTOL,
-               max_iter: int = 5000):  # fmt: skip
+def fit_linear(
+    x, y, C: float, multi_label: bool, init=None, gtol: float = GTOL, max_iter: int = 5000
+):
     """Minimises the probe objective on standardised ``x`` (N, E) and targets ``y`` (N, K);
     returns (W, b, converged). ``C`` as in scikit-learn; ``init`` warm-starts (W, b)."""
     [(_, w, b, ok)] = fit_path(x, y, [C], multi_label, init, gtol, max_iter)
@@ -246,13 +264,25 @@ def inner_splits(y: np.ndarray, groups=None, k: int = 5, seed: int = 0):
     for c in np.unique(key):  # stratified: each class dealt round-robin after a shuffle
         idx = rng.permutation(np.flatnonzero(key == c))
         fold[idx] = (np.arange(len(idx)) + rng.integers(k)) % k
-    return [(np.flatnonzero(fold != j), np.flatnonzero(fold == j)) for j in range(k)
-            if (fold == j).any() and (fold != j).any()]  # fmt: skip
+    return [
+        (np.flatnonzero(fold != j), np.flatnonzero(fold == j))
+        for j in range(k)
+        if (fold == j).any() and (fold != j).any()
+    ]
 
 
-def fit_probe(x, y, multi_label: bool | None = None, groups=None, c_grid=C_GRID,
-              inner_folds: int = 5, seed: int = 0, gtol: float = GTOL,
-              inner_gtol: float = INNER_GTOL, log=None) -> LinearProbe:  # fmt: skip
+def fit_probe(
+    x,
+    y,
+    multi_label: bool | None = None,
+    groups=None,
+    c_grid=C_GRID,
+    inner_folds: int = 5,
+    seed: int = 0,
+    gtol: float = GTOL,
+    inner_gtol: float = INNER_GTOL,
+    log=None,
+) -> LinearProbe:
     """Standardise, choose C by inner CV on these (training) clips, refit on all of them.
 
     Args:
@@ -278,13 +308,14 @@ def fit_probe(x, y, multi_label: bool | None = None, groups=None, c_grid=C_GRID,
         start = time.monotonic()
         mean, scale = standardiser(x[tr])
         xtr, xva = (x[tr] - mean) / scale, (x[va] - mean) / scale
-        for c, w, b, _ in fit_path(xtr, y[tr], grid, multi_label, None, inner_gtol,
-                                   stats=stats):  # fmt: skip
+        for c, w, b, _ in fit_path(xtr, y[tr], grid, multi_label, None, inner_gtol, stats=stats):
             scores[c].append(score(xva @ w + b, y[va], multi_label))
             fits[c].append((w, b))
         if log is not None:
-            log(f"probe: inner split {i + 1}/{len(splits)} ({len(tr)} clips, "
-                f"{len(grid)} C values) {time.monotonic() - start:.1f} s")  # fmt: skip
+            log(
+                f"probe: inner split {i + 1}/{len(splits)} ({len(tr)} clips, "
+                f"{len(grid)} C values) {time.monotonic() - start:.1f} s"
+            )
     mean_scores = {c: float(np.mean(v)) if v else float("nan") for c, v in scores.items()}
     finite = {c: s for c, s in mean_scores.items() if np.isfinite(s)}
     best = max(finite, key=lambda c: (finite[c], -c)) if finite else 1.0
@@ -294,7 +325,7 @@ def fit_probe(x, y, multi_label: bool | None = None, groups=None, c_grid=C_GRID,
     if fits.get(best):
         init = (np.mean([w for w, _ in fits[best]], 0), np.mean([b for _, b in fits[best]], 0))
     mean, scale = standardiser(x)
-    [(_, w, b, ok)] = fit_path((x - mean) / scale, y, [best], multi_label, init, gtol,
-                               stats=stats)  # fmt: skip
-    return LinearProbe(mean, scale, w, b, best, multi_label, mean_scores, ok,
-                       int(stats.get("evaluations", 0)))  # fmt: skip
+    [(_, w, b, ok)] = fit_path((x - mean) / scale, y, [best], multi_label, init, gtol, stats=stats)
+    return LinearProbe(
+        mean, scale, w, b, best, multi_label, mean_scores, ok, int(stats.get("evaluations", 0))
+    )

@@ -23,8 +23,10 @@ def parse_profile_steps(value) -> tuple[int, int] | None:
     if len(steps) == 1:
         steps = steps * 2
     if len(steps) != 2 or steps[0] < 1 or steps[1] < steps[0]:
-        raise UserError(f"config.train.profile_steps: {value!r} is not 'START,STOP' with "
-                        "1 <= START <= STOP (steps, 1-based; empty = no trace)")  # fmt: skip
+        raise UserError(
+            f"config.train.profile_steps: {value!r} is not 'START,STOP' with "
+            "1 <= START <= STOP (steps, 1-based; empty = no trace)"
+        )
     return steps[0], steps[1]
 
 
@@ -35,8 +37,9 @@ class Profiler:
     (n: the step's 1-based number); each profiled step is marked as a step in the trace.
     """
 
-    def __init__(self, logdir: str | os.PathLike, window, enabled: bool = True,
-                 backend: str | None = None):  # fmt: skip
+    def __init__(
+        self, logdir: str | os.PathLike, window, enabled: bool = True, backend: str | None = None
+    ):
         self.logdir = Path(logdir)
         self.window = parse_profile_steps(window) if enabled else None
         if backend is None and self.window is not None:

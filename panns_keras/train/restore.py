@@ -33,8 +33,11 @@ def load_for_eval(path: str | Path):
     path = Path(resolve(path))
     if not path.exists() and not Path(f"{path}.index").is_file():
         raise UserError(f"{path}: not found")
-    if path.is_dir() and (path / CONFIG).is_file() and "format" in json.loads(
-            (path / CONFIG).read_text()):  # fmt: skip
+    if (
+        path.is_dir()
+        and (path / CONFIG).is_file()
+        and "format" in json.loads((path / CONFIG).read_text())
+    ):
         model = load_model(path)
         return model, list(model.labels)
     prefix, workdir = _checkpoint_and_workdir(path)
@@ -106,6 +109,8 @@ def eval_data_config(pattern: str, model, batch_size: int) -> ml_collections.Con
     c.data.sample_rate = int(manifest.get("sample_rate", model.spec.sample_rate))
     c.data.clip_samples = int(manifest.get("clip_samples", 10 * c.data.sample_rate))
     if c.data.sample_rate != model.spec.sample_rate:
-        raise UserError(f"--data: clips at {c.data.sample_rate} Hz, but the model runs at "
-                        f"{model.spec.sample_rate} Hz")  # fmt: skip
+        raise UserError(
+            f"--data: clips at {c.data.sample_rate} Hz, but the model runs at "
+            f"{model.spec.sample_rate} Hz"
+        )
     return c

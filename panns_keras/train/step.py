@@ -113,8 +113,7 @@ def per_example_loss(target, outputs: dict, kind: str):
     return losses.binary_crossentropy_on_probabilities(target, outputs["clipwise_output"])
 
 
-def compute_loss(call: Callable[..., tuple[dict, Any]], waveform, target, lam,
-                 spec: StepSpec):  # fmt: skip
+def compute_loss(call: Callable[..., tuple[dict, Any]], waveform, target, lam, spec: StepSpec):
     """:func:`compute_losses` without a teacher: ``(loss, clipwise_output, aux)``."""
     loss, _, clipwise, aux = compute_losses(call, waveform, target, lam, spec)
     return loss, clipwise, aux
@@ -126,8 +125,14 @@ def teacher_targets(teacher_logits, temperature: float):
     return ops.sigmoid(z / float(temperature))
 
 
-def compute_losses(call: Callable[..., tuple[dict, Any]], waveform, target, lam,
-                   spec: StepSpec, teacher_logits=None):  # fmt: skip
+def compute_losses(
+    call: Callable[..., tuple[dict, Any]],
+    waveform,
+    target,
+    lam,
+    spec: StepSpec,
+    teacher_logits=None,
+):
     """Forward and loss of one (per-replica) batch.
 
     Args:

@@ -67,8 +67,14 @@ class Summaries:
         num_best_worst: classes listed in the classes_by_AP text.
     """
 
-    def __init__(self, workdir: str | os.PathLike, enabled: bool = True, backend: str = "auto",
-                 num_pr_curves: int = 10, num_best_worst: int = 10):  # fmt: skip
+    def __init__(
+        self,
+        workdir: str | os.PathLike,
+        enabled: bool = True,
+        backend: str = "auto",
+        num_pr_curves: int = 10,
+        num_best_worst: int = 10,
+    ):
         if backend not in ("auto", "tensorboard", "jsonl"):
             raise ValueError(f"backend: {backend!r} is not one of auto, tensorboard, jsonl")
         if backend == "auto":
@@ -99,8 +105,14 @@ class Summaries:
         if self._jsonl is None:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._jsonl = open(self.workdir / JSONL_NAME, "a", encoding="utf-8")  # noqa: SIM115
-        line = {"run": run, "step": int(step), "kind": kind, "tag": tag, "value": value,
-                "wall_time": round(time.time(), 3)}  # fmt: skip
+        line = {
+            "run": run,
+            "step": int(step),
+            "kind": kind,
+            "tag": tag,
+            "value": value,
+            "wall_time": round(time.time(), 3),
+        }
         self._jsonl.write(json.dumps(line, allow_nan=False) + "\n")  # one write per record
 
     def _scalars(self, run: str, step: int, values: Mapping[str, float]) -> None:
@@ -124,8 +136,12 @@ class Summaries:
             tf.summary.text(tag, text, step=int(step))
 
     # ------------------------------------------------------------------ the calls
-    def hparams(self, config, model_name: str | None = None,
-                extra: Mapping[str, bool | int | float | str] | None = None) -> None:  # fmt: skip
+    def hparams(
+        self,
+        config,
+        model_name: str | None = None,
+        extra: Mapping[str, bool | int | float | str] | None = None,
+    ) -> None:
         """The run's hyperparameters (:func:`flat_hparams`) for the hparams dashboard.
 
         Written in ``workdir`` itself, so the session's metrics are the scalars of its
@@ -147,13 +163,26 @@ class Summaries:
         if self.enabled:
             self._text("train", step, "config", f"```\n{text}\n```")
 
-    def train_step(self, step: int, loss: float, learning_rate: float,
-                   clips_per_second: float, parts: Mapping | None = None) -> None:  # fmt: skip
+    def train_step(
+        self,
+        step: int,
+        loss: float,
+        learning_rate: float,
+        clips_per_second: float,
+        parts: Mapping | None = None,
+    ) -> None:
         """``parts``: the loss's parts when distilling (``label_loss``, ``teacher_loss``)."""
         if self.enabled:
-            self._scalars("train", step, {"loss": loss, **(parts or {}),
-                                          "learning_rate": learning_rate,
-                                          "clips_per_second": clips_per_second})  # fmt: skip
+            self._scalars(
+                "train",
+                step,
+                {
+                    "loss": loss,
+                    **(parts or {}),
+                    "learning_rate": learning_rate,
+                    "clips_per_second": clips_per_second,
+                },
+            )
 
     def evaluation(self, step: int, result: Mapping, names: Sequence[str]) -> None:
         """``result`` of :func:`panns_keras.train.evaluation.evaluate` (with its
@@ -162,17 +191,23 @@ class Summaries:
             return
         from panns_keras.train.evaluation import classes_markdown
 
-        scalars = {"mAP": result["mAP"], "mean_AUC": result["mAUC"],
-                   "d_prime": result["d_prime"], "accuracy": result["accuracy"]}  # fmt: skip
+        scalars = {
+            "mAP": result["mAP"],
+            "mean_AUC": result["mAUC"],
+            "d_prime": result["d_prime"],
+            "accuracy": result["accuracy"],
+        }
         if "loss" in result:
             scalars = {"loss": result["loss"], **scalars}
         self._scalars("eval", step, scalars)
-        self._text("eval", step, "classes_by_AP",
-                   classes_markdown(result, names, self.num_best_worst))  # fmt: skip
+        self._text(
+            "eval", step, "classes_by_AP", classes_markdown(result, names, self.num_best_worst)
+        )
         if self.backend == "jsonl":
             ap = [_finite(a) for a in np.asarray(result["ap"], np.float64)]
-            self._record("eval", step, "per_class_ap", "per_class_AP",
-                         {"names": list(names), "ap": ap})  # fmt: skip
+            self._record(
+                "eval", step, "per_class_ap", "per_class_AP", {"names": list(names), "ap": ap}
+            )
             self.flush()
             return
         import tensorflow as tf
@@ -180,21 +215,29 @@ class Summaries:
 
         pred = result.get("predictions")
         with self._tb("eval"):
-            tf.summary.image("per_class_AP", ap_chart(result, names)[None], step=int(step),
-                             description="AP of each class, best first")  # fmt: skip
+            tf.summary.image(
+                "per_class_AP",
+                ap_chart(result, names)[None],
+                step=int(step),
+                description="AP of each class, best first",
+            )
             if pred is not None:
                 for i in pr_curve_classes(result, self.num_pr_curves):
                     meta = pr_metadata.create_summary_metadata(
-                        display_name=f"PR curve: {names[i]}", description=names[i],
+                        display_name=f"PR curve: {names[i]}",
+                        description=names[i],
                         num_thresholds=PR_THRESHOLDS,
-                    )  # fmt: skip
+                    )
                     data = pr_curve_data(pred["target"][:, i], pred["scores"][:, i])
-                    tf.summary.write(f"pr_curve_{tag_name(names[i])}", data, step=int(step),
-                                     metadata=meta.SerializeToString())  # fmt: skip
+                    tf.summary.write(
+                        f"pr_curve_{tag_name(names[i])}",
+                        data,
+                        step=int(step),
+                        metadata=meta.SerializeToString(),
+                    )
         self.flush()
 
-    def train_media(self, step: int, audio=None, sample_rate: int = 0,
-                    logmel_image=None) -> None:  # fmt: skip
+    def train_media(self, step: int, audio=None, sample_rate: int = 0, logmel_image=None) -> None:
         """``audio`` [n, samples] (float, [-1, 1]); ``logmel_image`` [n, H, W, 1] in [0, 1]."""
         if not self.enabled or self.backend == "jsonl":
             return
@@ -202,12 +245,21 @@ class Summaries:
 
         with self._tb("train"):
             if audio is not None and int(audio.shape[0]) > 0:
-                tf.summary.audio("train_audio", tf.cast(audio, tf.float32)[:, :, None],
-                                 int(sample_rate), step=int(step),
-                                 max_outputs=int(audio.shape[0]))  # fmt: skip
+                tf.summary.audio(
+                    "train_audio",
+                    tf.cast(audio, tf.float32)[:, :, None],
+                    int(sample_rate),
+                    step=int(step),
+                    max_outputs=int(audio.shape[0]),
+                )
             if logmel_image is not None:
-                tf.summary.image("train_logmel", logmel_image, step=int(step), max_outputs=3,
-                                 description="log-mel: bn0, SpecAugment, mixup")  # fmt: skip
+                tf.summary.image(
+                    "train_logmel",
+                    logmel_image,
+                    step=int(step),
+                    max_outputs=3,
+                    description="log-mel: bn0, SpecAugment, mixup",
+                )
 
     def flush(self) -> None:
         for w in self._writers.values():

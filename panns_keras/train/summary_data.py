@@ -90,8 +90,9 @@ def flat_hparams(config, model_name: str | None = None) -> dict[str, bool | int 
     return out
 
 
-def pr_curve_data(labels: np.ndarray, scores: np.ndarray,
-                  num_thresholds: int = PR_THRESHOLDS) -> np.ndarray:  # fmt: skip
+def pr_curve_data(
+    labels: np.ndarray, scores: np.ndarray, num_thresholds: int = PR_THRESHOLDS
+) -> np.ndarray:
     """[6, num_thresholds] float32: TP, FP, TN, FN, precision, recall at the thresholds
     ``i / (num_thresholds - 1)`` (a score counts as positive at thresholds <= it), the
     layout of TensorBoard's PR curve plugin."""

@@ -81,10 +81,12 @@ def cpu_has_bfloat16() -> bool:
 
 def _warn_precision(precision: str, device: str) -> None:
     if precision == "mixed_bfloat16" and device == "cpu" and not cpu_has_bfloat16():
-        logging.warning("config.train.precision=mixed_bfloat16: this CPU has no bfloat16 "
-                        "arithmetic (no AVX512_BF16/AMX), so every op is emulated and a step "
-                        "is several times slower than float32; use "
-                        "--config.train.precision=float32")  # fmt: skip
+        logging.warning(
+            "config.train.precision=mixed_bfloat16: this CPU has no bfloat16 "
+            "arithmetic (no AVX512_BF16/AMX), so every op is emulated and a step "
+            "is several times slower than float32; use "
+            "--config.train.precision=float32"
+        )
 
 
 def build_for_training(config, init=None):
@@ -102,9 +104,12 @@ def build_for_training(config, init=None):
     return model, groups
 
 
-def train(config: ml_collections.ConfigDict, workdir: str | Path,
-          on_step: Callable[[int], None] | None = None,
-          progress=None) -> dict[str, Any]:  # fmt: skip
+def train(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    on_step: Callable[[int], None] | None = None,
+    progress=None,
+) -> dict[str, Any]:
     """Trains (or resumes) per ``config`` in ``workdir`` on the Keras backend in use.
 
     ``on_step(step)`` is called after each training step (1-based), before any evaluation
@@ -121,14 +126,22 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
     config_lib.validate(config)
     workdir = Path(workdir)
     t = config.train
-    if t.precision == "mixed_float16" and config.model.mode == "finetune" and \
-            float(config.model.base_lr_scale) != 1.0:  # fmt: skip
+    if (
+        t.precision == "mixed_float16"
+        and config.model.mode == "finetune"
+        and float(config.model.base_lr_scale) != 1.0
+    ):
         raise UserError("model.base_lr_scale != 1 is not supported with mixed_float16")
     engine = make_engine(config, workdir)
     synthetic = inputs.is_synthetic(config)
     has_eval = bool(config.data.eval_files) and not synthetic
-    logging.info("%s backend: %d replica(s), global batch %d, chief=%s", engine.backend,
-                 engine.replicas, engine.spec.global_batch, engine.chief)  # fmt: skip
+    logging.info(
+        "%s backend: %d replica(s), global batch %d, chief=%s",
+        engine.backend,
+        engine.replicas,
+        engine.spec.global_batch,
+        engine.chief,
+    )
 
     workdir.mkdir(parents=True, exist_ok=True)
     config_text = checkpoints.write_config(config, workdir) if engine.chief else ""
@@ -149,15 +162,24 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
         engine.build(lambda: build_for_training(config, init))
         model = engine.model
         if model.spec.sample_rate != int(config.data.sample_rate):
-            raise UserError(f"config.data.sample_rate: {config.data.sample_rate} Hz, but the "
-                            f"model runs at {model.spec.sample_rate} Hz")  # fmt: skip
+            raise UserError(
+                f"config.data.sample_rate: {config.data.sample_rate} Hz, but the "
+                f"model runs at {model.spec.sample_rate} Hz"
+            )
         inputs.check_shards(config, model.spec.sample_rate)
         start = engine.start(inputs.dataset_fn(config), synthetic)
-        summaries = Summaries(workdir, enabled=engine.chief,
-                              num_pr_curves=int(config.eval.get("num_pr_curves", 10)),
-                              num_best_worst=int(config.eval.num_best_worst))  # fmt: skip
-        profiler = Profiler(workdir / "train", t.get("profile_steps", ""),
-                            enabled=engine.chief, backend=engine.backend)  # fmt: skip
+        summaries = Summaries(
+            workdir,
+            enabled=engine.chief,
+            num_pr_curves=int(config.eval.get("num_pr_curves", 10)),
+            num_best_worst=int(config.eval.num_best_worst),
+        )
+        profiler = Profiler(
+            workdir / "train",
+            t.get("profile_steps", ""),
+            enabled=engine.chief,
+            backend=engine.backend,
+        )
         summaries.hparams(config, model_name=model.spec.name)
         if start == 0:
             summaries.config_text(config_text)
@@ -171,8 +193,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
             from panns_keras.data.pipeline import make_eval_dataset
             from panns_keras.train import evaluation
 
-            res = evaluation.evaluate(predict, make_eval_dataset(config),
-                                      int(config.eval.max_batches))  # fmt: skip
+            res = evaluation.evaluate(
+                predict, make_eval_dataset(config), int(config.eval.max_batches)
+            )
             logging.info("step %d eval: %s", at, evaluation.summary_line(res))
             summaries.evaluation(at, res, names)
             summaries.flush()
@@ -184,8 +207,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
 
         num_steps = int(t.num_steps)
         if progress is None:
-            progress = Progress(num_steps - start, "train", unit="steps",
-                                enabled=bool(t.progress) and engine.chief)  # fmt: skip
+            progress = Progress(
+                num_steps - start, "train", unit="steps", enabled=bool(t.progress) and engine.chief
+            )
         alpha, pairs = float(config.data.mixup_alpha), engine.spec.global_batch
         loss_value = float("nan")
         window_t, window_steps = time.perf_counter(), 0
@@ -193,8 +217,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
         stopped = False
         while engine.step < num_steps:
             cur = engine.step  # the step being run (0-based); after it: cur + 1
-            lam = (step_lib.mixup_lambdas(int(config.seed), cur, pairs, alpha)
-                   if engine.spec.mixes else None)  # fmt: skip
+            lam = (
+                step_lib.mixup_lambdas(int(config.seed), cur, pairs, alpha)
+                if engine.spec.mixes
+                else None
+            )
             want_media = engine.chief and int(t.image_every) > 0 and cur % int(t.image_every) == 0
             try:
                 with profiler.step(cur + 1):
@@ -240,16 +267,25 @@ def train(config: ml_collections.ConfigDict, workdir: str | Path,
         summaries.flush()
         _sync(engine)
         if engine.chief and not stopped:
-            checkpoints.export_model(model, workdir / "model", labels, config, engine.step,
-                                     last_eval)  # fmt: skip
+            checkpoints.export_model(
+                model, workdir / "model", labels, config, engine.step, last_eval
+            )
         if last_eval is not None:
             last_eval = {k: v for k, v in last_eval.items() if k != "predictions"}
         ran = engine.step - start
-        return {"step": engine.step, "loss": loss_value, "eval": last_eval,
-                "best_map": engine.best_map, "stopped_early": stopped, "signal": stop.signum,
-                "seconds": elapsed,
-                "clips_per_second": ran * engine.spec.global_batch / max(elapsed, 1e-9),
-                "model": model, "labels": labels, "backend": engine.backend}  # fmt: skip
+        return {
+            "step": engine.step,
+            "loss": loss_value,
+            "eval": last_eval,
+            "best_map": engine.best_map,
+            "stopped_early": stopped,
+            "signal": stop.signum,
+            "seconds": elapsed,
+            "clips_per_second": ran * engine.spec.global_batch / max(elapsed, 1e-9),
+            "model": model,
+            "labels": labels,
+            "backend": engine.backend,
+        }
     finally:
         stop.uninstall()
         if profiler is not None:
@@ -273,8 +309,14 @@ def logmel_image(model, waveform, lam, seed: int) -> np.ndarray:
     x = model.logmel(waveform)
     sa = model.spec.spec_augment
     if sa is not None:
-        aug = SpecAugment(sa.time_drop_width, sa.time_stripes_num, sa.freq_drop_width,
-                          sa.freq_stripes_num, seed=seed, dtype="float32")  # fmt: skip
+        aug = SpecAugment(
+            sa.time_drop_width,
+            sa.time_stripes_num,
+            sa.freq_drop_width,
+            sa.freq_stripes_num,
+            seed=seed,
+            dtype="float32",
+        )
         x = aug(x, training=True)
     if lam is not None:
         x = do_mixup(x, lam)

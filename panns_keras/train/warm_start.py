@@ -79,8 +79,9 @@ def transfer_model(
     if mode.startswith("freeze") and spec.head.kind != "clip":
         raise UserError(f"{spec.name}: mode {mode} needs a clip-level model with an embedding")
     head = dataclasses.replace(spec.head, hidden=(hidden, hidden) if mode == "freeze_l3" else ())
-    spec = dataclasses.replace(spec, num_classes=int(num_classes), head=head,
-                               **(spec_changes or {}))  # fmt: skip
+    spec = dataclasses.replace(
+        spec, num_classes=int(num_classes), head=head, **(spec_changes or {})
+    )
     model = AudioTagger(spec, seed=seed, labels=labels)
     if mode != "scratch":
         theirs = init.weight_layers()
@@ -125,25 +126,37 @@ def build_model_from_config(config, init=None):
         init = init if init is not None else load_init(config.model.init)
         o, changes = config.model.overrides, {}
         if o.spec_augment is not None:
-            changes["spec_augment"] = (init.spec.spec_augment or SpecAugmentSpec()) if \
-                o.spec_augment else None  # fmt: skip
+            changes["spec_augment"] = (
+                (init.spec.spec_augment or SpecAugmentSpec()) if o.spec_augment else None
+            )
         if o.conv_dropout is not None:
             changes["conv_dropout"] = float(o.conv_dropout)
         changes["clip_seconds"] = clip_seconds_of(config)
         model = transfer_model(
-            init, int(config.data.num_classes), config.model.mode,
-            hidden=int(config.model.mlp_hidden), seed=int(config.seed), spec_changes=changes,
-        )  # fmt: skip
-        fresh = [layer for name, layer in model.weight_layers().items()
-                 if is_head(name) or config.model.mode == "scratch"]  # fmt: skip
+            init,
+            int(config.data.num_classes),
+            config.model.mode,
+            hidden=int(config.model.mlp_hidden),
+            seed=int(config.seed),
+            spec_changes=changes,
+        )
+        fresh = [
+            layer
+            for name, layer in model.weight_layers().items()
+            if is_head(name) or config.model.mode == "scratch"
+        ]
         seeded_glorot(fresh, int(config.seed))
     else:
         from panns_keras.models.build import build_model
 
         try:
-            model = build_model(config.model.name, num_classes=int(config.data.num_classes),
-                                seed=int(config.seed), clip_seconds=clip_seconds_of(config),
-                                **config_lib.overrides_dict(config))  # fmt: skip
+            model = build_model(
+                config.model.name,
+                num_classes=int(config.data.num_classes),
+                seed=int(config.seed),
+                clip_seconds=clip_seconds_of(config),
+                **config_lib.overrides_dict(config),
+            )
         except (KeyError, ValueError) as e:
             raise UserError(f"config.model.name: {e}") from None
         seeded_glorot(model.weight_layers().values(), int(config.seed))
@@ -170,8 +183,9 @@ def seeded_glorot(layers, seed: int) -> None:
 
     for i, layer in enumerate(layers):
         for attr in ("kernel", "depthwise_kernel"):
-            init = getattr(layer, f"{attr}_initializer" if attr == "kernel" else
-                           "depthwise_initializer", None)  # fmt: skip
+            init = getattr(
+                layer, f"{attr}_initializer" if attr == "kernel" else "depthwise_initializer", None
+            )
             var = getattr(layer, attr, None)
             if var is None or not isinstance(init, keras.initializers.GlorotUniform):
                 continue

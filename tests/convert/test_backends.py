@@ -23,8 +23,14 @@ from panns_keras.convert.mapping import assign_state_dict
 from tests.helpers.golden import check_outputs, load_golden
 
 TESTS = Path(__file__).resolve().parents[1]
-BACKEND_GOLDENS = ["cnn6", "resnet22", "mobilenet_v1", "res1dnet31", "wavegram_logmel_cnn14",
-                   "cnn14_decision_level_att"]  # fmt: skip
+BACKEND_GOLDENS = [
+    "cnn6",
+    "resnet22",
+    "mobilenet_v1",
+    "res1dnet31",
+    "wavegram_logmel_cnn14",
+    "cnn14_decision_level_att",
+]
 
 
 @pytest.mark.parametrize("name", BACKEND_GOLDENS)
@@ -75,8 +81,9 @@ def test_runs_without_tensorflow(tmp_path):
                           "tf": [m for m in sys.modules if m.split(".")[0] == "tensorflow"]}}))
     """)
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(TESTS.parent)}
-    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result == {"backend": "jax", "label": "Speech", "tf": ["tensorflow"]}

@@ -136,15 +136,18 @@ def test_cli_convert_one_line_errors(leenet11_ckpts, tmp_path, cli):
     text.write_text("not a checkpoint\n")
     bad = cli("convert", str(text), "--out", str(tmp_path / "x"))
     assert bad.returncode == 1
-    assert bad.stderr == (f"panns-keras convert: error: {text}: not a PyTorch checkpoint: "
-                          "neither a zip archive nor a pickle\n")  # fmt: skip
+    assert bad.stderr == (
+        f"panns-keras convert: error: {text}: not a PyTorch checkpoint: "
+        "neither a zip archive nor a pickle\n"
+    )
     # An architecture the file name does not tell: --arch (the old --model still works).
     anon = tmp_path / "weights.pth"
     anon.write_bytes(leenet11_ckpts["zip"].read_bytes())
     bad = cli("convert", str(anon), "--out", str(tmp_path / "y"))
     assert bad.returncode == 1 and bad.stderr.startswith(
         "panns-keras convert: error: weights.pth: cannot infer the architecture from the file "
-        "name; pass --arch (one of: cnn10, ")  # fmt: skip
+        "name; pass --arch (one of: cnn10, "
+    )
     old = cli("convert", str(anon), "--model", "leenet11", "--out", str(tmp_path / "y"))
     assert old.returncode == 0, old.stderr
     assert old.stderr == (

@@ -25,8 +25,11 @@ def test_one_label_rule_for_every_reader(tmp_path):
     text = 'index,mid,display_name\n2,/m/c,"Sheep, domestic"\n0,/m/a,Speech\n\n1,/m/b,Dog\n'
     (tmp_path / "h.csv").write_text(text)
     (tmp_path / "n.csv").write_text(text.split("\n", 1)[1])  # no header
-    want = [formats.Label(0, "/m/a", "Speech"), formats.Label(1, "/m/b", "Dog"),
-            formats.Label(2, "/m/c", "Sheep, domestic")]  # fmt: skip
+    want = [
+        formats.Label(0, "/m/a", "Speech"),
+        formats.Label(1, "/m/b", "Dog"),
+        formats.Label(2, "/m/c", "Sheep, domestic"),
+    ]
     for name in ("h.csv", "n.csv"):
         path = tmp_path / name
         assert formats.read_labels_csv(path) == want
@@ -40,11 +43,13 @@ def test_one_label_rule_for_every_reader(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["index,mid,display_name\n0,/m/a,A\n2,/m/c,C\n",  # gap
-     "0,/m/a,A\n0,/m/b,B\n",  # duplicate
-     "0,/m/a\n",  # too few fields
-     "x,/m/a,A\n"],  # not an index
-)  # fmt: skip
+    [
+        "index,mid,display_name\n0,/m/a,A\n2,/m/c,C\n",  # gap
+        "0,/m/a,A\n0,/m/b,B\n",  # duplicate
+        "0,/m/a\n",  # too few fields
+        "x,/m/a,A\n",
+    ],  # not an index
+)
 def test_label_rule_rejects(tmp_path, text):
     (tmp_path / "bad.csv").write_text(text)
     with pytest.raises(formats.FormatError):
@@ -55,8 +60,9 @@ def test_label_rule_rejects(tmp_path, text):
 
 # ---------------------------------------------------------------------------- manifest, record
 def test_manifest_v1_reads_as_current(tmp_path):
-    (tmp_path / formats.MANIFEST_NAME).write_text(json.dumps(
-        {"shards": [{"file": "train-00000-of-00001.tfrecord", "group": 3}]}))  # fmt: skip
+    (tmp_path / formats.MANIFEST_NAME).write_text(
+        json.dumps({"shards": [{"file": "train-00000-of-00001.tfrecord", "group": 3}]})
+    )
     for m in (formats.read_manifest(str(tmp_path)), pipeline.read_manifest(str(tmp_path))):
         assert m["shards"] == [{"file": "train-00000-of-00001.tfrecord", "group": 3, "fold": ""}]
     with pytest.raises(formats.FormatError):
@@ -109,8 +115,14 @@ def fold_data(tmp_path_factory):
         rows.append(f"c{k}.wav,class{k % 3},{FOLDS[k // 6]}")
     (root / "list.csv").write_text("\n".join(rows) + "\n")
     out = str(root / "out")
-    manifest = prep.prepare(out, generic_csv=str(root / "list.csv"), sample_rate=SR,
-                            clip_seconds=N / SR, clips_per_shard=4, num_workers=1)  # fmt: skip
+    manifest = prep.prepare(
+        out,
+        generic_csv=str(root / "list.csv"),
+        sample_rate=SR,
+        clip_seconds=N / SR,
+        clips_per_shard=4,
+        num_workers=1,
+    )
     fold_of = {k: FOLDS[k // 6] for k in range(24)}
     return out, manifest, fold_of
 
@@ -151,8 +163,10 @@ def test_prepare_writes_folds(fold_data):
     assert manifest["version"] == formats.MANIFEST_VERSION
     assert manifest["fold_counts"] == {f: 6 for f in FOLDS}
     for shard in manifest["shards"]:  # single-fold shards, records carry the same fold
-        recs = [schema.example_to_numpy(r.numpy())
-                for r in tf.data.TFRecordDataset(os.path.join(out, shard["file"]))]  # fmt: skip
+        recs = [
+            schema.example_to_numpy(r.numpy())
+            for r in tf.data.TFRecordDataset(os.path.join(out, shard["file"]))
+        ]
         assert recs and {r[formats.FOLD] for r in recs} == {shard["fold"]}
         for r in recs:
             assert fold_of[int(r[formats.CLIP_ID][1:])] == shard["fold"]
@@ -176,10 +190,20 @@ def test_fold_filter_on_mixed_shards(tmp_path):
     fn = "train-00000-of-00001.tfrecord"
     with tf.io.TFRecordWriter(str(tmp_path / fn)) as w:
         for k in range(12):
-            w.write(schema.serialize_example(np.full(N, _clip_value(k), np.int16), [k % 3],
-                                             f"c{k}", "", SR, N, fold=str(k % 3)))  # fmt: skip
-    (tmp_path / formats.MANIFEST_NAME).write_text(json.dumps(
-        {"shards": [{"file": fn, "group": 0, "num_clips": 12}]}))  # fmt: skip
+            w.write(
+                schema.serialize_example(
+                    np.full(N, _clip_value(k), np.int16),
+                    [k % 3],
+                    f"c{k}",
+                    "",
+                    SR,
+                    N,
+                    fold=str(k % 3),
+                )
+            )
+    (tmp_path / formats.MANIFEST_NAME).write_text(
+        json.dumps({"shards": [{"file": fn, "group": 0, "num_clips": 12}]})
+    )
     c = _config(str(tmp_path / "*.tfrecord"), eval_folds="1", train_folds="0")
     assert _eval_ids(c) == {1, 4, 7, 10}
     assert _train_ids(c, 20) == {0, 3, 6, 9}
@@ -195,8 +219,14 @@ def test_unknown_fold_selects_no_shard(fold_data):
 def test_list_files_locally_as_tensorflow_lists(tmp_path):
     """Local shards are listed without TensorFlow, by the same rules as ``tf.io.gfile``'s
     glob (hidden files included; ``*.tmp`` left out; comma-separated patterns)."""
-    for name in ["a-0.tfrecord", "a-1.tfrecord", ".hidden-2.tfrecord", "a-3.tfrecord.tmp",
-                 "b-0.tfrecord", "notes.txt"]:  # fmt: skip
+    for name in [
+        "a-0.tfrecord",
+        "a-1.tfrecord",
+        ".hidden-2.tfrecord",
+        "a-3.tfrecord.tmp",
+        "b-0.tfrecord",
+        "notes.txt",
+    ]:
         (tmp_path / name).write_bytes(b"")
     for patterns in [
         [f"{tmp_path}/*.tfrecord"],

@@ -123,9 +123,12 @@ def test_generic_csv_labels_and_skips(tmp_path, assets_dir):
     with open(tmp_path / "list.csv", "w", newline="") as f:
         csv.writer(f).writerows([("path", "labels", "fold"), *rows])
     m = prep.prepare(
-        str(tmp_path / "out"), generic_csv=str(tmp_path / "list.csv"), labels_csv=str(labels),
-        clip_seconds=1.0, num_workers=1,
-    )  # fmt: skip
+        str(tmp_path / "out"),
+        generic_csv=str(tmp_path / "list.csv"),
+        labels_csv=str(labels),
+        clip_seconds=1.0,
+        num_workers=1,
+    )
     reasons = {os.path.basename(s["source"]): s["reason"] for s in m["skipped"]}
     assert reasons == {
         "fsdd_1_jackson_0.wav": "unknown label",
@@ -134,16 +137,23 @@ def test_generic_csv_labels_and_skips(tmp_path, assets_dir):
     recs = _records(str(tmp_path / "out"), m)
     got = {os.path.basename(d["source"]): d["labels"] for d, _ in recs.values()}
     assert got == {
-        "ovos_sheep.wav": [1], "ovos_rooster_44k_stereo.flac": [1], "librosa_robin_48k.ogg": [1, 2],
-        "fsdd_0_george_0.wav": [0], "asterisk_call-forwarding.wav": [0],
-    }  # fmt: skip
+        "ovos_sheep.wav": [1],
+        "ovos_rooster_44k_stereo.flac": [1],
+        "librosa_robin_48k.ogg": [1, 2],
+        "fsdd_0_george_0.wav": [0],
+        "asterisk_call-forwarding.wav": [0],
+    }
     # the robin's rarest label is Bird (1 clip) -> its own group
     groups = {os.path.basename(d["source"]): s["group"] for d, s in recs.values()}
     assert groups["librosa_robin_48k.ogg"] == 2 and groups["ovos_sheep.wav"] == 1
     m2 = prep.prepare(
-        str(tmp_path / "out2"), generic_csv=str(tmp_path / "list.csv"), labels_csv=str(labels),
-        folds="2", clip_seconds=1.0, num_workers=1,
-    )  # fmt: skip
+        str(tmp_path / "out2"),
+        generic_csv=str(tmp_path / "list.csv"),
+        labels_csv=str(labels),
+        folds="2",
+        clip_seconds=1.0,
+        num_workers=1,
+    )
     assert m2["num_clips"] == 2
 
 
@@ -173,9 +183,13 @@ def test_audioset_layout(tmp_path, assets_dir):
         'abc-DEF_123, 0.000, 10.000, "/m/nope"\n'
     )
     m = prep.prepare(
-        str(tmp_path / "out"), audioset_csv=str(seg), audio_dir=str(audio),
-        labels_csv=str(labels), clip_seconds=1.0, num_workers=1,
-    )  # fmt: skip
+        str(tmp_path / "out"),
+        audioset_csv=str(seg),
+        audio_dir=str(audio),
+        labels_csv=str(labels),
+        clip_seconds=1.0,
+        num_workers=1,
+    )
     assert m["num_clips"] == 3 and m["num_inputs"] == 5
     assert sorted(s["reason"] for s in m["skipped"]) == ["missing", "unknown label"]
     assert m["class_counts"] == {"1": 3, "2": 1}
@@ -183,9 +197,14 @@ def test_audioset_layout(tmp_path, assets_dir):
     pat = tmp_path / "seg2.csv"
     pat.write_text('q_w_e, 10.000, 20.000, "/m/09x0r"\n')
     m2 = prep.prepare(
-        str(tmp_path / "out2"), audioset_csv=str(pat), audio_dir=str(audio), labels_csv=str(labels),
-        filename_pattern="{ytid}_{start}.flac.wav", clip_seconds=1.0, num_workers=1,
-    )  # fmt: skip
+        str(tmp_path / "out2"),
+        audioset_csv=str(pat),
+        audio_dir=str(audio),
+        labels_csv=str(labels),
+        filename_pattern="{ytid}_{start}.flac.wav",
+        clip_seconds=1.0,
+        num_workers=1,
+    )
     assert m2["num_clips"] == 1
 
 
@@ -205,18 +224,30 @@ prep.prepare({out!r}, class_dir={class_dir!r}, clip_seconds=1.0, clips_per_shard
 
 def _run_dying(out, class_dir, n):
     code = _DIE_AFTER.format(n=n, out=str(out), class_dir=str(class_dir))
-    return subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO,
-                          env=dict(os.environ, PYTHONPATH=REPO), capture_output=True,
-                          text=True, timeout=240)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _run_cli(out, class_dir, env_extra=None):
     env = dict(os.environ, PYTHONPATH=REPO, **(env_extra or {}))
     cmd = [
-        sys.executable, "-m", "data_prep", f"--out={out}",
-        f"--class_dir={class_dir}", "--clip_seconds=1", "--clips_per_shard=1",
-        "--num_workers=2", "--max_fail_fraction=0.5",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "data_prep",
+        f"--out={out}",
+        f"--class_dir={class_dir}",
+        "--clip_seconds=1",
+        "--clips_per_shard=1",
+        "--num_workers=2",
+        "--max_fail_fraction=0.5",
+    ]
     return subprocess.run(
         cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=240
     )
@@ -224,9 +255,12 @@ def _run_cli(out, class_dir, env_extra=None):
 
 def test_interrupted_run_resumes_to_identical_shards(class_dir, tmp_path):
     ref = prep.prepare(
-        str(tmp_path / "ref"), class_dir=class_dir, clip_seconds=1.0, clips_per_shard=1,
+        str(tmp_path / "ref"),
+        class_dir=class_dir,
+        clip_seconds=1.0,
+        clips_per_shard=1,
         num_workers=2,
-    )  # fmt: skip
+    )
     out = str(tmp_path / "out")
     r = _run_dying(out, class_dir, 3)
     assert r.returncode == 3, r.stderr[-2000:]
@@ -267,15 +301,21 @@ def test_files_sharing_a_stem_both_land(tmp_path, assets_dir):
     # A CSV: the same rule, and the same path listed twice is still one clip.
     listing = root / "clips.csv"
     listing.write_text("dog/a.wav,dog,f1\ndog/a.flac,dog,f2\ndog/b.wav,dog,f1\ndog/a.wav,dog,f1\n")
-    m2 = prep.prepare(str(tmp_path / "out2"), generic_csv=str(listing), clip_seconds=0.5,
-                      num_workers=1)  # fmt: skip
+    m2 = prep.prepare(
+        str(tmp_path / "out2"), generic_csv=str(listing), clip_seconds=0.5, num_workers=1
+    )
     assert m2["num_clips"] == 3
     assert [(s["clip_id"], s["reason"]) for s in m2["skipped"]] == [("dog/a.wav", "duplicate")]
     folds = {k: v[0]["fold"] for k, v in _records(str(tmp_path / "out2"), m2).items()}
     assert folds == {"dog/a.wav": "f1", "dog/a.flac": "f2", "dog/b": "f1"}
     # --folds keeps the ids of the whole listing
-    m3 = prep.prepare(str(tmp_path / "out3"), generic_csv=str(listing), folds="f2",
-                      clip_seconds=0.5, num_workers=1)  # fmt: skip
+    m3 = prep.prepare(
+        str(tmp_path / "out3"),
+        generic_csv=str(listing),
+        folds="f2",
+        clip_seconds=0.5,
+        num_workers=1,
+    )
     assert sorted(_records(str(tmp_path / "out3"), m3)) == ["dog/a.flac"]
 
 
@@ -287,8 +327,10 @@ def test_cli_failure_threshold_is_one_line(class_dir, tmp_path, cli):
     r = cli("prepare", f"--prepare_output_dir={out}", f"--class_dir={class_dir}", *flags)
     assert r.returncode == 1, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
-    assert lines[0] == ("panns-keras prepare: note: --prepare_output_dir is deprecated and goes "
-                        "away in the next release; use --out")  # fmt: skip
+    assert lines[0] == (
+        "panns-keras prepare: note: --prepare_output_dir is deprecated and goes "
+        "away in the next release; use --out"
+    )
     errors = [ln for ln in lines if "error" in ln]
     assert errors == [
         f"panns-keras prepare: error: {out}/manifest.json: 3 of 11 inputs failed "

@@ -11,16 +11,22 @@ from panns_keras.errors import UserError
 @pytest.mark.slow  # every transfer mode, twice (the rerun reuses the first)
 def test_transfer_demo_tiny_slice(tmp_path):
     out = tmp_path / "out"
-    settings = transfer_demo.Settings(steps=2, pretrain_steps=2, batch_size=4, takes=2,
-                                      speakers=("george", "lucas"), hidden=16)  # fmt: skip
+    settings = transfer_demo.Settings(
+        steps=2, pretrain_steps=2, batch_size=4, takes=2, speakers=("george", "lucas"), hidden=16
+    )
     lines = []
     summary = transfer_demo.run(out, settings, say=lines.append)
     saved = json.loads((out / "results.json").read_text())
     md = (out / "results.md").read_text()
     assert saved["rows"] == summary["rows"]
     assert [r["row"] for r in saved["rows"]] == [r[0] for r in transfer_demo.ROWS]
-    assert {r["mode"] for r in saved["rows"]} == {"scratch", "finetune", "freeze_l1",
-                                                 "freeze_l3", "probe"}  # fmt: skip
+    assert {r["mode"] for r in saved["rows"]} == {
+        "scratch",
+        "finetune",
+        "freeze_l1",
+        "freeze_l3",
+        "probe",
+    }
     assert saved["target_clips"] == 5 * 2 * 2
     for r in saved["rows"]:
         assert r["metric"] == "accuracy" and 0.0 <= r["mean"] <= 1.0
@@ -36,8 +42,7 @@ def test_transfer_demo_tiny_slice(tmp_path):
     assert {r.split(",")[1] for r in tgt} == {"five", "six", "seven", "eight", "nine"}
     assert not set(src) & set(tgt)
     # every split of every trained row held out exactly one speaker's clips
-    split = json.loads((out / "runs" / "finetune" / "split_fold_lucas" / "split.json")
-                       .read_text())  # fmt: skip
+    split = json.loads((out / "runs" / "finetune" / "split_fold_lucas" / "split.json").read_text())
     assert split["held_out_fold"] == "lucas" and split["steps"] == 2
 
     # a second run with the same settings reuses every finished step

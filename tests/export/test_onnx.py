@@ -18,12 +18,34 @@ from panns_keras.export.representative import representative_windows
 AUDIO = Path(__file__).resolve().parents[1] / "assets" / "audio"
 # Every op the Cnn6 graph needs, all in the default ONNX domain (no custom / contrib ops).
 CNN6_ONNX_OPS = {
-    "Add", "AveragePool", "Cast", "Concat", "Conv", "Gather", "Log", "MatMul", "Max", "Mul",
-    "Pad", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice",
-    "Squeeze", "Sub", "Transpose", "Unsqueeze",
+    "Add",
+    "AveragePool",
+    "Cast",
+    "Concat",
+    "Conv",
+    "Gather",
+    "Log",
+    "MatMul",
+    "Max",
+    "Mul",
+    "Pad",
+    "ReduceMax",
+    "ReduceMean",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Sigmoid",
+    "Slice",
+    "Squeeze",
+    "Sub",
+    "Transpose",
+    "Unsqueeze",
     # The framing's frame count, 1 + length // hop, on a dynamic length (tf2onnx's FloorDiv).
-    "And", "Div", "Equal", "Where",
-}  # fmt: skip
+    "And",
+    "Div",
+    "Equal",
+    "Where",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +63,7 @@ def test_onnx_round_trip_on_real_clips(cnn6, clips, tmp_path):
     assert {"Pad", "Reshape", "Concat", "MatMul", "Log", "Max"} <= set(info["ops"])
     assert not any(op.startswith(("DFT", "STFT")) for op in info["ops"])
 
-    session = ort.InferenceSession(str(tmp_path / "cnn6.onnx"),
-                                   providers=["CPUExecutionProvider"])  # fmt: skip
+    session = ort.InferenceSession(str(tmp_path / "cnn6.onnx"), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["labels"].split("\n") == list(cnn6.labels) and meta["sample_rate"] == "32000"
     names = [o.name for o in session.get_outputs()]

@@ -25,14 +25,15 @@ def narrow_overrides(name: str) -> dict:
         "convnet": lambda: r(b, widths=tuple(_w(w) for w in b.widths)),
         "resnet": lambda: r(b, planes=tuple(_w(p) for p in b.planes), after_width=16),
         "mobilenet_v1": lambda: r(b, stem=4, stages=tuple((_w(c), s) for c, s in b.stages)),
-        "mobilenet_v2": lambda: r(b, stem=4, last=16,
-                                  stages=tuple((t, _w(c), n, s) for t, c, n, s in b.stages)),
+        "mobilenet_v2": lambda: r(
+            b, stem=4, last=16, stages=tuple((t, _w(c), n, s) for t, c, n, s in b.stages)
+        ),
         "leenet": lambda: r(b, blocks=tuple((_w(c), s, p) for c, s, p in b.blocks)),
         "dainet": lambda: r(b, widths=tuple(_w(w) for w in b.widths)),
         "res1dnet": lambda: r(b, planes=tuple(_w(p) for p in b.planes)),
         "mn": lambda: r(b, width_mult=0.1),
         "dymn": lambda: r(b, width_mult=0.1),
-    }[spec.family]()  # fmt: skip
+    }[spec.family]()
     if spec.reference == "efficientat":  # the embedding is the pooled features: 6 x 16 wide
         return {"backbone": backbone, "embedding_size": 96}
     return {"backbone": backbone, "embedding_size": 16}

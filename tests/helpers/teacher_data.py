@@ -16,9 +16,17 @@ def tiny_teacher(model_dir: str, seed: int = 3) -> str:
     from panns_keras.models.saving import save_model_dir
 
     if not os.path.isdir(model_dir):
-        model = build_model("cnn6", num_classes=NUM_CLASSES, seed=seed, sample_rate=SAMPLE_RATE,
-                            window_size=256, hop_size=80, fmax=4000.0, mel_bins=32,
-                            embedding_size=32)  # fmt: skip
+        model = build_model(
+            "cnn6",
+            num_classes=NUM_CLASSES,
+            seed=seed,
+            sample_rate=SAMPLE_RATE,
+            window_size=256,
+            hop_size=80,
+            fmax=4000.0,
+            mel_bins=32,
+            embedding_size=32,
+        )
         labels = [Label(i, f"/m/tone{i}", f"tone {i}") for i in range(NUM_CLASSES)]
         save_model_dir(model, model_dir, labels)
     return model_dir

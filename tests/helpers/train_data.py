@@ -51,10 +51,16 @@ def write_data(
                     wav = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal(CLIP)
                     if identical:
                         wav = 0.3 * np.sin(2 * np.pi * 440.0 * t)
-                    w.write(schema.serialize_example(wav.astype(np.float32),
-                                                     [0 if identical else c],
-                                                     f"{name}_c{c}_s{s}_{j}", "", SAMPLE_RATE,
-                                                     CLIP))  # fmt: skip
+                    w.write(
+                        schema.serialize_example(
+                            wav.astype(np.float32),
+                            [0 if identical else c],
+                            f"{name}_c{c}_s{s}_{j}",
+                            "",
+                            SAMPLE_RATE,
+                            CLIP,
+                        )
+                    )
             shards.append({"file": fn, "group": c, "num_clips": clips_per_class})
             files.append(os.path.join(directory, fn))
             k += 1

@@ -28,7 +28,10 @@ def test_golden_outputs(name):
         fe = spec.frontend
         cfg = meta["config"]
         assert (fe.window_size, fe.hop_size, fe.mel_bins) == (
-            cfg["window_size"], cfg["hop_size"], cfg["mel_bins"])  # fmt: skip
+            cfg["window_size"],
+            cfg["hop_size"],
+            cfg["mel_bins"],
+        )
     model = panns_keras.build_model(name)
     assert trainable_params(model) == TRAINABLE_PARAMS[name]
     assign_state_dict(model, state)

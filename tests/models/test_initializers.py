@@ -41,8 +41,12 @@ def test_seeds_and_keras_global_seed_make_builds_reproducible():
 def test_backbone_kernels_use_it_and_it_serializes():
     model = panns_keras.build_model("mobilenet_v1", num_classes=2)
     attrs = ("kernel_initializer", "depthwise_initializer")
-    inits = [getattr(layer, a) for layer in model.weight_layers().values() for a in attrs
-             if hasattr(layer, a)]  # fmt: skip
+    inits = [
+        getattr(layer, a)
+        for layer in model.weight_layers().values()
+        for a in attrs
+        if hasattr(layer, a)
+    ]
     assert len(inits) >= 28 and all(isinstance(i, NumpyGlorotUniform) for i in inits), inits
     again = keras.initializers.deserialize(keras.initializers.serialize(NumpyGlorotUniform(5)))
     assert isinstance(again, NumpyGlorotUniform) and again.get_config()["seed"] == 5

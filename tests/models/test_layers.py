@@ -22,8 +22,9 @@ SETTINGS = {32000: (1024, 320, 14000), 16000: (512, 160, 8000), 8000: (256, 80, 
 def test_logmel_matches_golden(reference):
     meta, _, outputs, tols, waveform = load_golden(reference)
     c = meta["config"]
-    layer = LogMelSpectrogram(c["sample_rate"], c["window_size"], c["hop_size"], c["mel_bins"],
-                              c["fmin"], c["fmax"])  # fmt: skip
+    layer = LogMelSpectrogram(
+        c["sample_rate"], c["window_size"], c["hop_size"], c["mel_bins"], c["fmin"], c["fmax"]
+    )
     got = np.asarray(layer(waveform))
     assert got.shape == outputs["logmel"].shape
     assert np.max(np.abs(got - outputs["logmel"])) <= tols["logmel"]
@@ -38,8 +39,10 @@ def test_frames_are_the_strided_windows(window, hop, length):
     frames_num = 1 + length // hop
     want = np.stack([padded[:, t * hop : t * hop + window] for t in range(frames_num)], 1)
     np.testing.assert_array_equal(np.asarray(layer.frames(padded, length)), want)
-    fn = tf.function(lambda v, n: layer.frames(v, n), input_signature=[
-        tf.TensorSpec([None, None]), tf.TensorSpec([], tf.int32)])  # fmt: skip
+    fn = tf.function(
+        lambda v, n: layer.frames(v, n),
+        input_signature=[tf.TensorSpec([None, None]), tf.TensorSpec([], tf.int32)],
+    )
     np.testing.assert_array_equal(fn(padded, length).numpy(), want)
 
 
@@ -49,9 +52,20 @@ def test_logmel_matches_librosa_on_real_clips(path):
     x, sr = sf.read(path, dtype="float32")
     window, hop, fmax = SETTINGS[sr]
     mel = librosa.feature.melspectrogram(
-        y=x.astype(np.float64), sr=sr, n_fft=window, hop_length=hop, window="hann",
-        center=True, pad_mode="reflect", power=2.0, n_mels=64, fmin=50, fmax=fmax,
-        htk=False, norm="slaney")  # fmt: skip
+        y=x.astype(np.float64),
+        sr=sr,
+        n_fft=window,
+        hop_length=hop,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=64,
+        fmin=50,
+        fmax=fmax,
+        htk=False,
+        norm="slaney",
+    )
     ref = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).T
     got = np.asarray(LogMelSpectrogram(sr, window, hop, 64, 50, fmax)(x[None]))[0]
     assert got.shape == ref.shape == (1 + len(x) // hop, 64)
@@ -79,8 +93,9 @@ def test_logmel_silence_floor_and_float32_under_mixed_precision():
 
 
 def test_specaugment_identity_at_inference_and_bounds_in_training():
-    layer = SpecAugment(time_drop_width=64, time_stripes_num=2, freq_drop_width=8,
-                        freq_stripes_num=2, seed=3)  # fmt: skip
+    layer = SpecAugment(
+        time_drop_width=64, time_stripes_num=2, freq_drop_width=8, freq_stripes_num=2, seed=3
+    )
     x = np.random.default_rng(0).normal(1.0, 0.1, (64, 501, 64)).astype("float32") + 5
     np.testing.assert_array_equal(np.asarray(layer(x)), x)
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
@@ -125,8 +140,10 @@ def test_model_mixup_halves_batch():
 
 
 def test_layer_config_round_trip():
-    for layer in (LogMelSpectrogram(16000, 512, 160, 32, 20, 7000),
-                  SpecAugment(32, 1, 4, 3, seed=1)):  # fmt: skip
+    for layer in (
+        LogMelSpectrogram(16000, 512, 160, 32, 20, 7000),
+        SpecAugment(32, 1, 4, 3, seed=1),
+    ):
         clone = type(layer).from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
     x = np.random.default_rng(0).normal(size=(2, 8000)).astype("float32")
@@ -135,9 +152,21 @@ def test_layer_config_round_trip():
     np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(clone(x)))
 
 
-@pytest.mark.parametrize("name", ["cnn6", "resnet22", "mobilenet_v1", "mobilenet_v2", "leenet24",
-                                  "dainet19", "res1dnet31", "cnn14_decision_level_att",
-                                  "wavegram_cnn14", "wavegram_logmel_cnn14"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cnn6",
+        "resnet22",
+        "mobilenet_v1",
+        "mobilenet_v2",
+        "leenet24",
+        "dainet19",
+        "res1dnet31",
+        "cnn14_decision_level_att",
+        "wavegram_cnn14",
+        "wavegram_logmel_cnn14",
+    ],
+)
 def test_keras_file_round_trip(name, tmp_path):
     labels = [f"sound {i}" for i in range(7)]
     model = narrow_model(name, num_classes=7, seed=1, labels=labels)
@@ -154,5 +183,6 @@ def test_keras_file_round_trip(name, tmp_path):
     for k in ref:
         np.testing.assert_array_equal(np.asarray(out[k]), np.asarray(ref[k]))
     # SpecAugment / dropout are identity at inference: repeated calls agree exactly.
-    np.testing.assert_array_equal(np.asarray(loaded(x)["clipwise_output"]),
-                                  np.asarray(ref["clipwise_output"]))  # fmt: skip
+    np.testing.assert_array_equal(
+        np.asarray(loaded(x)["clipwise_output"]), np.asarray(ref["clipwise_output"])
+    )

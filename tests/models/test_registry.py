@@ -31,11 +31,18 @@ def test_every_model_builds_and_its_config_round_trips(name):
     assert clone.spec == model.spec and clone.get_config() == model.get_config()
 
 
-@pytest.mark.parametrize(("given", "name"), [
-    ("cnn14", "cnn14"), ("Cnn14", "cnn14"), ("Cnn14_DecisionLevelAtt", "cnn14_decision_level_att"),
-    ("Wavegram_Logmel_Cnn14", "wavegram_logmel_cnn14"), ("MobileNetV1", "mobilenet_v1"),
-    ("cnn14-16k", "cnn14_16k"), ("ResNet38", "resnet38"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        ("cnn14", "cnn14"),
+        ("Cnn14", "cnn14"),
+        ("Cnn14_DecisionLevelAtt", "cnn14_decision_level_att"),
+        ("Wavegram_Logmel_Cnn14", "wavegram_logmel_cnn14"),
+        ("MobileNetV1", "mobilenet_v1"),
+        ("cnn14-16k", "cnn14_16k"),
+        ("ResNet38", "resnet38"),
+    ],
+)
 def test_canonical_name(given, name):
     assert canonical_name(given) == name
 
@@ -48,19 +55,27 @@ def test_unknown_name_is_a_value_error_with_close_matches():
     assert isinstance(info.value, UserError)  # the CLI prints it as one line
     with pytest.raises(ValueError, match="^resnet37: unknown model; did you mean resnet38, "):
         canonical_name("resnet37")
-    with pytest.raises(ValueError, match=r"^MobileNetV3: unknown model; did you mean "
-                       r"mobilenet_v2 or mobilenet_v1\? \(valid names: cnn10, "):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"^MobileNetV3: unknown model; did you mean "
+        r"mobilenet_v2 or mobilenet_v1\? \(valid names: cnn10, ",
+    ):
         canonical_name("MobileNetV3")
     with pytest.raises(ValueError, match=r"^xyz: unknown model; \(valid names: "):
         canonical_name("xyz")
 
 
-@pytest.mark.parametrize(("filename", "name"), [
-    ("Cnn14_mAP=0.431.pth", "cnn14"), ("Cnn14_16k_mAP=0.438.pth", "cnn14_16k"),
-    ("/x/Cnn14_DecisionLevelMax_mAP=0.385.pth", "cnn14_decision_level_max"),
-    ("Wavegram_Logmel_Cnn14_mAP=0.439.pth", "wavegram_logmel_cnn14"),
-    ("Cnn6_golden_zip.pth", "cnn6"), ("ResNet22_mAP=0.430.pth", "resnet22"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("filename", "name"),
+    [
+        ("Cnn14_mAP=0.431.pth", "cnn14"),
+        ("Cnn14_16k_mAP=0.438.pth", "cnn14_16k"),
+        ("/x/Cnn14_DecisionLevelMax_mAP=0.385.pth", "cnn14_decision_level_max"),
+        ("Wavegram_Logmel_Cnn14_mAP=0.439.pth", "wavegram_logmel_cnn14"),
+        ("Cnn6_golden_zip.pth", "cnn6"),
+        ("ResNet22_mAP=0.430.pth", "resnet22"),
+    ],
+)
 def test_infer_model_name(filename, name):
     assert infer_model_name(filename) == name
 

@@ -305,7 +305,8 @@ def test_a_served_keras_file_is_cached_as_is(env, server, tmp_path):
     assert _cached_files(env.home, "ours") == ["ours.keras", "preset.json"]
     x = np.random.default_rng(0).uniform(-0.1, 0.1, (1, 32000)).astype("float32")
     np.testing.assert_allclose(
-        np.asarray(loaded(x)["clipwise_output"]), np.asarray(model(x)["clipwise_output"]),
+        np.asarray(loaded(x)["clipwise_output"]),
+        np.asarray(model(x)["clipwise_output"]),
         atol=1e-6,
-    )  # fmt: skip
+    )
     assert resolve("ours") == str(env.home / "presets" / "ours" / "ours.keras")

@@ -12,23 +12,35 @@ from panns_keras.presets import table
 
 # Issue 22's list of the released checkpoints of Zenodo record 3987831 (file stem -> mAP).
 RELEASED = {
-    "Cnn14_mAP=0.431": 0.431, "Cnn14_16k_mAP=0.438": 0.438, "Cnn14_8k_mAP=0.416": 0.416,
-    "Cnn14_DecisionLevelMax_mAP=0.385": 0.385, "Cnn14_DecisionLevelAtt_mAP=0.425": 0.425,
-    "Cnn6_mAP=0.343": 0.343, "Cnn10_mAP=0.380": 0.380, "ResNet22_mAP=0.430": 0.430,
-    "ResNet38_mAP=0.434": 0.434, "ResNet54_mAP=0.429": 0.429, "MobileNetV1_mAP=0.389": 0.389,
-    "MobileNetV2_mAP=0.383": 0.383, "Res1dNet31_mAP=0.365": 0.365,
-    "Res1dNet51_mAP=0.355": 0.355, "Wavegram_Cnn14_mAP=0.389": 0.389,
+    "Cnn14_mAP=0.431": 0.431,
+    "Cnn14_16k_mAP=0.438": 0.438,
+    "Cnn14_8k_mAP=0.416": 0.416,
+    "Cnn14_DecisionLevelMax_mAP=0.385": 0.385,
+    "Cnn14_DecisionLevelAtt_mAP=0.425": 0.425,
+    "Cnn6_mAP=0.343": 0.343,
+    "Cnn10_mAP=0.380": 0.380,
+    "ResNet22_mAP=0.430": 0.430,
+    "ResNet38_mAP=0.434": 0.434,
+    "ResNet54_mAP=0.429": 0.429,
+    "MobileNetV1_mAP=0.389": 0.389,
+    "MobileNetV2_mAP=0.383": 0.383,
+    "Res1dNet31_mAP=0.365": 0.365,
+    "Res1dNet51_mAP=0.355": 0.355,
+    "Wavegram_Cnn14_mAP=0.389": 0.389,
     "Wavegram_Logmel_Cnn14_mAP=0.439": 0.439,
-}  # fmt: skip
+}
 # The third-party md5 listing quoted in the issue and the reference notes (unverified).
 MD5 = {
-    "cnn14": "541141fa2ee191a88f24a3219fff024e", "cnn10": "bfb1f1f9968938fa8ef4012b8471f5f6",
-    "cnn6": "e25e26b84585b14c7754c91e48efc9be", "resnet22": "cf36d413096793c4e15dc752a3abd599",
-    "resnet38": "bf12f36aaabac4e0855e22d3c3239c1b", "resnet54": "4f1f1406d37a29e2379916885e18c5f3",
+    "cnn14": "541141fa2ee191a88f24a3219fff024e",
+    "cnn10": "bfb1f1f9968938fa8ef4012b8471f5f6",
+    "cnn6": "e25e26b84585b14c7754c91e48efc9be",
+    "resnet22": "cf36d413096793c4e15dc752a3abd599",
+    "resnet38": "bf12f36aaabac4e0855e22d3c3239c1b",
+    "resnet54": "4f1f1406d37a29e2379916885e18c5f3",
     "wavegram_cnn14": "1e3506ab640371e0b5a417b15fd66d21",
     "wavegram_logmel_cnn14": "17fa9ab65af3c0eb5ffbc5f65552c4e1",
     "cnn14_decision_level_att": "c8281ca2b9967244b91d557aa941e8ca",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +67,13 @@ def test_one_preset_per_released_checkpoint():
 
 def test_sizes_follow_the_reference_parameter_counts():
     # 4 bytes per state-dict parameter of the reference code (its section 11 "all params")
-    counts = {"cnn14": 81_837_071, "cnn6": 5_920_911, "resnet54": 105_401_615,
-              "wavegram_logmel_cnn14": 82_148_943, "mobilenet_v2": 5_158_799}  # fmt: skip
+    counts = {
+        "cnn14": 81_837_071,
+        "cnn6": 5_920_911,
+        "resnet54": 105_401_615,
+        "wavegram_logmel_cnn14": 82_148_943,
+        "mobilenet_v2": 5_158_799,
+    }
     presets = table.presets()
     for name, n in counts.items():
         assert presets[name].approx_mb == round(4 * n / 1e6)

@@ -106,15 +106,33 @@ def gpu_trace(device_events: bool = True) -> dict:
     for _ in range(STEPS):
         for name, args, us, _cat in KERNELS:
             if device_events:
-                events.append({"ph": "X", "pid": 2, "tid": 7, "ts": ts, "dur": us,
-                               "name": name, "args": args})  # fmt: skip
+                events.append(
+                    {"ph": "X", "pid": 2, "tid": 7, "ts": ts, "dur": us, "name": name, "args": args}
+                )
                 # The derived line repeats the op: it must not count twice.
-                events.append({"ph": "X", "pid": 2, "tid": 100, "ts": ts, "dur": us,
-                               "name": args.get("hlo_op", name)})  # fmt: skip
+                events.append(
+                    {
+                        "ph": "X",
+                        "pid": 2,
+                        "tid": 100,
+                        "ts": ts,
+                        "dur": us,
+                        "name": args.get("hlo_op", name),
+                    }
+                )
             # A host-side launch event naming the op: never device time.
             launch = {"hlo_op": "cudnn-conv.1", "hlo_module": "jit_step"}
-            events.append({"ph": "X", "pid": 1, "tid": 5, "ts": ts, "dur": 1000.0, "name": name,
-                           "args": launch})  # fmt: skip
+            events.append(
+                {
+                    "ph": "X",
+                    "pid": 1,
+                    "tid": 5,
+                    "ts": ts,
+                    "dur": 1000.0,
+                    "name": name,
+                    "args": launch,
+                }
+            )
             ts += us + 3
         ts += 50  # a gap between steps
     return {"traceEvents": events}
@@ -124,10 +142,14 @@ def test_reduce_gpu_trace(tmp_path):
     trace_path, hlo_path = tmp_path / "t.trace.json.gz", tmp_path / "s.hlo.txt"
     trace_path.write_bytes(gzip.compress(json.dumps(gpu_trace()).encode()))
     hlo_path.write_text(HLO)
-    s = pr.reduce_files(trace_path, hlo_path, STEPS, step_ms=0.5, out_prefix=tmp_path / "p",
-                        host_ops=False)  # fmt: skip
+    s = pr.reduce_files(
+        trace_path, hlo_path, STEPS, step_ms=0.5, out_prefix=tmp_path / "p", host_ops=False
+    )
     assert (s["source"], s["hlo_module"], s["lines"]) == (
-        "gpu", "jit_step", ["/device:GPU:0 / Stream #7"])  # fmt: skip
+        "gpu",
+        "jit_step",
+        ["/device:GPU:0 / Stream #7"],
+    )
     assert (s["events"], s["matched_events"]) == (STEPS * 13, STEPS * 11)
     expected: dict[str, float] = {}
     for _, _, us, cat in KERNELS:
@@ -148,16 +170,20 @@ def test_reduce_gpu_trace(tmp_path):
     passes = {r["name"]: r["ms_per_step"] for r in s["passes"]}
     # forward: conv 100, gemm 20, add 10, DFT 30, pool 5; backward: 80, 60, BN reduce 8,
     # select-and-scatter 7; unknown (no op_name): transpose, memcpy, mystery kernel.
-    assert passes == pytest.approx({"forward": 0.165, "backward": 0.155, "optimizer": 0.006,
-                                    "unknown": 0.007})  # fmt: skip
+    assert passes == pytest.approx(
+        {"forward": 0.165, "backward": 0.155, "optimizer": 0.006, "unknown": 0.007}
+    )
     layers = {r["name"]: r["ms_per_step"] for r in s["layers"]}
     assert layers["backbone/conv_block1"] == pytest.approx(0.27)
     assert layers["logmel_extractor"] == pytest.approx(0.03)
     assert layers["head/fc1"] == pytest.approx(0.02)
     assert layers["torch_adam"] == pytest.approx(0.006)
     top = s["top"]
-    assert [t["op"] for t in top[:3]] == ["cudnn-conv.1", "cudnn-conv-bw-input.2",
-                                          "cudnn-conv-bw-filter.3"]  # fmt: skip
+    assert [t["op"] for t in top[:3]] == [
+        "cudnn-conv.1",
+        "cudnn-conv-bw-input.2",
+        "cudnn-conv-bw-filter.3",
+    ]
     assert top[0]["calls_per_step"] == 1 and len(top) == 13
 
     md = (tmp_path / "p.md").read_text()
@@ -183,10 +209,18 @@ def test_classify_conv_without_target_or_metadata():
     """XLA:CPU convolutions: direction from op_name, else a window at least as large as the
     output (a filter gradient), else unknown."""
     comps = {}
-    fwd = pr.Instr("c1", "convolution", "f32[2,8,8,4]{3,2,1,0} convolution(%a, %b), "
-                   "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f")  # fmt: skip
-    wgrad = pr.Instr("c2", "convolution", "f32[3,3,4,4]{3,2,1,0} convolution(%a, %b), "
-                     "window={size=8x8 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf")  # fmt: skip
+    fwd = pr.Instr(
+        "c1",
+        "convolution",
+        "f32[2,8,8,4]{3,2,1,0} convolution(%a, %b), "
+        "window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f",
+    )
+    wgrad = pr.Instr(
+        "c2",
+        "convolution",
+        "f32[3,3,4,4]{3,2,1,0} convolution(%a, %b), "
+        "window={size=8x8 pad=1_1x1_1}, dim_labels=f01b_i01o->01bf",
+    )
     assert pr.classify(fwd, comps) == pr.CONV_UNKNOWN
     assert pr.classify(wgrad, comps) == pr.CONV_BWD_W
     fwd.op_name = f"{BB}/conv_block1_conv1/conv_general_dilated"
@@ -202,12 +236,25 @@ def test_command_buffer_kernels_are_classed_one_by_one():
     events = [
         {"ph": "M", "pid": 2, "name": "process_name", "args": {"name": "/device:GPU:0"}},
         {"ph": "M", "pid": 2, "tid": 7, "name": "thread_name", "args": {"name": "Stream #7"}},
-        {"ph": "X", "pid": 2, "tid": 7, "ts": 0.0, "dur": 2.0, "name": "Memset 0",
-         "args": {"hlo_op": "command_buffer_1"}},
-        {"ph": "X", "pid": 2, "tid": 7, "ts": 3.0, "dur": 40.0,
-         "name": "sm90_xmma_gemm_f32f32_tf32f32_f32_tn_n_cublas",
-         "args": {"hlo_op": "command_buffer_1"}},
-    ]  # fmt: skip
+        {
+            "ph": "X",
+            "pid": 2,
+            "tid": 7,
+            "ts": 0.0,
+            "dur": 2.0,
+            "name": "Memset 0",
+            "args": {"hlo_op": "command_buffer_1"},
+        },
+        {
+            "ph": "X",
+            "pid": 2,
+            "tid": 7,
+            "ts": 3.0,
+            "dur": 40.0,
+            "name": "sm90_xmma_gemm_f32f32_tf32f32_f32_tn_n_cublas",
+            "args": {"hlo_op": "command_buffer_1"},
+        },
+    ]
     s = pr.reduce({"traceEvents": events}, HLO, steps=1)
     got = {c["name"]: c["ms_per_step"] for c in s["categories"]}
     assert got == pytest.approx({pr.COPY: 0.002, pr.MATMUL: 0.040})

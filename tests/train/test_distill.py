@@ -47,8 +47,13 @@ def test_teach_cli_writes_float16_logits_keyed_by_clip_and_resumes(shards, tmp_p
 
     data, model_dir = shards
     out = tmp_path / "teacher"
-    r = cli("teach", f"--model={model_dir},{model_dir}", f"--data={data}", f"--out={out}",
-            "--batch_size=5")  # fmt: skip
+    r = cli(
+        "teach",
+        f"--model={model_dir},{model_dir}",
+        f"--data={data}",
+        f"--out={out}",
+        "--batch_size=5",
+    )
     assert r.returncode == 0, r.stderr
     assert "24 clips in 3 shard(s) (3 written, 0 kept)" in r.stdout, r.stdout
     meta = json.loads((out / fmt.TEACHER_NAME).read_text())
@@ -103,8 +108,11 @@ def _stored(out):
     from panns_keras.data import teacher as fmt
 
     meta = fmt.read_teacher(out)
-    return {c: z.astype(np.float32) for e in meta["shards"]
-            for c, z in fmt.read_predictions(os.path.join(out, e["file"]))}  # fmt: skip
+    return {
+        c: z.astype(np.float32)
+        for e in meta["shards"]
+        for c, z in fmt.read_predictions(os.path.join(out, e["file"]))
+    }
 
 
 @pytest.mark.parametrize("balanced", [True, False])
@@ -152,8 +160,9 @@ def test_pipeline_with_two_input_pipelines_and_folds(taught):
     cfg.data.teacher = out
     cfg.data.mixup = "none"
     cfg.data.balanced = False
-    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
-                                     num_replicas_in_sync=2)  # fmt: skip
+    ctx = tf.distribute.InputContext(
+        num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2
+    )
     values = {tuple(v.tolist()) for v in stored.values()}
     for batch in make_train_dataset(cfg, ctx).take(3).as_numpy_iterator():
         assert batch["teacher_logits"].shape == (2, NUM_CLASSES)
@@ -226,8 +235,10 @@ def test_distilling_resume_after_kill9_matches_uninterrupted(taught, tmp_path):
     cfg.data.teacher = out
     ref = train(cfg, tmp_path / "straight")
     resumed = load_model(os.path.join(wd, "model"))
-    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-               for a, b in zip(ref["model"].weights, resumed.weights))  # fmt: skip
+    diff = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(ref["model"].weights, resumed.weights)
+    )
     assert diff < 1e-6, diff
     scalars = read_events(tmp_path / "straight")["train"]
     label = scalars["label_loss"]["steps"][5]
@@ -250,14 +261,29 @@ def test_finetune_teacher_flag(taught, shards, tmp_path, cli):
     manifest.update(version=2, sample_rate=8000, clip_samples=4000, num_classes=NUM_CLASSES)
     (prepared / "manifest.json").write_text(json.dumps(manifest))
     data = str(prepared)
-    r = cli("finetune", f"--data={data}", f"--model={model_dir}", f"--out={tmp_path}/ft",
-            f"--teacher={out}", "--mode=freeze_l1", "--folds=none",
-            "--config.train.num_steps=2", "--config.train.batch_size=4",
-            "--config.train.log_every=1", "--config.data.shuffle_buffer=8")  # fmt: skip
+    r = cli(
+        "finetune",
+        f"--data={data}",
+        f"--model={model_dir}",
+        f"--out={tmp_path}/ft",
+        f"--teacher={out}",
+        "--mode=freeze_l1",
+        "--folds=none",
+        "--config.train.num_steps=2",
+        "--config.train.batch_size=4",
+        "--config.train.log_every=1",
+        "--config.data.shuffle_buffer=8",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     cfg = json.loads((tmp_path / "ft" / "split_all" / "config.json").read_text())
     assert cfg["data"]["teacher"] == out
     assert "teacher_loss" in read_events(tmp_path / "ft" / "split_all")["train"]
-    r = cli("finetune", f"--data={data}", f"--model={model_dir}", f"--out={tmp_path}/p",
-            f"--teacher={out}", "--mode=probe")  # fmt: skip
+    r = cli(
+        "finetune",
+        f"--data={data}",
+        f"--model={model_dir}",
+        f"--out={tmp_path}/p",
+        f"--teacher={out}",
+        "--mode=probe",
+    )
     assert r.returncode == 2 and "--teacher: mode probe" in r.stderr, r.stderr

@@ -64,8 +64,14 @@ def test_distill_loss_matches_numpy(kind, mixup):
     target, teacher = _batch(n)
     student = np.random.default_rng(1).standard_normal((b, K)).astype(np.float32)
     lam = step_lib.mixup_lambdas(7, 3, b, 0.4) if mixup else None
-    spec = step_lib.StepSpec(global_batch=b, loss=kind, mixup="in_model" if mixup else "none",
-                             distill=True, distill_weight=0.7, distill_temperature=2.0)  # fmt: skip
+    spec = step_lib.StepSpec(
+        global_batch=b,
+        loss=kind,
+        mixup="in_model" if mixup else "none",
+        distill=True,
+        distill_weight=0.7,
+        distill_temperature=2.0,
+    )
     seen = {}
 
     def call(waveform, mix):
@@ -77,8 +83,9 @@ def test_distill_loss_matches_numpy(kind, mixup):
     loss, parts, _, aux = step_lib.compute_losses(call, wav, target, lam, spec, teacher)
     want, label, teach = _np_distill(target, teacher, lam, student, 0.7, 2.0, kind, b)
     assert aux == "aux" and (seen["lam"] is None) == (not mixup)
-    got = [float(ops.convert_to_numpy(x)) for x in (loss, parts["label_loss"],
-                                                     parts["teacher_loss"])]  # fmt: skip
+    got = [
+        float(ops.convert_to_numpy(x)) for x in (loss, parts["label_loss"], parts["teacher_loss"])
+    ]
     np.testing.assert_allclose(got, [want, label, teach], rtol=2e-6, atol=1e-7)
     # weight 0: the label-only loss, unchanged
     plain = step_lib.StepSpec(global_batch=b, loss=kind, mixup=spec.mixup)
@@ -150,8 +157,10 @@ def test_distilling_run_resumes_exactly(tmp_path):
     train(_synthetic(3), tmp_path / "resumed")
     resumed = train(_synthetic(5), tmp_path / "resumed")
     assert resumed["step"] == 5
-    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-               for a, b in zip(straight["model"].weights, resumed["model"].weights))  # fmt: skip
+    diff = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+        for a, b in zip(straight["model"].weights, resumed["model"].weights)
+    )
     assert diff < 1e-6, diff
     assert abs(straight["loss"] - resumed["loss"]) < 1e-6
     jsonl = tmp_path / "straight" / "summaries.jsonl"

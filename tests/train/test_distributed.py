@@ -114,8 +114,7 @@ def test_multi_worker_two_processes_equals_one_device(data, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
-    env_base = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3",
-                    CUDA_VISIBLE_DEVICES="")  # fmt: skip
+    env_base = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     for i in range(2):
         code = (
             body

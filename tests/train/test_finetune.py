@@ -32,13 +32,26 @@ def folded(tmp_path_factory):
                 for j in range(4):
                     f0 = 300.0 * (c + 1) * (1 + 0.03 * rng.standard_normal())
                     wav = 0.3 * np.sin(2 * np.pi * f0 * t) + 0.05 * rng.standard_normal(CLIP)
-                    w.write(schema.serialize_example(wav.astype(np.float32), [c],
-                                                     f"f{fold}_c{c}_{j}", "", SR, CLIP,
-                                                     fold=fold))  # fmt: skip
+                    w.write(
+                        schema.serialize_example(
+                            wav.astype(np.float32),
+                            [c],
+                            f"f{fold}_c{c}_{j}",
+                            "",
+                            SR,
+                            CLIP,
+                            fold=fold,
+                        )
+                    )
             shards.append({"file": fn, "group": c, "num_clips": 4, "fold": fold})
             k += 1
-    manifest = {"version": 2, "sample_rate": SR, "clip_samples": CLIP, "num_classes": K,
-                "shards": shards}  # fmt: skip
+    manifest = {
+        "version": 2,
+        "sample_rate": SR,
+        "clip_samples": CLIP,
+        "num_classes": K,
+        "shards": shards,
+    }
     (d / formats.MANIFEST_NAME).write_text(json.dumps(manifest))
     formats.write_labels_csv(
         d / formats.LABELS_NAME, [formats.Label(i, f"/m/t{i}", f"tone {i}") for i in range(K)]
@@ -77,7 +90,8 @@ def test_kfold_freeze_l1_writes_results_and_resumes(folded, init_dir, tmp_path):
         assert (hp["mode"], hp["fold"], hp["model"]) == ("freeze_l1", fold, "cnn6"), hp
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["mean"]["accuracy"] == pytest.approx(
-        np.mean([s["accuracy"] for s in res["splits"]]))  # fmt: skip
+        np.mean([s["accuracy"] for s in res["splits"]])
+    )
     # Interrupted after a split's last checkpoint but before its split.json: the re-run
     # trains nothing more and still evaluates the held-out fold.
     (tmp_path / "split_fold_2" / "split.json").unlink()

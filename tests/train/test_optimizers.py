@@ -31,8 +31,10 @@ def _torch_adam(p, grads, lr, wd, decoupled, amsgrad=True, b1=0.9, b2=0.999, eps
 def test_matches_torch_update(decoupled, amsgrad):
     rng = np.random.default_rng(0)
     p0 = rng.standard_normal(64).astype(np.float32)
-    grads = [(rng.standard_normal(64) * 10.0 ** rng.uniform(-9, 0, 64)).astype(np.float32)
-             for _ in range(6)]  # fmt: skip
+    grads = [
+        (rng.standard_normal(64) * 10.0 ** rng.uniform(-9, 0, 64)).astype(np.float32)
+        for _ in range(6)
+    ]
     grads[3][:16] = 0.0  # a collapsed gradient: amsgrad's max matters
     want = _torch_adam(p0, grads, 1e-2, 0.1, decoupled, amsgrad)
     opt = TorchAdam(1e-2, weight_decay=0.1, decoupled=decoupled, amsgrad=amsgrad)

@@ -56,9 +56,13 @@ def _reference(xs, y, C, multi_label):
         v, gw, gb = probe.objective(p[: e * k].reshape(e, k), p[e * k :], xs, y, C, multi_label)
         return v, np.concatenate([gw.ravel(), gb])
 
-    res = minimize(fun, np.zeros(e * k + k), jac=True, method="L-BFGS-B",
-                   options={"maxiter": 100000, "maxfun": 200000, "gtol": 1e-8, "ftol": 0.0,
-                            "maxcor": 30})  # fmt: skip
+    res = minimize(
+        fun,
+        np.zeros(e * k + k),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 100000, "maxfun": 200000, "gtol": 1e-8, "ftol": 0.0, "maxcor": 30},
+    )
     return res.x[: e * k].reshape(e, k), res.x[e * k :]
 
 
@@ -148,8 +152,9 @@ def test_moderate_size_converges_with_bounded_work():
         p = probe.fit_probe(x[tr], y[tr], groups=folds[tr])
         assert p.converged and not p.multi_label and p.C in probe.C_GRID
         assert set(p.cv_scores) == set(probe.C_GRID)
-        _, gw, gb = probe.objective(p.weights, p.bias, (x[tr] - p.mean) / p.scale, y[tr],
-                                    p.C, False)  # fmt: skip
+        _, gw, gb = probe.objective(
+            p.weights, p.bias, (x[tr] - p.mean) / p.scale, y[tr], p.C, False
+        )
         assert max(np.abs(gw).max(), np.abs(gb).max()) <= probe.GTOL
         accs.append(float(np.mean(p.predict(x[te]) == cls[te])))
         evals.append(p.evaluations)
@@ -217,8 +222,12 @@ def fsdd_embeddings():
     model = panns_keras.build_model("cnn6")
     assign_state_dict(model, state)
     waves = np.stack(waves)
-    emb = np.concatenate([np.asarray(model(waves[i : i + 60], training=False)["embedding"])
-                          for i in range(0, len(waves), 60)])  # fmt: skip
+    emb = np.concatenate(
+        [
+            np.asarray(model(waves[i : i + 60], training=False)["embedding"])
+            for i in range(0, len(waves), 60)
+        ]
+    )
     return emb.astype(np.float64), np.eye(10)[cls], np.array(fold)
 
 
@@ -247,8 +256,10 @@ def test_probe_reaches_sklearn_on_real_clips(fsdd_embeddings):
         assert np.mean(np.argmax(emb[te] @ w + b, 1) == p.predict(emb[te])) >= 0.99
     sk = {C: _sklearn_accuracy(emb, cls, folds, C) for C in SKLEARN_C}
     best = max(sk.values())
-    print(f"probe accuracy per fold {np.round(ours, 3).tolist()} mean "
-          f"{np.mean(ours):.3f} (C chosen {chosen}); scikit-learn by C {sk}, best {best:.3f}; "
-          f"ratio {np.mean(ours) / best:.3f}")  # fmt: skip
+    print(
+        f"probe accuracy per fold {np.round(ours, 3).tolist()} mean "
+        f"{np.mean(ours):.3f} (C chosen {chosen}); scikit-learn by C {sk}, best {best:.3f}; "
+        f"ratio {np.mean(ours) / best:.3f}"
+    )
     assert best > 0.2  # the features carry the task (chance is 0.1)
     assert np.mean(ours) >= 0.95 * best

@@ -85,8 +85,9 @@ def test_event_files_read_back(data, tmp_path, cli):
 
     # panns-keras evaluate writes the same eval summaries under --out/eval, at step 3.
     out = tmp_path / "report"
-    p = cli("evaluate", f"--model={wd}", f"--data={data[1]}/*.tfrecord", f"--out={out}",
-            cwd=tmp_path)  # fmt: skip
+    p = cli(
+        "evaluate", f"--model={wd}", f"--data={data[1]}/*.tfrecord", f"--out={out}", cwd=tmp_path
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"TensorBoard events in {out / 'eval'}" in p.stdout
     got = read_events(out)
@@ -114,12 +115,14 @@ def _session_groups(logdir) -> list:
     provider = data_provider.MultiplexerDataProvider(mux, str(logdir))
     tb = base_plugin.TBContext(logdir=str(logdir), multiplexer=mux, data_provider=provider)
     request = api_pb2.ListSessionGroupsRequest(
-        start_index=0, slice_size=100,
+        start_index=0,
+        slice_size=100,
         allowed_statuses=[api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS],
         col_params=[api_pb2.ColParams(hparam="fold")],
-    )  # fmt: skip
-    handler = list_session_groups.Handler(context.RequestContext(), backend_context.Context(tb),
-                                          "", request)  # fmt: skip
+    )
+    handler = list_session_groups.Handler(
+        context.RequestContext(), backend_context.Context(tb), "", request
+    )
     return list(handler.run().session_groups)
 
 
@@ -162,8 +165,9 @@ def _result():
     from panns_keras.train.evaluation import clip_loss
 
     target = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0]], np.float32)
-    scores = np.array([[0.9, 0.2, 0.1], [0.3, 0.6, 0.2], [0.2, 0.7, 0.4],
-                       [0.4, 0.1, 0.3], [0.1, 0.8, 0.0]])  # fmt: skip
+    scores = np.array(
+        [[0.9, 0.2, 0.1], [0.3, 0.6, 0.2], [0.2, 0.7, 0.4], [0.4, 0.1, 0.3], [0.1, 0.8, 0.0]]
+    )
     res = evaluate_scores(target, scores)
     res["accuracy"], res["num_clips"] = 0.8, 5
     res["loss"] = clip_loss(target, scores)
@@ -230,8 +234,11 @@ def test_without_tensorflow_writes_json_lines(tmp_path):
     assert json.loads(p.stdout.splitlines()[-1]) == {"backend": "jsonl", "keras": "jax"}
     lines = [json.loads(x) for x in (tmp_path / "summaries.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["tag"]) for r in lines] == [
-        ("hparams", "hparams"), ("scalar", "loss"), ("scalar", "learning_rate"),
-        ("scalar", "clips_per_second")]  # fmt: skip
+        ("hparams", "hparams"),
+        ("scalar", "loss"),
+        ("scalar", "learning_rate"),
+        ("scalar", "clips_per_second"),
+    ]
     assert lines[0]["value"]["backend"] == "jax"
 
 
@@ -272,8 +279,10 @@ def test_profiler_window_on_jax(tmp_path):
     code = _JAX_PROFILE.replace("sys.argv[1]", repr(str(tmp_path)))
     p = run_py(code, env={"KERAS_BACKEND": "jax"})
     assert p.returncode == 0, p.stderr[-2000:]
-    assert p.stdout.split("\n")[:2] == ["jax [False, True, False, False] 1",
-                                         "jax [False, False] 1"], p.stdout  # fmt: skip
+    assert p.stdout.split("\n")[:2] == [
+        "jax [False, True, False, False] 1",
+        "jax [False, False] 1",
+    ], p.stdout
 
 
 def test_profile_steps_parsing():

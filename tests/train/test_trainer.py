@@ -95,8 +95,13 @@ def test_resume_after_kill9_matches_uninterrupted(data, tmp_path):
 
 def test_missing_override_field_is_one_line_error(tmp_path, cli):
     # From outside the checkout: the packaged recipe is found by name.
-    p = cli("train", "--config=demo", "--config.train.no_such_field=1", f"--out={tmp_path}",
-            cwd=tmp_path)  # fmt: skip
+    p = cli(
+        "train",
+        "--config=demo",
+        "--config.train.no_such_field=1",
+        f"--out={tmp_path}",
+        cwd=tmp_path,
+    )
     assert p.returncode != 0
     lines = [line for line in p.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, p.stderr
@@ -109,8 +114,12 @@ def test_config_files_load(tmp_path):
     from panns_keras.errors import UserError
 
     assert configs.names() == ["audioset", "audioset_balanced", "demo", "finetune"]
-    cases = [("audioset:cnn14", "cnn14"), ("audioset_balanced:mobilenet_v1", "mobilenet_v1"),
-             ("demo", "cnn6"), ("configs/demo.py", "cnn6")]  # fmt: skip
+    cases = [
+        ("audioset:cnn14", "cnn14"),
+        ("audioset_balanced:mobilenet_v1", "mobilenet_v1"),
+        ("demo", "cnn6"),
+        ("configs/demo.py", "cnn6"),
+    ]
     for spec, model in cases:
         cfg = configs.get_config(spec)
         assert cfg.model.name == model
@@ -118,9 +127,11 @@ def test_config_files_load(tmp_path):
     assert configs.get_config("audioset:cnn14").train.num_steps == 600_000
     # A file of one's own, by path, with an argument.
     own = tmp_path / "mine.py"
-    own.write_text("from panns_keras.configs.demo import get_config as demo\n\n"
-                   "def get_config(arg):\n    c = demo()\n    c.train.num_steps = int(arg)\n"
-                   "    return c\n")  # fmt: skip
+    own.write_text(
+        "from panns_keras.configs.demo import get_config as demo\n\n"
+        "def get_config(arg):\n    c = demo()\n    c.train.num_steps = int(arg)\n"
+        "    return c\n"
+    )
     assert configs.get_config(f"{own}:7").train.num_steps == 7
     assert configs.resolve(f"{own}:7") == (str(own), "7")
     with pytest.raises(UserError, match="^nope.py: no such config file or packaged recipe"):
@@ -143,8 +154,13 @@ def test_evaluate_cli_writes_report(data, tmp_path, cli):
 
     train(tiny_config(*data, num_steps=2), tmp_path / "wd")
     out = tmp_path / "report"
-    p = cli("evaluate", f"--model={tmp_path / 'wd'}", f"--data={data[1]}/*.tfrecord",
-            f"--out={out}", cwd=REPO)  # fmt: skip
+    p = cli(
+        "evaluate",
+        f"--model={tmp_path / 'wd'}",
+        f"--data={data[1]}/*.tfrecord",
+        f"--out={out}",
+        cwd=REPO,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     assert "mAP" in p.stdout and "d-prime" in p.stdout
     metrics = json.loads((out / "metrics.json").read_text())

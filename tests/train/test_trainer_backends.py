@@ -139,8 +139,13 @@ def test_sigterm_exits_143_and_rerun_resumes_exactly(data, tmp_path, backend):
 
 
 def _cli(args, env=None, timeout=300):
-    full_env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3",
-                    CUDA_VISIBLE_DEVICES="", **(env or {}))  # fmt: skip
+    full_env = dict(
+        os.environ,
+        PYTHONPATH=REPO,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        CUDA_VISIBLE_DEVICES="",
+        **(env or {}),
+    )
     command = [sys.executable, "-m", "panns_keras", *args]
     return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
 
@@ -164,8 +169,15 @@ def test_corrupt_shard_is_one_line_naming_it(data, tmp_path, backend):
     path.write_bytes(raw[: len(raw) // 2])  # truncated in the middle of a record
     config = tmp_path / "cfg.py"
     config.write_text(_CONFIG_FILE.format(train=str(bad)).replace("num_steps=6", "num_steps=60"))
-    proc = _cli(["train", f"--config={config}", f"--out={tmp_path / 'run'}",
-                 "--config.data.balanced=false"], env={"KERAS_BACKEND": backend})  # fmt: skip
+    proc = _cli(
+        [
+            "train",
+            f"--config={config}",
+            f"--out={tmp_path / 'run'}",
+            "--config.data.balanced=false",
+        ],
+        env={"KERAS_BACKEND": backend},
+    )
     _one_line_error(proc, shard, "corrupted or truncated", "--config.data.skip_corrupt=true")
 
 
@@ -181,8 +193,13 @@ def _cli_without_keras(args):
     """The CLI in a process where importing TensorFlow or Keras fails: what it reports here
     it reports before either loads."""
     env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run([sys.executable, "-c", _WITHOUT_KERAS, *args], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT_KERAS, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_data_mistakes_are_one_line(data, tmp_path):
@@ -195,16 +212,18 @@ def test_data_mistakes_are_one_line(data, tmp_path):
 
     labels = tmp_path / "labels.csv"
     labels.write_text("index,mid,display_name\n0,/m/a,a\n1,/m/b,b\n")
-    wrong_labels = _cli_without_keras(["train", f"--config={config}", out,
-                                       f"--config.data.labels={labels}"])  # fmt: skip
+    wrong_labels = _cli_without_keras(
+        ["train", f"--config={config}", out, f"--config.data.labels={labels}"]
+    )
     _one_line_error(wrong_labels, str(labels), "2 labels for num_classes=3")
 
     other_rate = tmp_path / "other_rate"
     write_data(str(other_rate))
     manifest = json.loads((other_rate / "manifest.json").read_text())
     (other_rate / "manifest.json").write_text(json.dumps({**manifest, "sample_rate": 16000}))
-    rate = _cli_without_keras(["train", f"--config={config}", out,
-                               f"--config.data.train_files={other_rate}/*.tfrecord"])  # fmt: skip
+    rate = _cli_without_keras(
+        ["train", f"--config={config}", out, f"--config.data.train_files={other_rate}/*.tfrecord"]
+    )
     _one_line_error(rate, "manifest.json", "16000 Hz", "config.data.sample_rate is 8000")
     # The trainer's own checks (the Python API, the same messages), after the model is built.
     from panns_keras.train.trainer import train

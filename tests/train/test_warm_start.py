@@ -27,9 +27,12 @@ def init_dir(tmp_path_factory):
     """A 5-class tiny cnn6 (the tiny config's architecture) with non-trivial weights and
     BatchNorm statistics, saved as a model directory."""
     cfg = tiny_config("unused")
-    model = panns_keras.build_model("cnn6", num_classes=5, seed=3,
-                                    **{k: v for k, v in cfg.model.overrides.items()
-                                       if v is not None})  # fmt: skip
+    model = panns_keras.build_model(
+        "cnn6",
+        num_classes=5,
+        seed=3,
+        **{k: v for k, v in cfg.model.overrides.items() if v is not None},
+    )
     for i, v in enumerate(model.weights):  # kernels keep their seeded initialisation
         noise = np.random.default_rng(i).standard_normal(v.shape).astype("float32")
         if "variance" in v.path or "gamma" in v.path:
@@ -53,8 +56,9 @@ def _warm_config(data, init, mode, **train):
 
 
 def _layer_weights(model):
-    return {n: [np.array(w) for w in layer.get_weights()]
-            for n, layer in model.weight_layers().items()}  # fmt: skip
+    return {
+        n: [np.array(w) for w in layer.get_weights()] for n, layer in model.weight_layers().items()
+    }
 
 
 def _same(a, b):
@@ -130,8 +134,9 @@ def test_warm_start_from_a_pth(tmp_path):
     kernel = state["conv_block1.conv1.weight"].transpose(2, 1, 0)
     np.testing.assert_array_equal(np.asarray(layers["conv_block1_conv1"].kernel), kernel)
     bn = layers[layer_name("conv_block3.bn1")]
-    np.testing.assert_array_equal(np.asarray(bn.moving_variance),
-                                  state["conv_block3.bn1.running_var"])  # fmt: skip
+    np.testing.assert_array_equal(
+        np.asarray(bn.moving_variance), state["conv_block3.bn1.running_var"]
+    )
     assert res["model"].spec.num_classes == 3 and np.isfinite(res["loss"])
 
 

@@ -75,9 +75,15 @@ def prepare_beam(
             raise RuntimeError(f"beam prepare: shard {s.filename} was not written")
         states[s.index] = st
     manifest = prep.build_manifest(
-        name, listing.labels, shards, states, pre_skipped, sample_rate, clip_samples,
+        name,
+        listing.labels,
+        shards,
+        states,
+        pre_skipped,
+        sample_rate,
+        clip_samples,
         len(listing.clips) + len(listing.skipped),
-    )  # fmt: skip
+    )
     prep.write_manifest(output_dir, manifest)
     return manifest
 

@@ -54,14 +54,22 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Folder with one sub-folder per class (layout c).",
         flag_values=fv,
     )
-    flags.DEFINE_integer("sample_rate", 32000, "Target sample rate (Hz).", flag_values=fv,
-                         lower_bound=1000)  # fmt: skip
-    flags.DEFINE_float("clip_seconds", 10.0, "Clip length; pad with zeros or trim.", flag_values=fv,
-                       lower_bound=0.01)  # fmt: skip
-    flags.DEFINE_integer("clips_per_shard", 256, "Maximum clips per shard.", flag_values=fv,
-                         lower_bound=1)  # fmt: skip
-    flags.DEFINE_integer("num_workers", 0, "Decoding processes (0 = all cores).", flag_values=fv,
-                         lower_bound=0)  # fmt: skip
+    flags.DEFINE_integer(
+        "sample_rate", 32000, "Target sample rate (Hz).", flag_values=fv, lower_bound=1000
+    )
+    flags.DEFINE_float(
+        "clip_seconds",
+        10.0,
+        "Clip length; pad with zeros or trim.",
+        flag_values=fv,
+        lower_bound=0.01,
+    )
+    flags.DEFINE_integer(
+        "clips_per_shard", 256, "Maximum clips per shard.", flag_values=fv, lower_bound=1
+    )
+    flags.DEFINE_integer(
+        "num_workers", 0, "Decoding processes (0 = all cores).", flag_values=fv, lower_bound=0
+    )
     flags.DEFINE_float(
         _DEFINED_MARKER,
         0.0,

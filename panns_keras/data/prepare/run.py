@@ -34,8 +34,10 @@ def run(fv: flags.FlagValues = flags.FLAGS) -> dict:
 def summary(manifest: dict) -> str:
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(manifest["skipped_by_reason"].items()))
     shown = f" ({reasons})" if reasons else ""
-    return (f"{manifest['num_clips']} clips in {len(manifest['shards'])} shards, "
-            f"{manifest['num_skipped']} skipped{shown}")  # fmt: skip
+    return (
+        f"{manifest['num_clips']} clips in {len(manifest['shards'])} shards, "
+        f"{manifest['num_skipped']} skipped{shown}"
+    )
 
 
 def failure(manifest: dict, max_fail_fraction: float, manifest_path: str) -> str | None:
@@ -45,13 +47,19 @@ def failure(manifest: dict, max_fail_fraction: float, manifest_path: str) -> str
     if frac <= max_fail_fraction:
         return None
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(manifest["skipped_by_reason"].items()))
-    return (f"{manifest_path}: {manifest['num_skipped']} of {manifest['num_inputs']} inputs "
-            f"failed ({reasons}), fail fraction {frac:.3f} > --max_fail_fraction "
-            f"{max_fail_fraction:g}; the manifest lists each with its reason")  # fmt: skip
+    return (
+        f"{manifest_path}: {manifest['num_skipped']} of {manifest['num_inputs']} inputs "
+        f"failed ({reasons}), fail fraction {frac:.3f} > --max_fail_fraction "
+        f"{max_fail_fraction:g}; the manifest lists each with its reason"
+    )
 
 
-def exit_code(manifest: dict, max_fail_fraction: float, manifest_path: str = "manifest.json",
-              prog: str = "prepare") -> int:  # fmt: skip
+def exit_code(
+    manifest: dict,
+    max_fail_fraction: float,
+    manifest_path: str = "manifest.json",
+    prog: str = "prepare",
+) -> int:
     """0, or 1 after printing the one-line failure (the Beam pipeline's exit)."""
     problem = failure(manifest, max_fail_fraction, manifest_path)
     if problem:

@@ -101,8 +101,11 @@ def shard_fingerprint(shard: ShardPlan, sample_rate: int, clip_samples: int) -> 
     h = hashlib.sha256()
     h.update(json.dumps([shard.filename, shard.group, sample_rate, clip_samples]).encode())
     for c in shard.clips:  # the fold enters only when set: fold-less fingerprints unchanged
-        h.update(json.dumps([c.clip_id, c.source, list(c.labels)] + ([c.fold] if c.fold else [])
-                            ).encode())  # fmt: skip
+        h.update(
+            json.dumps(
+                [c.clip_id, c.source, list(c.labels)] + ([c.fold] if c.fold else [])
+            ).encode()
+        )
     return h.hexdigest()
 
 
@@ -254,8 +257,12 @@ def prepare(
     total_todo = sum(len(s.clips) for s, _ in todo)
     logging.info(
         "prepare: %d clips (%d skipped before decoding) -> %d shards, %d to write, %d kept",
-        len(clips), len(pre_skipped), len(shards), len(todo), len(states),
-    )  # fmt: skip
+        len(clips),
+        len(pre_skipped),
+        len(shards),
+        len(todo),
+        len(states),
+    )
     progress = Progress(total_todo, "prepare", unit="clips")
     if todo:
         workers = int(options.num_workers) or (os.cpu_count() or 1)
@@ -282,9 +289,15 @@ def prepare(
                 pool.join()
         progress.close()
     manifest = build_manifest(
-        name, listing.labels, shards, states, pre_skipped, sample_rate, clip_samples,
+        name,
+        listing.labels,
+        shards,
+        states,
+        pre_skipped,
+        sample_rate,
+        clip_samples,
         len(listing.clips) + len(listing.skipped),
-    )  # fmt: skip
+    )
     write_manifest(output_dir, manifest)
     return manifest
 

@@ -45,12 +45,18 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, *, with_outputs: bool =
 
     def loss_fn(trainable, non_trainable, waveform, target, lam, teacher):
         def call(x, mix):
-            return model.stateless_call(trainable, non_trainable, x, training=spec.training,
-                                        mixup_lambda=mix,
-                                        return_intermediates=intermediates)  # fmt: skip
+            return model.stateless_call(
+                trainable,
+                non_trainable,
+                x,
+                training=spec.training,
+                mixup_lambda=mix,
+                return_intermediates=intermediates,
+            )
 
         loss, parts, clipwise, new_non_trainable = step_lib.compute_losses(
-            call, waveform, target, lam, spec, teacher)  # fmt: skip
+            call, waveform, target, lam, spec, teacher
+        )
         return loss, (clipwise, new_non_trainable, parts)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -143,8 +149,10 @@ class JaxEngine:
         self.config = config
         t = config.train
         if t.precision == "mixed_float16":
-            raise UserError("config.train.precision: mixed_float16 (loss scaling) is "
-                            "TensorFlow only; use mixed_bfloat16 or float32 on JAX")  # fmt: skip
+            raise UserError(
+                "config.train.precision: mixed_float16 (loss scaling) is "
+                "TensorFlow only; use mixed_bfloat16 or float32 on JAX"
+            )
         devices = jax.local_devices()
         self.distribution = None
         if len(devices) > 1 and t.strategy != "default":
@@ -153,8 +161,10 @@ class JaxEngine:
         self.chief = jax.process_index() == 0
         self.spec = step_lib.StepSpec.from_config(config)
         if self.spec.global_batch % self.replicas:
-            raise UserError(f"config.train.batch_size: {self.spec.global_batch} is not "
-                            f"divisible by {self.replicas} devices")  # fmt: skip
+            raise UserError(
+                f"config.train.batch_size: {self.spec.global_batch} is not "
+                f"divisible by {self.replicas} devices"
+            )
         self.workdir = workdir
         self._ckpts = NpzCheckpoints(workdir / "checkpoints", int(t.keep_checkpoints))
         self._step = 0
@@ -252,9 +262,11 @@ class JaxEngine:
             tuple(arrays[f"model/{i}"].shape) == tuple(v.shape) for i, v in enumerate(variables)
         )
         if not shapes_ok:
-            raise UserError(f"{self._ckpts.latest()}: checkpoint does not match the model of "
-                            f"config.json ({saved} saved values, {len(variables)} "
-                            "variables); use a new --out for another model")  # fmt: skip
+            raise UserError(
+                f"{self._ckpts.latest()}: checkpoint does not match the model of "
+                f"config.json ({saved} saved values, {len(variables)} "
+                "variables); use a new --out for another model"
+            )
         for i, v in enumerate(variables):
             v.assign(arrays[f"model/{i}"])
         for g, (opt, _) in enumerate(self.groups):

@@ -69,8 +69,9 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 # ---------------------------------------------------------------------------- the step
-def make_step_fn(model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_compile=False,
-                 with_outputs=False):  # fmt: skip
+def make_step_fn(
+    model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_compile=False, with_outputs=False
+):
     """``step(batch, lam) -> loss`` (or ``(loss, clipwise)``), a ``tf.function``.
 
     ``batch``: ``{'waveform', 'target'}`` (per-replica values under a strategy, or plain
@@ -88,14 +89,16 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_c
     intermediates = spec.loss == "bce_logits"
 
     def call(waveform, lam):
-        out = model(waveform, training=spec.training, mixup_lambda=lam,
-                    return_intermediates=intermediates)  # fmt: skip
+        out = model(
+            waveform, training=spec.training, mixup_lambda=lam, return_intermediates=intermediates
+        )
         return out, None
 
     def forward_backward(waveform, target, lam, teacher=None):
         with tf.GradientTape() as tape:
-            loss, parts, clipwise, _ = step_lib.compute_losses(call, waveform, target, lam, spec,
-                                                               teacher)  # fmt: skip
+            loss, parts, clipwise, _ = step_lib.compute_losses(
+                call, waveform, target, lam, spec, teacher
+            )
             scaled = groups[0][0].scale_loss(loss) if scale else loss
         return loss, parts, tape.gradient(scaled, variables), clipwise
 
@@ -107,8 +110,9 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_c
             rid = tf.distribute.get_replica_context().replica_id_in_sync_group
             lam = lam[rid * 2 * per_replica_pairs : (rid + 1) * 2 * per_replica_pairs]
         teacher = batch["teacher_logits"] if spec.distill else None
-        loss, parts, grads, clipwise = forward_backward(batch["waveform"], batch["target"], lam,
-                                                        teacher)  # fmt: skip
+        loss, parts, grads, clipwise = forward_backward(
+            batch["waveform"], batch["target"], lam, teacher
+        )
         start = 0
         for opt, vs in groups:
             opt.apply_gradients(zip(grads[start : start + len(vs)], vs))
@@ -118,8 +122,9 @@ def make_step_fn(model, groups, spec: step_lib.StepSpec, strategy=None, *, jit_c
     @tf.function(autograph=False)
     def run(batch, lam=None):
         losses, clipwise = strategy.run(replica_step, args=(batch, lam))
-        losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                  for k, v in losses.items()}  # fmt: skip
+        losses = {
+            k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in losses.items()
+        }
         # A distilling step returns {'loss', 'label_loss', 'teacher_loss'} (step.split_losses).
         loss = losses if spec.distill else losses["loss"]
         if with_outputs:
@@ -151,8 +156,10 @@ class TFEngine:
         self.replicas = self.strategy.num_replicas_in_sync
         self.spec = step_lib.StepSpec.from_config(config)
         if self.spec.global_batch % self.replicas:
-            raise UserError(f"config.train.batch_size: {self.spec.global_batch} is not "
-                            f"divisible by {self.replicas} replicas")  # fmt: skip
+            raise UserError(
+                f"config.train.batch_size: {self.spec.global_batch} is not "
+                f"divisible by {self.replicas} replicas"
+            )
         self.workdir = workdir
         self._scratch = None
         self.loss_parts: dict = {}  # the last step's label / teacher losses when distilling
@@ -186,8 +193,11 @@ class TFEngine:
 
         def distribute(seed_offset=0, skip_steps=0):
             if synthetic:
-                return iter(self.strategy.experimental_distribute_dataset(
-                    _synthetic_dataset(self.config, self.spec)))  # fmt: skip
+                return iter(
+                    self.strategy.experimental_distribute_dataset(
+                        _synthetic_dataset(self.config, self.spec)
+                    )
+                )
 
             def fn(ctx):
                 ds = make_dataset(seed_offset, ctx)
@@ -217,8 +227,9 @@ class TFEngine:
             self.iterator = distribute(seed_offset=self.step * 1_000_003)
         elif not by_iterator:
             self.iterator = distribute(skip_steps=self.step)
-        self._run = make_step_fn(self.model, self.groups, self.spec, self.strategy,
-                                 jit_compile=bool(t.jit_compile))  # fmt: skip
+        self._run = make_step_fn(
+            self.model, self.groups, self.spec, self.strategy, jit_compile=bool(t.jit_compile)
+        )
         return self.step
 
     # -- state
@@ -242,12 +253,14 @@ class TFEngine:
         """One step on the next batch; ``(loss, batch or None)``; the loss stays lazy."""
         batch = next(self.iterator)
         loss, self.loss_parts = step_lib.split_losses(
-            self._run(batch, None if lam is None else tf.constant(lam)))  # fmt: skip
+            self._run(batch, None if lam is None else tf.constant(lam))
+        )
         self._step.assign_add(1)
         local = None
         if keep_batch:
-            local = {k: v.numpy() for k, v in
-                     self.strategy.experimental_local_results(batch)[0].items()}  # fmt: skip
+            local = {
+                k: v.numpy() for k, v in self.strategy.experimental_local_results(batch)[0].items()
+            }
         return loss, local
 
     def sync(self) -> None:

@@ -28,7 +28,8 @@ FORMATS = ("zip", "legacy")
 
 def _conftest():
     spec = importlib.util.spec_from_file_location(
-        "_convert_conftest", REPO / "tests" / "convert" / "conftest.py")
+        "_convert_conftest", REPO / "tests" / "convert" / "conftest.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
