@@ -36,7 +36,7 @@ BUILTIN_FLOAT_OPS = {
     "RESHAPE",
     "SQUARE",
     "STRIDED_SLICE",
-}  # fmt: skip  (PAD, CONCATENATION: the front end's framing)
+}  # (PAD, CONCATENATION: the front end's framing)
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +70,16 @@ def test_savedmodel_round_trip(cnn6, clips, tmp_path):
 
 @pytest.mark.parametrize("variant", ["float32", "float16", "dynamic_int8", "int8"])
 def test_tflite_variants(cnn6, clips, tmp_path, variant):
-    info = T.export_tflite(cnn6, tmp_path / f"{variant}.tflite", variant,
-                           window_seconds=WINDOW_S, representative=clips)  # fmt: skip
+    info = T.export_tflite(
+        cnn6, tmp_path / f"{variant}.tflite", variant, window_seconds=WINDOW_S, representative=clips
+    )
     content = Path(info["path"]).read_bytes()
     ops = set(T.op_names(content))
-    extra = {"int8": {"QUANTIZE", "DEQUANTIZE"}, "float16": {"DEQUANTIZE"},
-             "dynamic_int8": {"DEQUANTIZE"}}.get(variant, set())  # fmt: skip
+    extra = {
+        "int8": {"QUANTIZE", "DEQUANTIZE"},
+        "float16": {"DEQUANTIZE"},
+        "dynamic_int8": {"DEQUANTIZE"},
+    }.get(variant, set())
     assert ops <= BUILTIN_FLOAT_OPS | extra, ops  # builtin ops only, no Flex / custom
     runner = T.TfliteRunner(content, info["outputs"])
     got = runner(clips)
@@ -113,8 +117,9 @@ def _check_names_and_metadata(content, model, keys, variant):
 def test_sed_tflite_outputs_named_in_order(tmp_path, variant):
     model = small_sed_model()
     rep = representative_windows(AUDIO, 16000, 32000, max_windows=6)
-    info = T.export_tflite(model, tmp_path / "sed.tflite", variant, window_seconds=2.0,
-                           representative=rep)  # fmt: skip
+    info = T.export_tflite(
+        model, tmp_path / "sed.tflite", variant, window_seconds=2.0, representative=rep
+    )
     content = Path(info["path"]).read_bytes()
     keys = ["clipwise_output", "framewise_output"]
     _check_names_and_metadata(content, model, keys, variant)
@@ -168,8 +173,9 @@ def test_dynamic_int8_keeps_frontend_float(cnn6, clips):
 def test_float16_exports_and_agrees_on_real_clips(cnn6, clips, tmp_path):
     from tensorflow.lite.python import schema_py_generated as fb
 
-    info = T.export_tflite(cnn6, tmp_path / "f16.tflite", "float16", window_seconds=WINDOW_S,
-                           verify_inputs=clips[:4])  # fmt: skip
+    info = T.export_tflite(
+        cnn6, tmp_path / "f16.tflite", "float16", window_seconds=WINDOW_S, verify_inputs=clips[:4]
+    )
     content = Path(info["path"]).read_bytes()
     assert set(info["ops"]) <= BUILTIN_FLOAT_OPS | {"DEQUANTIZE"}, info["ops"]
     f32 = T.convert(cnn6, "float32", clips.shape[1])
@@ -221,9 +227,17 @@ def mediapipe_files(cnn6, tmp_path_factory):
     """The four MediaPipe variants of golden Cnn6 with 1 s windows (calibrated on real clips)."""
     out = tmp_path_factory.mktemp("mediapipe")
     rep = representative_windows(AUDIO, 32000, 32000, max_windows=16)
-    return {v: T.export_mediapipe(cnn6, out / f"mp_{v}.tflite", window_seconds=1.0,
-                                  variant=v, representative=rep, verify_inputs=rep[:4])
-            for v in T.VARIANTS}  # fmt: skip
+    return {
+        v: T.export_mediapipe(
+            cnn6,
+            out / f"mp_{v}.tflite",
+            window_seconds=1.0,
+            variant=v,
+            representative=rep,
+            verify_inputs=rep[:4],
+        )
+        for v in T.VARIANTS
+    }
 
 
 def test_mediapipe_int8_size(mediapipe_files):
@@ -250,8 +264,9 @@ def test_mediapipe_variant_through_audio_classifier(cnn6, mediapipe_files, varia
     assert T.read_tflite_info(content)["labels"] == list(cnn6.labels)
     options = audio.AudioClassifierOptions(
         base_options=base_options.BaseOptions(model_asset_buffer=content),
-        running_mode=audio.RunningMode.AUDIO_CLIPS, max_results=527,
-    )  # fmt: skip
+        running_mode=audio.RunningMode.AUDIO_CLIPS,
+        max_results=527,
+    )
     got, ref = [], []
     with audio.AudioClassifier.create_from_options(options) as classifier:
         for name in ("ovos_rooster.wav", "librosa_robin.wav", "ovos_sheep.wav"):
@@ -260,8 +275,12 @@ def test_mediapipe_variant_through_audio_classifier(cnn6, mediapipe_files, varia
             n = -(-len(x) // 32000)
             assert [r.timestamp_ms for r in results] == [1000 * k for k in range(n)]
             windows = fit_length(
-                np.stack([x[k * 32000 : (k + 1) * 32000] for k in range(n - 1)]
-                         + [fit_length(x[(n - 1) * 32000 :], 32000)]), 32000)  # fmt: skip
+                np.stack(
+                    [x[k * 32000 : (k + 1) * 32000] for k in range(n - 1)]
+                    + [fit_length(x[(n - 1) * 32000 :], 32000)]
+                ),
+                32000,
+            )
             ref.append(np.asarray(cnn6(windows, training=False)["clipwise_output"]))
             for r in results:
                 (head,) = r.classifications
@@ -292,7 +311,8 @@ def test_split_wide_convolutions(cin, parts, bias):
     module = tf.Module()
     module.v = [w.value for w in model.weights]
     content = tf.lite.TFLiteConverter.from_concrete_functions(
-        [fn.get_concrete_function()], module).convert()  # fmt: skip
+        [fn.get_concrete_function()], module
+    ).convert()
     split = T.split_wide_convolutions(content, max_input_channels=4)
     ops = T.op_names(split)
     if parts == 1:  # 10 channels do not split into equal groups of at most 4: left as is
@@ -313,9 +333,15 @@ def _op_list(content):
 
     m = fb.ModelT.InitFromPackedBuf(bytearray(content), 0)
     names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-    return [names[max(m.operatorCodes[o.opcodeIndex].builtinCode,
-                      m.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode)]
-            for o in m.subgraphs[0].operators]  # fmt: skip
+    return [
+        names[
+            max(
+                m.operatorCodes[o.opcodeIndex].builtinCode,
+                m.operatorCodes[o.opcodeIndex].deprecatedBuiltinCode,
+            )
+        ]
+        for o in m.subgraphs[0].operators
+    ]
 
 
 def _run(content, x):
@@ -338,8 +364,9 @@ def test_cnn14_float_tflite_splits_block6():
     assert len(content) < 4 * model.count_params() + 10e6  # the whole kernel (151 MB) is gone
     x = common.synthetic_windows(32000, 32000, count=1)
     got = T.TfliteRunner(content)(x)["clipwise_output"]
-    np.testing.assert_allclose(got, np.asarray(model(x, training=False)["clipwise_output"]),
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        got, np.asarray(model(x, training=False)["clipwise_output"]), atol=1e-5
+    )
 
 
 def test_waveform_model_tflite(tmp_path):
@@ -375,8 +402,11 @@ def test_readme_android_facts(cnn6, mediapipe_files):
     for fmt in ("mediapipe_float16", "mediapipe_dynamic_int8"):
         assert f"`{fmt}`" in section
     # Sizes of the four MediaPipe variants, to the page's 0.1 MB.
-    sizes = re.search(r"Measured Cnn6 sizes: float32 ([\d.]+) MB, float16 ([\d.]+) MB, "
-                      r"dynamic int8 ([\d.]+) MB, int8 ([\d.]+) MB", section)  # fmt: skip
+    sizes = re.search(
+        r"Measured Cnn6 sizes: float32 ([\d.]+) MB, float16 ([\d.]+) MB, "
+        r"dynamic int8 ([\d.]+) MB, int8 ([\d.]+) MB",
+        section,
+    )
     for variant, mb in zip(T.VARIANTS, sizes.groups()):
         assert abs(mediapipe_files[variant]["bytes"] / 1e6 - float(mb)) <= 0.05, variant
     # Input: [1, 32000] for a 1 s window of a 32 kHz model; one output [1, 527] for MediaPipe.
