@@ -1,8 +1,8 @@
 """Which ops of a full-integer (int8) TFLite export stay float, chosen from measurements.
 
 LiteRT's quantization debugger (``tf.lite.experimental.QuantizationDebugger``) run per layer
-on real windows of a trained Cnn6 (8 kHz spoken digits, 1 s; ``benchmarks/quantization.py``
-prints it, notes in BUILD_NOTES) shows:
+on real windows of a trained Cnn6 (8 kHz spoken digits, 1 s; ``quantize.layer_errors`` computes it,
+BUILD_NOTES "Deployment" has the figures) shows:
 
 * the log-mel front end cannot be int8 (its tensors span ~200 dB): it stays float
   (:data:`panns_keras.export.tflite_rewrite.FLOAT_NODES`), as before;
